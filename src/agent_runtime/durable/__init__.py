@@ -1,0 +1,48 @@
+"""The durable-run substrate: checkpointed steps, replay, leases, events and a stream log."""
+
+from ._manifest import DurableRunManifest, derive_worker_id, manifest_hash, step_id
+from ._memory import InMemoryDurableRunStore
+from ._migrations import DURABLE_SCHEMA_VERSION
+from ._records import (
+    AppendStreamResult,
+    EmitEventResult,
+    EventRecord,
+    RunHandle,
+    RunRecord,
+    RunStatus,
+    StartOrResumeResult,
+    StepKind,
+    StepRecord,
+    StepStatus,
+    StreamEventRecord,
+)
+from ._run import DurableContext, EmitOutcome, RunDurableResult, run_durable
+from ._sqlite import SQLiteDurableRunStore
+from ._store import DEFAULT_LEASE_MS, DurableRunStore
+
+__all__ = [
+    "DEFAULT_LEASE_MS",
+    "DURABLE_SCHEMA_VERSION",
+    "AppendStreamResult",
+    "DurableContext",
+    "DurableRunManifest",
+    "DurableRunStore",
+    "EmitEventResult",
+    "EmitOutcome",
+    "EventRecord",
+    "InMemoryDurableRunStore",
+    "RunDurableResult",
+    "RunHandle",
+    "RunRecord",
+    "RunStatus",
+    "SQLiteDurableRunStore",
+    "StartOrResumeResult",
+    "StepKind",
+    "StepRecord",
+    "StepStatus",
+    "StreamEventRecord",
+    "derive_worker_id",
+    "manifest_hash",
+    "run_durable",
+    "step_id",
+]

@@ -1,0 +1,88 @@
+"""Run manifests, their hash, step ids and worker ids."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import DurableValueError
+from ..jsoncanon import canonical_hash, canonical_json, ensure_json
+
+__all__ = ["DurableRunManifest", "derive_worker_id", "manifest_hash", "step_id"]
+
+
+def _task_identity(task: Any) -> dict[str, Any]:
+    """The task fields that identify a run: id, intent and domain."""
+    if isinstance(task, Mapping):
+        get = task.get
+    else:
+
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(task, name, default)
+
+    ident = {"id": get("id"), "intent": get("intent"), "domain": get("domain")}
+    if ident["id"] is None and ident["intent"] is None:
+        raise DurableValueError("task needs an `id` or an `intent`", path="manifest.task")
+    return ident
+
+
+@dataclass(frozen=True, slots=True)
+class DurableRunManifest:
+    """What a run was started with; the same run id must always come with the same manifest.
+
+    `task` is a mapping or an object with `id`, `intent` and `domain` (an `AgentTaskSpec`).
+    `tags` are descriptive and do not enter the hash.
+    """
+
+    project_id: str
+    task: Any
+    input: Any
+    scenario_id: str | None = None
+    tags: Mapping[str, Any] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.project_id, str) or not self.project_id:
+            raise DurableValueError("project_id must be a non-empty string", path="manifest")
+        if self.scenario_id is not None and not isinstance(self.scenario_id, str):
+            raise DurableValueError("scenario_id must be a string", path="manifest")
+        ensure_json(_task_identity(self.task), root="manifest.task")
+        ensure_json(self.input, root="input")
+        if self.tags is not None:
+            ensure_json(dict(self.tags), root="manifest.tags")
+
+    def identity(self) -> dict[str, Any]:
+        """The hashed part of the manifest."""
+        return {
+            "project_id": self.project_id,
+            "scenario_id": self.scenario_id,
+            "task": _task_identity(self.task),
+            "input": self.input,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.identity()
+        data["tags"] = dict(self.tags) if self.tags is not None else None
+        return data
+
+
+def manifest_hash(manifest: DurableRunManifest) -> str:
+    """sha256 of the canonical JSON of project, scenario, task id/intent/domain and input."""
+    return canonical_hash(manifest.identity(), root="manifest")
+
+
+def step_id(run_id: str, index: int, intent: str) -> str:
+    """A stable id for the step at `index` of `run_id`: usable as an idempotency key."""
+    if not run_id or index < 0 or not isinstance(intent, str):
+        raise DurableValueError("step_id needs a run id, an index >= 0 and an intent")
+    digest = hashlib.sha256(canonical_json([run_id, index, intent]).encode()).hexdigest()
+    return f"step_{digest[:32]}"
+
+
+def derive_worker_id() -> str:
+    """`host:pid:random` — unique per process start, readable in `runs show`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"

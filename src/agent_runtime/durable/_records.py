@@ -1,0 +1,216 @@
+"""Records a durable-run store reads and writes: runs, steps, events, stream events, handles."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple
+
+__all__ = [
+    "AppendStreamResult",
+    "EmitEventResult",
+    "EventRecord",
+    "RunHandle",
+    "RunRecord",
+    "RunStatus",
+    "StartOrResumeResult",
+    "StepKind",
+    "StepRecord",
+    "StepStatus",
+    "StreamEventRecord",
+]
+
+RunStatus = Literal["pending", "running", "completed", "failed", "suspended"]
+StepKind = Literal["logic", "llm", "tool", "readiness", "deterministic", "event"]
+StepStatus = Literal["running", "completed", "failed"]
+HandleKind = Literal["sandbox", "remote"]
+
+RUN_STATUSES: frozenset[str] = frozenset(("pending", "running", "completed", "failed", "suspended"))
+STEP_KINDS: frozenset[str] = frozenset(
+    ("logic", "llm", "tool", "readiness", "deterministic", "event")
+)
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch; leases compare these across processes."""
+    return time.time_ns() // 1_000_000
+
+
+def ms_to_dt(ms: int | None) -> datetime | None:
+    """Epoch milliseconds to an aware UTC datetime (None stays None)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle:
+    """Where a run's live execution can be re-attached (a sandbox session, a remote run)."""
+
+    kind: HandleKind
+    sandbox_id: str | None = None
+    session_id: str | None = None
+    run_id: str | None = None
+    status: str | None = None
+    cursor: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "sandbox_id": self.sandbox_id,
+            "session_id": self.session_id,
+            "run_id": self.run_id,
+            "status": self.status,
+            "cursor": self.cursor,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunHandle:
+        return cls(
+            kind=data["kind"],
+            sandbox_id=data.get("sandbox_id"),
+            session_id=data.get("session_id"),
+            run_id=data.get("run_id"),
+            status=data.get("status"),
+            cursor=data.get("cursor"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One durable run: identity, manifest hash, status, lease and outcome."""
+
+    run_id: str
+    manifest_hash: str
+    project_id: str
+    scenario_id: str | None
+    status: RunStatus
+    created_at: datetime
+    updated_at: datetime
+    lease_holder: str | None
+    lease_expires_at: datetime | None
+    outcome: Any
+    step_count: int
+    handle: RunHandle | None
+    manifest: Any = None
+    lease_epoch: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "manifest_hash": self.manifest_hash,
+            "project_id": self.project_id,
+            "scenario_id": self.scenario_id,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "lease_holder": self.lease_holder,
+            "lease_expires_at": (
+                self.lease_expires_at.isoformat() if self.lease_expires_at else None
+            ),
+            "lease_epoch": self.lease_epoch,
+            "outcome": self.outcome,
+            "step_count": self.step_count,
+            "handle": self.handle.to_dict() if self.handle else None,
+            "manifest": self.manifest,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One step at a position of a run, with its JSON result or error."""
+
+    run_id: str
+    step_index: int
+    intent: str
+    kind: StepKind
+    input_hash: str | None
+    status: StepStatus
+    attempts: int
+    result: Any
+    error: dict[str, Any] | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "step_index": self.step_index,
+            "intent": self.intent,
+            "kind": self.kind,
+            "input_hash": self.input_hash,
+            "status": self.status,
+            "attempts": self.attempts,
+            "result": self.result,
+            "error": self.error,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A keyed event of a run; the first emit for a key wins."""
+
+    run_id: str
+    key: str
+    payload: Any
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEventRecord:
+    """An entry of a run's stream log; `seq` is assigned by the store, gapless from 0."""
+
+    run_id: str
+    seq: int
+    event_id: str
+    payload: Any
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "payload": self.payload,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class StartOrResumeResult(NamedTuple):
+    """What `start_or_resume` returns: the run, its completed steps in order, the lease expiry.
+
+    `lease_expires_at` is None when the run is already completed (replay needs no lease).
+    """
+
+    run: RunRecord
+    completed_steps: list[StepRecord]
+    lease_expires_at: datetime | None
+
+
+class EmitEventResult(NamedTuple):
+    """`accepted` is False when an event with that key existed; `record` is the stored one."""
+
+    accepted: bool
+    record: EventRecord
+
+    @property
+    def payload(self) -> Any:
+        return self.record.payload
+
+
+class AppendStreamResult(NamedTuple):
+    """`accepted` is False for a duplicate event id; `record` is the stored entry either way."""
+
+    accepted: bool
+    record: StreamEventRecord
+
+    @property
+    def seq(self) -> int:
+        return self.record.seq
+
+    @property
+    def payload(self) -> Any:
+        return self.record.payload

@@ -1,0 +1,330 @@
+"""`run_durable`: drive a task function as an ordered list of checkpointed steps.
+
+Steps are identified by position. A completed step returns its stored result without calling
+its function; the first unfinished position runs for real. The run holds a lease renewed by a
+heartbeat; losing it cancels the task and every later commit by this worker is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid as _uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from ..errors import (
+    DurableAwaitEventTimeoutError,
+    DurableRunDivergenceError,
+    DurableRunError,
+    DurableRunLeaseLostError,
+    DurableStepInputMismatchError,
+    DurableValueError,
+)
+from ..jsoncanon import canonical_hash
+from ._manifest import DurableRunManifest, derive_worker_id
+from ._records import RunRecord, StepKind, StepRecord
+from ._store import DEFAULT_LEASE_MS, DurableRunStore
+from ._validate import check_id, check_kind, check_lease_ms, error_to_dict
+
+__all__ = ["DurableContext", "EmitOutcome", "RunDurableResult", "run_durable"]
+
+log = logging.getLogger("agent_runtime.durable")
+
+# Steps of these kinds are marked running durably before `fn` is called, so a crash during an
+# LLM or tool call shows up as a second attempt. Other kinds begin and complete in one commit.
+DURABLE_BEGIN_KINDS = frozenset(("llm", "tool"))
+
+
+class EmitOutcome(NamedTuple):
+    """What `ctx.emit_event` returns; `accepted` is False when the key was already emitted."""
+
+    accepted: bool
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RunDurableResult:
+    """The task's return value, the final run record and every completed step."""
+
+    result: Any
+    record: RunRecord
+    steps: list[StepRecord]
+    replayed: int = 0
+    executed: int = 0
+
+
+class DurableContext:
+    """Handed to the task function: the only way to do work that must not repeat."""
+
+    def __init__(
+        self,
+        *,
+        store: DurableRunStore,
+        run_id: str,
+        worker_id: str,
+        completed: list[StepRecord],
+        replay_only: bool,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.worker_id = worker_id
+        self._completed = {s.step_index: s for s in completed}
+        self._replay_only = replay_only
+        self._position = 0
+        self._lease_lost = False
+        self.steps: list[StepRecord] = []
+        self.replayed = 0
+        self.executed = 0
+
+    @property
+    def position(self) -> int:
+        """The position the next step will take."""
+        return self._position
+
+    @property
+    def replaying(self) -> bool:
+        """True while the next position has a stored result."""
+        return self._position in self._completed
+
+    def _lost(self) -> DurableRunLeaseLostError:
+        return DurableRunLeaseLostError(
+            f"worker {self.worker_id!r} lost the lease of run {self.run_id!r}", run_id=self.run_id
+        )
+
+    def _replay(self, index: int, intent: str, input_hash: str | None) -> StepRecord | None:
+        stored = self._completed.get(index)
+        if stored is None:
+            if self._replay_only:
+                raise DurableRunDivergenceError(
+                    f"run {self.run_id!r} is completed with {len(self._completed)} steps, but the "
+                    f"task asked for a new step {index} ({intent!r})",
+                    run_id=self.run_id,
+                )
+            return None
+        if stored.intent != intent:
+            raise DurableRunDivergenceError(
+                f"step {index} of run {self.run_id!r} was recorded as {stored.intent!r}, "
+                f"the task now asks for {intent!r}",
+                run_id=self.run_id,
+            )
+        if input_hash is not None and stored.input_hash is not None and stored.input_hash != input_hash:
+            raise DurableStepInputMismatchError(
+                f"step {index} ({intent!r}) of run {self.run_id!r} was recorded with another "
+                "input fingerprint",
+                run_id=self.run_id,
+            )
+        self.replayed += 1
+        self.steps.append(stored)
+        return stored
+
+    async def step(
+        self,
+        intent: str,
+        fn: Callable[[], Any],
+        *,
+        kind: StepKind = "logic",
+        input_fingerprint: Any = None,
+    ) -> Any:
+        """Run `fn` once for this position and checkpoint its JSON result; replay it after."""
+        if type(intent) is not str or not intent:
+            raise DurableValueError("step intent must be a non-empty string", path="intent")
+        check_kind(kind)
+        input_hash = (
+            None if input_fingerprint is None
+            else canonical_hash(input_fingerprint, root="input_fingerprint")
+        )
+        index = self._position
+        self._position += 1
+        stored = self._replay(index, intent, input_hash)
+        if stored is not None:
+            return stored.result
+        if self._lease_lost:
+            raise self._lost()
+        store, run_id, worker_id = self.store, self.run_id, self.worker_id
+        if kind in DURABLE_BEGIN_KINDS:
+            await store.begin_step(run_id, index, intent, kind, input_hash, worker_id=worker_id)
+        try:
+            value = fn()
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:
+            self.executed += 1
+            await store.fail_step(
+                run_id,
+                index,
+                error_to_dict(exc),
+                intent=intent,
+                kind=kind,
+                input_hash=input_hash,
+                worker_id=worker_id,
+            )
+            raise
+        record = await store.complete_step(
+            run_id,
+            index,
+            value,
+            intent=intent,
+            kind=kind,
+            input_hash=input_hash,
+            worker_id=worker_id,
+        )
+        self.executed += 1
+        self.steps.append(record)
+        return record.result
+
+    async def now(self) -> datetime:
+        """The wall-clock time, recorded once: the same value on every replay."""
+        iso = await self.step("ctx.now", _iso_now, kind="deterministic")
+        return datetime.fromisoformat(iso)
+
+    async def uuid(self) -> str:
+        """A random UUID4 string, recorded once."""
+        value: str = await self.step("ctx.uuid", _new_uuid, kind="deterministic")
+        return value
+
+    async def emit_event(self, key: str, payload: Any) -> EmitOutcome:
+        """Emit a keyed event for this run; the first emit of a key wins."""
+        check_id(key, "key")
+
+        async def emit() -> dict[str, Any]:
+            res = await self.store.emit_event(self.run_id, key, payload)
+            return {"accepted": res.accepted, "payload": res.record.payload}
+
+        data = await self.step(f"ctx.emit_event:{key}", emit, kind="event")
+        return EmitOutcome(bool(data["accepted"]), data["payload"])
+
+    async def await_event(
+        self, key: str, timeout_ms: int = 60_000, *, poll_ms: int = 10, max_poll_ms: int = 250
+    ) -> Any:
+        """Wait for an event of this run (emitted before or after the call) and return its
+        payload; `DurableAwaitEventTimeoutError` after `timeout_ms`. The outcome, payload or
+        timeout, is recorded so a replay sees the same."""
+        check_id(key, "key")
+        if type(timeout_ms) is not int or timeout_ms < 0:
+            raise DurableValueError("timeout_ms must be an int >= 0", path="timeout_ms")
+
+        async def wait() -> dict[str, Any]:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_ms / 1000
+            delay = max(poll_ms, 1) / 1000
+            while True:
+                rec = await self.store.load_event(self.run_id, key)
+                if rec is not None:
+                    return {"payload": rec.payload}
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return {"timeout": True}
+                await asyncio.sleep(min(delay, remaining))
+                delay = min(delay * 1.5, max_poll_ms / 1000)
+
+        data = await self.step(
+            f"ctx.await_event:{key}", wait, kind="event", input_fingerprint=timeout_ms
+        )
+        if data.get("timeout"):
+            raise DurableAwaitEventTimeoutError(
+                f"no event {key!r} for run {self.run_id!r} within {timeout_ms} ms",
+                run_id=self.run_id,
+            )
+        return data["payload"]
+
+
+def _iso_now() -> str:
+    return datetime.now().astimezone().isoformat()
+
+
+def _new_uuid() -> str:
+    return str(_uuid.uuid4())
+
+
+async def _heartbeat(
+    ctx: DurableContext, store: DurableRunStore, lease_ms: int, task: asyncio.Task[Any]
+) -> None:
+    """Renew the lease every lease/3; on refusal mark the lease lost and cancel the task."""
+    interval = lease_ms / 3 / 1000
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            ok = await store.renew_lease(ctx.run_id, ctx.worker_id, lease_ms=lease_ms)
+        except Exception as exc:  # transient store trouble: the fence still protects commits
+            log.warning("lease renewal of run %s failed: %s", ctx.run_id, exc)
+            continue
+        if not ok:
+            log.warning("worker %s lost the lease of run %s", ctx.worker_id, ctx.run_id)
+            ctx._lease_lost = True
+            task.cancel()
+            return
+
+
+async def run_durable(
+    *,
+    run_id: str,
+    manifest: DurableRunManifest,
+    store: DurableRunStore,
+    task_fn: Callable[[DurableContext], Awaitable[Any]],
+    worker_id: str | None = None,
+    lease_ms: int = DEFAULT_LEASE_MS,
+) -> RunDurableResult:
+    """Start or resume `run_id` and drive `task_fn(ctx)` to the end.
+
+    Completed steps replay from the store in one read; a completed run replays entirely
+    without a lease. A step or task that raises ends the run `failed` (re-raised here);
+    the task's return value must be JSON and becomes the run's outcome.
+    """
+    check_id(run_id, "run_id")
+    check_lease_ms(lease_ms)
+    if not isinstance(manifest, DurableRunManifest):
+        raise DurableValueError("manifest must be a DurableRunManifest", path="manifest")
+    if not callable(task_fn):
+        raise DurableValueError("task_fn must be an async function", path="task_fn")
+    worker = check_id(worker_id, "worker_id") if worker_id is not None else derive_worker_id()
+
+    run, completed, lease_expires_at = await store.start_or_resume(
+        run_id, manifest, worker, lease_ms=lease_ms
+    )
+    if run.status == "completed" and lease_expires_at is None:
+        ctx = DurableContext(
+            store=store, run_id=run_id, worker_id=worker, completed=completed, replay_only=True
+        )
+        result = await task_fn(ctx)
+        return RunDurableResult(result, run, ctx.steps, ctx.replayed, 0)
+
+    ctx = DurableContext(
+        store=store, run_id=run_id, worker_id=worker, completed=completed, replay_only=False
+    )
+    main = asyncio.ensure_future(task_fn(ctx))
+    beat = asyncio.create_task(_heartbeat(ctx, store, lease_ms, main))
+    try:
+        try:
+            result = await main
+        finally:
+            beat.cancel()
+    except DurableRunLeaseLostError:
+        raise
+    except asyncio.CancelledError:
+        if ctx._lease_lost:
+            raise ctx._lost() from None
+        await _release(store, run_id, worker)
+        raise
+    except Exception as exc:
+        if ctx._lease_lost:
+            raise ctx._lost() from exc
+        await store.end_run(run_id, worker, "failed", {"error": error_to_dict(exc)})
+        raise
+    try:
+        record = await store.end_run(run_id, worker, "completed", result)
+    except DurableValueError as exc:
+        await store.end_run(run_id, worker, "failed", {"error": error_to_dict(exc)})
+        raise
+    return RunDurableResult(result, record, ctx.steps, ctx.replayed, ctx.executed)
+
+
+async def _release(store: DurableRunStore, run_id: str, worker: str) -> None:
+    """Cancelled from outside: free the lease so another worker can resume at once."""
+    try:
+        await asyncio.shield(store.end_run(run_id, worker, "suspended", None))
+    except (DurableRunError, Exception) as exc:  # best effort; the lease expires anyway
+        log.debug("could not release run %s after cancellation: %s", run_id, exc)

@@ -1,0 +1,62 @@
+"""SQLite schema of the durable store, as versioned migrations (append only)."""
+
+from __future__ import annotations
+
+from ._migrations import Migration
+
+SQLITE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "runs, steps, events, stream log",
+        """
+CREATE TABLE durable_runs (
+    run_id TEXT PRIMARY KEY,
+    manifest_hash TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    scenario_id TEXT,
+    status TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    lease_holder TEXT,
+    lease_expires_at_ms INTEGER,
+    lease_epoch INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT,
+    step_count INTEGER NOT NULL DEFAULT 0,
+    handle TEXT
+);
+CREATE INDEX durable_runs_updated ON durable_runs (updated_at_ms);
+CREATE INDEX durable_runs_status ON durable_runs (status, lease_expires_at_ms);
+CREATE TABLE durable_steps (
+    run_id TEXT NOT NULL,
+    step_index INTEGER NOT NULL,
+    intent TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    input_hash TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    result TEXT,
+    error TEXT,
+    started_at_ms INTEGER,
+    completed_at_ms INTEGER,
+    PRIMARY KEY (run_id, step_index)
+) WITHOUT ROWID;
+CREATE TABLE durable_events (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE durable_stream (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX durable_stream_event_id ON durable_stream (run_id, event_id);
+""",
+    ),
+)

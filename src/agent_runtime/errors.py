@@ -1,0 +1,180 @@
+"""The error hierarchy: every error the package raises derives from `AgentRuntimeError`.
+
+Each error carries a stable machine-readable `code` so HTTP layers and logs can branch on it
+without matching message text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AgentRuntimeError",
+    "BackendTransportError",
+    "ConfigurationError",
+    "DurableAwaitEventTimeoutError",
+    "DurableRunDivergenceError",
+    "DurableRunError",
+    "DurableRunInputMismatchError",
+    "DurableRunLeaseHeldError",
+    "DurableRunLeaseLostError",
+    "DurableRunNotFoundError",
+    "DurableStepInputMismatchError",
+    "DurableValueError",
+    "EventParseError",
+    "RuntimeRunStateError",
+    "SessionMismatchError",
+    "StoreUnavailableError",
+]
+
+
+class AgentRuntimeError(Exception):
+    """Root of every error raised by `agent_runtime`."""
+
+    code: str = "agent_runtime_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe description used when an error crosses a store or the wire."""
+        return {"type": type(self).__name__, "code": self.code, "message": self.message}
+
+
+class ConfigurationError(AgentRuntimeError):
+    """A setting, URL or option is missing or malformed."""
+
+    code = "configuration_error"
+
+
+class StoreUnavailableError(AgentRuntimeError):
+    """A store could not be reached or opened (connection refused, unreadable file)."""
+
+    code = "store_unavailable"
+
+
+# --- durable-run substrate -------------------------------------------------------------------
+
+
+class DurableRunError(AgentRuntimeError):
+    """Base class of durable-run errors; `code` tells which rule was broken."""
+
+    code = "durable_run_error"
+
+    def __init__(self, message: str, *, code: str | None = None, run_id: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.run_id = run_id
+
+
+class DurableRunNotFoundError(DurableRunError):
+    """The run id is unknown to the store."""
+
+    code = "run_not_found"
+
+
+class DurableRunLeaseHeldError(DurableRunError):
+    """Another live worker holds the run's lease."""
+
+    code = "lease_held"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        holder: str | None = None,
+        expires_at_ms: int | None = None,
+    ) -> None:
+        super().__init__(message, run_id=run_id)
+        self.holder = holder
+        self.expires_at_ms = expires_at_ms
+
+
+class DurableRunLeaseLostError(DurableRunError):
+    """This worker's lease was taken over; its commits are refused (fencing)."""
+
+    code = "lease_lost"
+
+
+class DurableRunInputMismatchError(DurableRunError):
+    """The run id exists with a different manifest hash."""
+
+    code = "input_mismatch"
+
+
+class DurableRunDivergenceError(DurableRunError):
+    """The task asked for a different step than the one recorded at this position."""
+
+    code = "divergence"
+
+
+class DurableStepInputMismatchError(DurableRunError):
+    """The step at this position was recorded with a different input fingerprint."""
+
+    code = "step_input_mismatch"
+
+
+class DurableAwaitEventTimeoutError(DurableRunError):
+    """`ctx.await_event` saw no event for its key before the timeout."""
+
+    code = "await_event_timeout"
+
+
+class DurableValueError(DurableRunError, ValueError):
+    """A value is not strict JSON; `path` names where (`input.items[3].price`)."""
+
+    code = "invalid_value"
+
+    def __init__(self, message: str, *, path: str = "$") -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.reason = message
+
+
+# --- tasks, backends, sessions, telemetry ------------------------------------------------------
+
+
+class BackendTransportError(AgentRuntimeError):
+    """A backend could not be reached or answered with an error status."""
+
+    code = "backend.transport"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        attempts: int = 1,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.retryable = retryable
+        self.attempts = attempts
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(status=self.status, retryable=self.retryable, attempts=self.attempts)
+        return data
+
+
+class EventParseError(AgentRuntimeError, ValueError):
+    """A serialized event is not valid (unknown type, missing or mistyped field)."""
+
+    code = "event_parse_error"
+
+
+class SessionMismatchError(AgentRuntimeError):
+    """A session id is reused by another tenant or user."""
+
+    code = "session_mismatch"
+
+
+class RuntimeRunStateError(AgentRuntimeError):
+    """A runtime-run handle was completed or failed twice."""
+
+    code = "runtime_run_state"
