@@ -22,6 +22,8 @@ __all__ = [
     "DurableStepInputMismatchError",
     "DurableValueError",
     "EventParseError",
+    "InvalidArgumentError",
+    "ModelCatalogError",
     "RuntimeRunStateError",
     "SessionMismatchError",
     "StoreUnavailableError",
@@ -178,3 +180,20 @@ class RuntimeRunStateError(AgentRuntimeError):
     """A runtime-run handle was completed or failed twice."""
 
     code = "runtime_run_state"
+
+
+class InvalidArgumentError(AgentRuntimeError, ValueError):
+    """A public function got a malformed argument; `path` names which one."""
+
+    code = "invalid_argument"
+
+    def __init__(self, message: str, *, path: str = "$") -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.reason = message
+
+
+class ModelCatalogError(AgentRuntimeError):
+    """A router's model list is malformed, or a model id is unusable for chat."""
+
+    code = "model_catalog"
