@@ -1,0 +1,260 @@
+"""`PostgresRuntimeSessionStore`: sessions in PostgreSQL for many workers (psycopg 3 + pool).
+
+Writes lock the session row (`SELECT ... FOR UPDATE`) before the ownership check, so two
+workers appending to one session serialize and message positions never collide. JSON is
+stored as text (not jsonb) so every string, including NUL characters, round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import StoreUnavailableError
+from ..jsoncanon import loads_json
+from ._records import (
+    RuntimeSession,
+    check_limit,
+    check_owner,
+    check_owner_args,
+    encode_messages,
+    encode_metadata,
+    encode_patch,
+    merge_metadata,
+    ms_to_dt,
+    now_ms,
+)
+
+__all__ = ["PostgresRuntimeSessionStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runtime_sessions (
+    session_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    user_id TEXT,
+    created_at_ms BIGINT NOT NULL,
+    updated_at_ms BIGINT NOT NULL,
+    metadata TEXT NOT NULL,
+    message_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runtime_sessions_owner
+    ON runtime_sessions (tenant_id, user_id, updated_at_ms);
+CREATE TABLE IF NOT EXISTS runtime_session_messages (
+    session_id TEXT NOT NULL REFERENCES runtime_sessions (session_id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+"""
+_COLUMNS = "session_id, tenant_id, user_id, created_at_ms, updated_at_ms, metadata, message_count"
+# serializes concurrent first-time schema creation across processes
+_SCHEMA_LOCK_KEY = 0x72756E74696D65  # "runtime"
+
+Row = tuple[Any, ...]
+Conn = Any  # psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+class PostgresRuntimeSessionStore:
+    """A `RuntimeSessionStore` in PostgreSQL; the pool opens and the schema is created on
+    first use (idempotently, under an advisory lock)."""
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        try:
+            from psycopg_pool import AsyncConnectionPool
+        except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
+            raise StoreUnavailableError(
+                "PostgresRuntimeSessionStore needs durable-agent-runtime[postgres]"
+            ) from exc
+        self.dsn = dsn
+        self._pool: Any = AsyncConnectionPool(
+            dsn, min_size=min_size, max_size=max_size, open=False, kwargs={"autocommit": True}
+        )
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> Any:
+        if self._ready:
+            return self._pool
+        import psycopg
+
+        async with self._lock:
+            if not self._ready:
+                try:
+                    await self._pool.open(wait=True, timeout=10)
+                    async with self._pool.connection() as conn, conn.transaction():
+                        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+                        await conn.execute(_SCHEMA)
+                except (psycopg.Error, TimeoutError) as exc:
+                    raise StoreUnavailableError(
+                        f"cannot open PostgreSQL session store: {exc}"
+                    ) from exc
+                self._ready = True
+        return self._pool
+
+    @staticmethod
+    async def _owned(
+        conn: Conn, session_id: str, tenant_id: str, user_id: str | None, *, lock: bool = True
+    ) -> Row | None:
+        cur = await conn.execute(
+            f"SELECT {_COLUMNS} FROM runtime_sessions WHERE session_id = %s"
+            + (" FOR UPDATE" if lock else ""),
+            (session_id,),
+        )
+        row: Row | None = await cur.fetchone()
+        if row is not None:
+            check_owner(session_id, row[1], row[2], tenant_id, user_id)
+        return row
+
+    @staticmethod
+    async def _insert(
+        conn: Conn, session_id: str, tenant_id: str, user_id: str | None, meta: str
+    ) -> Row | None:
+        """Insert unless another worker just did; returns the new row or None."""
+        now = now_ms()
+        cur = await conn.execute(
+            f"INSERT INTO runtime_sessions ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, 0) "
+            f"ON CONFLICT (session_id) DO NOTHING RETURNING {_COLUMNS}",
+            (session_id, tenant_id, user_id, now, now, meta),
+        )
+        row: Row | None = await cur.fetchone()
+        return row
+
+    async def _claim(
+        self, conn: Conn, session_id: str, tenant_id: str, user_id: str | None, meta: str
+    ) -> Row:
+        """The locked, owner-checked row, created when missing."""
+        row = await self._owned(conn, session_id, tenant_id, user_id)
+        if row is None:
+            row = await self._insert(conn, session_id, tenant_id, user_id, meta)
+            if row is None:  # lost a creation race: the winner's row decides ownership
+                row = await self._owned(conn, session_id, tenant_id, user_id)
+        assert row is not None
+        return row
+
+    @staticmethod
+    async def _record(conn: Conn, row: Row, *, with_messages: bool = True) -> RuntimeSession:
+        messages: tuple[dict[str, Any], ...] = ()
+        if with_messages:
+            cur = await conn.execute(
+                "SELECT message FROM runtime_session_messages WHERE session_id = %s ORDER BY seq",
+                (row[0],),
+            )
+            messages = tuple(loads_json(m) for (m,) in await cur.fetchall())
+        return RuntimeSession(
+            session_id=row[0],
+            tenant_id=row[1],
+            user_id=row[2],
+            created_at=ms_to_dt(row[3]),
+            updated_at=ms_to_dt(row[4]),
+            metadata=loads_json(row[5]),
+            messages=messages,
+            message_count=row[6],
+        )
+
+    async def get_or_create(
+        self,
+        session_id: str,
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RuntimeSession:
+        check_owner_args(session_id, tenant_id, user_id)
+        meta = encode_metadata(metadata)
+        pool = await self._ensure()
+        async with pool.connection() as conn, conn.transaction():
+            row = await self._owned(conn, session_id, tenant_id, user_id, lock=False)
+            if row is None:
+                row = await self._claim(conn, session_id, tenant_id, user_id, meta)
+            return await self._record(conn, row)
+
+    async def load(
+        self, session_id: str, *, tenant_id: str, user_id: str | None = None
+    ) -> RuntimeSession | None:
+        check_owner_args(session_id, tenant_id, user_id)
+        pool = await self._ensure()
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            row = await self._owned(conn, session_id, tenant_id, user_id, lock=False)
+            return None if row is None else await self._record(conn, row)
+
+    async def append_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> RuntimeSession:
+        check_owner_args(session_id, tenant_id, user_id)
+        encoded = encode_messages(messages)
+        pool = await self._ensure()
+        async with pool.connection() as conn, conn.transaction():
+            row = await self._claim(conn, session_id, tenant_id, user_id, "{}")
+            if encoded:
+                count, now = row[6], now_ms()
+                async with conn.cursor() as cur:
+                    await cur.executemany(
+                        "INSERT INTO runtime_session_messages VALUES (%s, %s, %s, %s)",
+                        [(session_id, count + i, m, now) for i, m in enumerate(encoded)],
+                    )
+                cur2 = await conn.execute(
+                    "UPDATE runtime_sessions SET message_count = %s, "
+                    "updated_at_ms = GREATEST(updated_at_ms, %s) WHERE session_id = %s "
+                    f"RETURNING {_COLUMNS}",
+                    (count + len(encoded), now, session_id),
+                )
+                row = await cur2.fetchone()
+            return await self._record(conn, row)
+
+    async def update_metadata(
+        self,
+        session_id: str,
+        metadata: Mapping[str, Any],
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> RuntimeSession:
+        check_owner_args(session_id, tenant_id, user_id)
+        patch = encode_patch(metadata)
+        pool = await self._ensure()
+        async with pool.connection() as conn, conn.transaction():
+            row = await self._claim(conn, session_id, tenant_id, user_id, "{}")
+            merged = encode_metadata(merge_metadata(loads_json(row[5]), patch))
+            cur = await conn.execute(
+                "UPDATE runtime_sessions SET metadata = %s, "
+                "updated_at_ms = GREATEST(updated_at_ms, %s) WHERE session_id = %s "
+                f"RETURNING {_COLUMNS}",
+                (merged, now_ms(), session_id),
+            )
+            return await self._record(conn, await cur.fetchone())
+
+    async def list_sessions(
+        self, *, tenant_id: str, user_id: str | None = None, limit: int = 50
+    ) -> list[RuntimeSession]:
+        check_owner_args("-", tenant_id, user_id)
+        check_limit(limit)
+        pool = await self._ensure()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM runtime_sessions WHERE tenant_id = %s "
+                "AND (%s::text IS NULL OR user_id = %s) "
+                "ORDER BY updated_at_ms DESC, session_id DESC LIMIT %s",
+                (tenant_id, user_id, user_id, limit),
+            )
+            rows = await cur.fetchall()
+            return [await self._record(conn, r, with_messages=False) for r in rows]
+
+    async def delete(self, session_id: str, *, tenant_id: str, user_id: str | None = None) -> bool:
+        check_owner_args(session_id, tenant_id, user_id)
+        pool = await self._ensure()
+        async with pool.connection() as conn, conn.transaction():
+            if await self._owned(conn, session_id, tenant_id, user_id) is None:
+                return False
+            await conn.execute("DELETE FROM runtime_sessions WHERE session_id = %s", (session_id,))
+            return True
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -1,0 +1,73 @@
+"""The `RuntimeSessionStore` protocol: memory, SQLite and PostgreSQL stores implement it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from ._records import RuntimeSession
+
+__all__ = ["RuntimeSessionStore"]
+
+
+@runtime_checkable
+class RuntimeSessionStore(Protocol):
+    """Persistence for chat sessions, scoped by tenant and user.
+
+    Every method takes the caller's `tenant_id` and `user_id` (None for an anonymous user)
+    and raises `SessionMismatchError` when the session exists under another owner, so a
+    guessed or reused session id never reads or writes someone else's conversation.
+    """
+
+    async def get_or_create(
+        self,
+        session_id: str,
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RuntimeSession:
+        """The session with its messages, created (with `metadata`) when new."""
+        ...
+
+    async def load(
+        self, session_id: str, *, tenant_id: str, user_id: str | None = None
+    ) -> RuntimeSession | None:
+        """The session with its messages, or None when it does not exist."""
+        ...
+
+    async def append_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> RuntimeSession:
+        """Append JSON-object messages in one transaction (creating the session if new)."""
+        ...
+
+    async def update_metadata(
+        self,
+        session_id: str,
+        metadata: Mapping[str, Any],
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> RuntimeSession:
+        """Shallow-merge `metadata` into the session's (creating it if new); a key set to None
+        is removed."""
+        ...
+
+    async def list_sessions(
+        self, *, tenant_id: str, user_id: str | None = None, limit: int = 50
+    ) -> list[RuntimeSession]:
+        """The tenant's sessions (only `user_id`'s when given), most recently updated first,
+        without their messages."""
+        ...
+
+    async def delete(self, session_id: str, *, tenant_id: str, user_id: str | None = None) -> bool:
+        """Delete the session and its messages; False when it did not exist."""
+        ...
+
+    async def close(self) -> None: ...

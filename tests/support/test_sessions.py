@@ -1,0 +1,178 @@
+"""One conformance suite for every `RuntimeSessionStore`: memory, SQLite file, PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_runtime.errors import InvalidArgumentError, SessionMismatchError
+from agent_runtime.sessions import (
+    InMemoryRuntimeSessionStore,
+    PostgresRuntimeSessionStore,
+    RuntimeSessionStore,
+    SQLiteRuntimeSessionStore,
+)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    s: Any
+    if request.param == "memory":
+        s = InMemoryRuntimeSessionStore()
+    elif request.param == "sqlite":
+        s = SQLiteRuntimeSessionStore(tmp_path / "sessions.db")
+    else:
+        s = PostgresRuntimeSessionStore(request.getfixturevalue("pg_dsn"), max_size=4)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_protocol(store: Any) -> None:
+    assert isinstance(store, RuntimeSessionStore)
+
+
+async def test_create_append_load(store: Any) -> None:
+    s = await store.get_or_create("s1", tenant_id="t", user_id="u", metadata={"title": "hi"})
+    assert (s.session_id, s.tenant_id, s.user_id) == ("s1", "t", "u")
+    assert s.metadata == {"title": "hi"} and s.messages == () and s.message_count == 0
+    assert s.created_at == s.updated_at
+    await store.append_messages(
+        "s1", [{"role": "user", "content": "a"}], tenant_id="t", user_id="u"
+    )
+    s2 = await store.append_messages(
+        "s1",
+        [{"role": "assistant", "content": "b"}, {"role": "user", "content": "c\x00é\n"}],
+        tenant_id="t",
+        user_id="u",
+    )
+    assert [m["content"] for m in s2.messages] == ["a", "b", "c\x00é\n"]
+    assert s2.message_count == 3 and s2.updated_at >= s.updated_at
+    loaded = await store.load("s1", tenant_id="t", user_id="u")
+    assert loaded == s2
+    again = await store.get_or_create("s1", tenant_id="t", user_id="u", metadata={"x": 1})
+    assert again.metadata == {"title": "hi"}, "existing session keeps its metadata"
+    assert await store.load("nope", tenant_id="t", user_id="u") is None
+
+
+async def test_append_creates_and_anonymous_user(store: Any) -> None:
+    s = await store.append_messages("anon", [{"n": 1}], tenant_id="t")
+    assert s.user_id is None and s.message_count == 1
+    with pytest.raises(SessionMismatchError):
+        await store.load("anon", tenant_id="t", user_id="someone")
+
+
+async def test_other_tenant_or_user_is_refused_and_nothing_changes(store: Any) -> None:
+    await store.append_messages("s", [{"m": 1}], tenant_id="t1", user_id="u1")
+    for tenant, user in [("t2", "u1"), ("t1", "u2"), ("t1", None)]:
+        with pytest.raises(SessionMismatchError) as info:
+            await store.append_messages("s", [{"m": 2}], tenant_id=tenant, user_id=user)
+        assert "t1" not in str(info.value) or tenant == "t1"
+        with pytest.raises(SessionMismatchError):
+            await store.get_or_create("s", tenant_id=tenant, user_id=user)
+        with pytest.raises(SessionMismatchError):
+            await store.load("s", tenant_id=tenant, user_id=user)
+        with pytest.raises(SessionMismatchError):
+            await store.update_metadata("s", {"a": 1}, tenant_id=tenant, user_id=user)
+        with pytest.raises(SessionMismatchError):
+            await store.delete("s", tenant_id=tenant, user_id=user)
+    s = await store.load("s", tenant_id="t1", user_id="u1")
+    assert s.messages == ({"m": 1},) and s.metadata == {}
+
+
+async def test_metadata_merge(store: Any) -> None:
+    await store.get_or_create("s", tenant_id="t", metadata={"a": 1, "b": {"c": [1, 2]}})
+    s = await store.update_metadata("s", {"a": None, "d": "x"}, tenant_id="t")
+    assert s.metadata == {"b": {"c": [1, 2]}, "d": "x"}
+
+
+async def test_list_and_delete(store: Any) -> None:
+    for i in range(3):
+        await store.get_or_create(f"s{i}", tenant_id="t", user_id="u")
+        await asyncio.sleep(0.002)
+    await store.get_or_create("other-user", tenant_id="t", user_id="v")
+    await store.get_or_create("other-tenant", tenant_id="t2", user_id="u")
+    await asyncio.sleep(0.002)
+    await store.append_messages("s0", [{"bump": True}], tenant_id="t", user_id="u")
+    listed = await store.list_sessions(tenant_id="t", user_id="u")
+    assert [s.session_id for s in listed] == ["s0", "s2", "s1"]
+    assert listed[0].messages == () and listed[0].message_count == 1
+    assert {s.session_id for s in await store.list_sessions(tenant_id="t")} == {
+        "s0",
+        "s1",
+        "s2",
+        "other-user",
+    }
+    assert len(await store.list_sessions(tenant_id="t", limit=2)) == 2
+    assert await store.delete("s0", tenant_id="t", user_id="u") is True
+    assert await store.delete("s0", tenant_id="t", user_id="u") is False
+    assert await store.load("s0", tenant_id="t", user_id="u") is None
+    s = await store.append_messages("s0", [{"fresh": 1}], tenant_id="t", user_id="u")
+    assert s.messages == ({"fresh": 1},), "a deleted session leaves no messages behind"
+
+
+async def test_concurrent_appends_keep_every_message(store: Any) -> None:
+    await store.get_or_create("c", tenant_id="t")
+    await asyncio.gather(
+        *(store.append_messages("c", [{"i": i}, {"i": i}], tenant_id="t") for i in range(8))
+    )
+    s = await store.load("c", tenant_id="t")
+    assert s.message_count == 16 and sorted(m["i"] for m in s.messages) == sorted(
+        [i for i in range(8) for _ in range(2)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        (lambda st: st.get_or_create("", tenant_id="t"), "session_id"),
+        (lambda st: st.get_or_create("s", tenant_id=""), "tenant_id"),
+        (lambda st: st.get_or_create("s", tenant_id="t", user_id=5), "user_id"),
+        (lambda st: st.get_or_create("s\x00", tenant_id="t"), "session_id"),
+        (lambda st: st.get_or_create("s", tenant_id="t", metadata=[1]), "metadata"),
+        (lambda st: st.append_messages("s", {"role": "user"}, tenant_id="t"), "messages"),
+        (lambda st: st.append_messages("s", [{"ok": 1}, "no"], tenant_id="t"), "messages[1]"),
+        (
+            lambda st: st.append_messages("s", [{"v": float("inf")}], tenant_id="t"),
+            "messages[0].v",
+        ),
+        (lambda st: st.list_sessions(tenant_id="t", limit=0), "limit"),
+    ],
+)
+async def test_bad_input_is_typed_and_writes_nothing(store: Any, call: Any, path: str) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        await call(store)
+    assert info.value.path == path
+    assert await store.list_sessions(tenant_id="t") == []
+
+
+async def test_sqlite_survives_reopen_and_schema_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    a = SQLiteRuntimeSessionStore(path)
+    await a.append_messages("s", [{"x": 1}], tenant_id="t")
+    await a.close()
+    b = SQLiteRuntimeSessionStore(path)
+    assert (await b.load("s", tenant_id="t")).messages == ({"x": 1},)
+    await b.close()
+
+
+async def test_postgres_two_stores_share_sessions(pg_dsn: str) -> None:
+    a = PostgresRuntimeSessionStore(pg_dsn, max_size=2)
+    b = PostgresRuntimeSessionStore(pg_dsn, max_size=2)
+    try:
+        await asyncio.gather(
+            a.get_or_create("s", tenant_id="t"), b.get_or_create("s", tenant_id="t")
+        )
+        await a.append_messages("s", [{"from": "a"}], tenant_id="t")
+        s = await b.append_messages("s", [{"from": "b"}], tenant_id="t")
+        assert [m["from"] for m in s.messages] == ["a", "b"]
+        with pytest.raises(SessionMismatchError):
+            await b.get_or_create("s", tenant_id="other")
+    finally:
+        await a.close()
+        await b.close()
