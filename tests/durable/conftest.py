@@ -25,10 +25,18 @@ async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> DurableRunS
     return SQLiteDurableRunStore(tmp_path / "runs.db")
 
 
+async def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> DurableRunStore:
+    from agent_runtime.durable._postgres import PostgresDurableRunStore
+
+    dsn = request.getfixturevalue("pg_dsn")
+    return await PostgresDurableRunStore.from_dsn(dsn, min_size=1, max_size=4)
+
+
 # name -> async factory(request, tmp_path); a store joins the suite by adding one line here.
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
 
 

@@ -3,6 +3,7 @@
 from ._manifest import DurableRunManifest, derive_worker_id, manifest_hash, step_id
 from ._memory import InMemoryDurableRunStore
 from ._migrations import DURABLE_SCHEMA_VERSION
+from ._postgres import PostgresDurableRunStore
 from ._records import (
     AppendStreamResult,
     EmitEventResult,
@@ -31,6 +32,7 @@ __all__ = [
     "EmitOutcome",
     "EventRecord",
     "InMemoryDurableRunStore",
+    "PostgresDurableRunStore",
     "RunDurableResult",
     "RunHandle",
     "RunRecord",

@@ -1,0 +1,176 @@
+"""PostgreSQL schema of the durable store, as versioned migrations (append only).
+
+Times are epoch milliseconds (UTC) taken from the database clock (`durable_now_ms()`), so
+leases compare against one clock whatever host a worker runs on. JSON is stored as text,
+byte for byte what the library encoded. Two functions keep the hot paths at one round trip
+and one transaction each: a fenced step write and a stream append.
+"""
+
+from __future__ import annotations
+
+from ._migrations import Migration
+
+POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "runs, steps, events, stream log",
+        r"""
+CREATE FUNCTION durable_now_ms() RETURNS bigint LANGUAGE sql VOLATILE
+AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+
+CREATE TABLE durable_runs (
+    run_id text PRIMARY KEY,
+    manifest_hash text NOT NULL,
+    manifest text NOT NULL,
+    project_id text NOT NULL,
+    scenario_id text,
+    status text NOT NULL,
+    created_at_ms bigint NOT NULL,
+    updated_at_ms bigint NOT NULL,
+    lease_holder text,
+    lease_expires_at_ms bigint,
+    lease_epoch bigint NOT NULL DEFAULT 0,
+    outcome text,
+    step_count integer NOT NULL DEFAULT 0,
+    handle text
+);
+CREATE INDEX durable_runs_updated ON durable_runs (updated_at_ms DESC, run_id DESC);
+CREATE INDEX durable_runs_status ON durable_runs (status, lease_expires_at_ms);
+
+CREATE TABLE durable_steps (
+    run_id text NOT NULL,
+    step_index integer NOT NULL,
+    intent text NOT NULL,
+    kind text NOT NULL,
+    input_hash text,
+    status text NOT NULL,
+    attempts integer NOT NULL,
+    result text,
+    error text,
+    started_at_ms bigint,
+    completed_at_ms bigint,
+    PRIMARY KEY (run_id, step_index)
+);
+
+CREATE TABLE durable_events (
+    run_id text NOT NULL,
+    key text NOT NULL,
+    payload text NOT NULL,
+    created_at_ms bigint NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+
+CREATE TABLE durable_stream (
+    run_id text NOT NULL,
+    seq bigint NOT NULL,
+    event_id text NOT NULL,
+    payload text NOT NULL,
+    created_at_ms bigint NOT NULL,
+    PRIMARY KEY (run_id, seq),
+    UNIQUE (run_id, event_id)
+);
+
+CREATE TABLE durable_stream_heads (
+    run_id text PRIMARY KEY,
+    next_seq bigint NOT NULL
+);
+
+CREATE FUNCTION durable_write_step(
+    p_run_id text, p_index integer, p_status text, p_worker text, p_intent text,
+    p_kind text, p_input_hash text, p_result text, p_error text
+) RETURNS TABLE (
+    o_code text, o_holder text, o_intent text, o_kind text, o_input_hash text,
+    o_status text, o_attempts integer, o_result text, o_error text,
+    o_started_at_ms bigint, o_completed_at_ms bigint
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_now bigint := durable_now_ms();
+    v_holder text;
+    v_prev durable_steps%ROWTYPE;
+    v_intent text := p_intent;
+    v_kind text := p_kind;
+BEGIN
+    -- the fence: lock the run row and check the lease holder in this transaction
+    SELECT r.lease_holder INTO v_holder FROM durable_runs r WHERE r.run_id = p_run_id FOR UPDATE;
+    IF NOT FOUND THEN
+        o_code := 'missing'; RETURN NEXT; RETURN;
+    END IF;
+    IF p_worker IS NOT NULL AND v_holder IS DISTINCT FROM p_worker THEN
+        o_code := 'lost'; o_holder := v_holder; RETURN NEXT; RETURN;
+    END IF;
+    SELECT * INTO v_prev FROM durable_steps s
+        WHERE s.run_id = p_run_id AND s.step_index = p_index;
+    IF FOUND AND v_prev.status = 'completed' THEN
+        o_code := 'completed'; o_intent := v_prev.intent; o_kind := v_prev.kind;
+        o_input_hash := v_prev.input_hash; o_status := v_prev.status;
+        o_attempts := v_prev.attempts; o_result := v_prev.result; o_error := v_prev.error;
+        o_started_at_ms := v_prev.started_at_ms; o_completed_at_ms := v_prev.completed_at_ms;
+        RETURN NEXT; RETURN;
+    END IF;
+    IF v_intent IS NULL THEN
+        IF NOT FOUND THEN
+            o_code := 'not_begun'; RETURN NEXT; RETURN;
+        END IF;
+        v_intent := v_prev.intent; v_kind := v_prev.kind;
+    END IF;
+    UPDATE durable_runs r SET step_count = GREATEST(r.step_count, p_index + 1), updated_at_ms = v_now
+        WHERE r.run_id = p_run_id;
+    INSERT INTO durable_steps AS s (run_id, step_index, intent, kind, input_hash, status,
+        attempts, result, error, started_at_ms, completed_at_ms)
+    VALUES (p_run_id, p_index, v_intent, v_kind, p_input_hash, p_status, 1, p_result, p_error,
+        v_now, CASE WHEN p_status = 'running' THEN NULL ELSE v_now END)
+    ON CONFLICT (run_id, step_index) DO UPDATE SET
+        intent = excluded.intent,
+        kind = excluded.kind,
+        input_hash = COALESCE(excluded.input_hash, s.input_hash),
+        status = excluded.status,
+        result = excluded.result,
+        error = excluded.error,
+        attempts = CASE WHEN s.status = 'running' AND excluded.status <> 'running'
+                        THEN s.attempts ELSE s.attempts + 1 END,
+        started_at_ms = CASE WHEN s.status = 'running' THEN s.started_at_ms
+                             ELSE excluded.started_at_ms END,
+        completed_at_ms = excluded.completed_at_ms
+    WHERE s.status <> 'completed'
+    RETURNING s.intent, s.kind, s.input_hash, s.status, s.attempts, s.result, s.error,
+        s.started_at_ms, s.completed_at_ms
+    INTO o_intent, o_kind, o_input_hash, o_status, o_attempts, o_result, o_error,
+        o_started_at_ms, o_completed_at_ms;
+    o_code := 'ok';
+    RETURN NEXT;
+END
+$fn$;
+
+CREATE FUNCTION durable_stream_append(p_run_id text, p_ids text[], p_payloads text[])
+RETURNS TABLE (o_accepted boolean, o_seq bigint, o_payload text, o_created_at_ms bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_now bigint := durable_now_ms();
+    v_next bigint;
+    i integer;
+BEGIN
+    -- the per-run head row, locked until commit, serializes appenders of one run: seq stays
+    -- gapless and in commit order
+    INSERT INTO durable_stream_heads AS h (run_id, next_seq) VALUES (p_run_id, 0)
+        ON CONFLICT (run_id) DO UPDATE SET next_seq = h.next_seq
+        RETURNING h.next_seq INTO v_next;
+    FOR i IN 1 .. COALESCE(array_length(p_ids, 1), 0) LOOP
+        INSERT INTO durable_stream (run_id, seq, event_id, payload, created_at_ms)
+            VALUES (p_run_id, v_next, p_ids[i], p_payloads[i], v_now)
+            ON CONFLICT (run_id, event_id) DO NOTHING;
+        IF FOUND THEN
+            o_accepted := true; o_seq := v_next; o_payload := NULL; o_created_at_ms := v_now;
+            v_next := v_next + 1;
+        ELSE
+            SELECT false, s.seq, s.payload, s.created_at_ms
+                INTO o_accepted, o_seq, o_payload, o_created_at_ms
+                FROM durable_stream s WHERE s.run_id = p_run_id AND s.event_id = p_ids[i];
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    UPDATE durable_stream_heads h SET next_seq = v_next WHERE h.run_id = p_run_id;
+END
+$fn$;
+""",
+    ),
+)
