@@ -85,8 +85,32 @@ def _find_bad_string(value: Any, path: str) -> None:
             _find_bad_string(v, _child(path, i))
 
 
+def _valid(value: Any) -> bool:
+    """Fast check without path bookkeeping; `_walk` re-runs only to explain a failure."""
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return True
+    if t is int:
+        return bool(_INT_MIN <= value <= _INT_MAX)
+    if t is float:
+        return math.isfinite(value)
+    # explicit loops: measurably faster than all() over a generator on this hot path
+    if t is dict:
+        for k, v in value.items():  # noqa: SIM110
+            if type(k) is not str or not _valid(v):
+                return False
+        return True
+    if t is list or t is tuple:
+        for v in value:  # noqa: SIM110
+            if not _valid(v):
+                return False
+        return True
+    return False
+
+
 def _encode(value: Any, root: str, option: int) -> bytes:
-    _walk(value, root)
+    if not _valid(value):
+        _walk(value, root)
     try:
         return orjson.dumps(value, option=option)
     except orjson.JSONEncodeError as exc:

@@ -169,10 +169,14 @@ async def test_replay_returns_stored_results_without_calling_fn(store: DurableRu
     assert first.executed == 2 and first.replayed == 0
     second = await run_durable(run_id=run_id, manifest=manifest(), store=store, task_fn=task)
     assert calls == ["a", "b"]
-    assert second.result == first.result == {
-        "a": {"n": 1, "items": [1, 2.5, "x", None, True]},
-        "b": "two",
-    }
+    assert (
+        second.result
+        == first.result
+        == {
+            "a": {"n": 1, "items": [1, 2.5, "x", None, True]},
+            "b": "two",
+        }
+    )
     assert second.replayed == 2 and second.executed == 0
     assert [s.intent for s in second.steps] == ["a", "b"]
 
@@ -523,7 +527,11 @@ async def test_read_after_cursor(store: DurableRunStore) -> None:
     assert [e.seq for e in await store.read_stream_events(run_id, after_seq=6)] == [7, 8, 9]
     assert await store.read_stream_events(run_id, after_seq=9) == []
     assert [e.seq for e in await store.read_stream_events(run_id, after_seq=-1)] == list(range(10))
-    assert [e.seq for e in await store.read_stream_events(run_id, after_seq=2, limit=3)] == [3, 4, 5]
+    assert [e.seq for e in await store.read_stream_events(run_id, after_seq=2, limit=3)] == [
+        3,
+        4,
+        5,
+    ]
     assert await store.read_stream_events(rid()) == []
 
 

@@ -47,8 +47,10 @@ def one_cycle(db: Path, tmp: Path, n: int, kill_at: int) -> dict[str, int]:
     before = Counter(int(x) for x in effects.read_text().split())
     resumed = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.strip().splitlines()[-1].startswith(
-        f"done {sum(i * i for i in range(STEPS))} replayed={committed}"
+    assert (
+        resumed.stdout.strip()
+        .splitlines()[-1]
+        .startswith(f"done {sum(i * i for i in range(STEPS))} replayed={committed}")
     )
     counts = Counter(int(x) for x in effects.read_text().split())
     # every step ran; committed steps ran exactly once; only the step in flight at the kill
@@ -83,5 +85,7 @@ def test_sigkill_at_random_steps_then_resume(tmp_path: Path) -> None:
         f" of {CYCLES} kills"
     )
     with sqlite3.connect(db) as conn:
-        statuses = conn.execute("SELECT status, COUNT(*) FROM durable_runs GROUP BY status").fetchall()
+        statuses = conn.execute(
+            "SELECT status, COUNT(*) FROM durable_runs GROUP BY status"
+        ).fetchall()
     assert statuses == [("completed", CYCLES)]

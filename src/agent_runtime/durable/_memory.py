@@ -30,6 +30,7 @@ from ._records import (
     StepKind,
     StepRecord,
     StreamEventRecord,
+    ms_dt,
     ms_to_dt,
     now_ms,
 )
@@ -72,8 +73,8 @@ class _Run:
             project_id=self.project_id,
             scenario_id=self.scenario_id,
             status=self.status,
-            created_at=ms_to_dt(self.created_ms),  # type: ignore[arg-type]
-            updated_at=ms_to_dt(self.updated_ms),  # type: ignore[arg-type]
+            created_at=ms_dt(self.created_ms),
+            updated_at=ms_dt(self.updated_ms),
             lease_holder=self.lease_holder,
             lease_expires_at=ms_to_dt(self.lease_expires_ms),
             outcome=loads_json(self.outcome) if self.outcome is not None else None,
@@ -189,7 +190,7 @@ class InMemoryDurableRunStore:
         if status is not None:
             check_status(status)
         runs = [r for r in self._runs.values() if status is None or r.status == status]
-        runs.sort(key=lambda r: (r.updated_ms, r.run_id), reverse=True)
+        runs.sort(key=lambda r: (r.created_ms, r.run_id), reverse=True)
         return [r.record() for r in runs[:limit]]
 
     async def end_run(
@@ -266,7 +267,9 @@ class InMemoryDurableRunStore:
                 intent, kind = prev.intent, prev.kind
             input_hash = prev.input_hash if input_hash is None else input_hash
             attempts = (
-                prev.attempts if prev.status == "running" and status != "running" else prev.attempts + 1
+                prev.attempts
+                if prev.status == "running" and status != "running"
+                else prev.attempts + 1
             )
             started = prev.started_at if prev.status == "running" else ms_to_dt(now)
         rec = StepRecord(
@@ -339,7 +342,7 @@ class InMemoryDurableRunStore:
         existing = run.events.get(key)
         if existing is not None:
             return EmitEventResult(False, existing)
-        rec = EventRecord(run_id, key, loads_json(encoded), ms_to_dt(now_ms()))  # type: ignore[arg-type]
+        rec = EventRecord(run_id, key, loads_json(encoded), ms_dt(now_ms()))
         run.events[key] = rec
         return EmitEventResult(True, rec)
 
@@ -365,8 +368,7 @@ class InMemoryDurableRunStore:
             encoded.append((event_id, dumps_json(payload, root=f"events[{i}].payload")))
         stream = self._streams.setdefault(run_id, _Stream())
         out: list[AppendStreamResult] = []
-        now = ms_to_dt(now_ms())
-        assert now is not None
+        now = ms_dt(now_ms())
         for event_id, data in encoded:
             existing = stream.by_id.get(event_id)
             if existing is not None:
@@ -390,4 +392,3 @@ class InMemoryDurableRunStore:
 
     async def close(self) -> None:
         self._closed = True
-

@@ -37,11 +37,14 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def ms_to_dt(ms: int | None) -> datetime | None:
-    """Epoch milliseconds to an aware UTC datetime (None stays None)."""
-    if ms is None:
-        return None
+def ms_dt(ms: int) -> datetime:
+    """Epoch milliseconds to an aware UTC datetime."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def ms_to_dt(ms: int | None) -> datetime | None:
+    """Epoch milliseconds to an aware UTC datetime; None stays None."""
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,7 +111,11 @@ class DurableContext:
                 f"the task now asks for {intent!r}",
                 run_id=self.run_id,
             )
-        if input_hash is not None and stored.input_hash is not None and stored.input_hash != input_hash:
+        if (
+            input_hash is not None
+            and stored.input_hash is not None
+            and stored.input_hash != input_hash
+        ):
             raise DurableStepInputMismatchError(
                 f"step {index} ({intent!r}) of run {self.run_id!r} was recorded with another "
                 "input fingerprint",
@@ -134,7 +138,8 @@ class DurableContext:
             raise DurableValueError("step intent must be a non-empty string", path="intent")
         check_kind(kind)
         input_hash = (
-            None if input_fingerprint is None
+            None
+            if input_fingerprint is None
             else canonical_hash(input_fingerprint, root="input_fingerprint")
         )
         index = self._position
@@ -240,23 +245,50 @@ def _new_uuid() -> str:
     return str(_uuid.uuid4())
 
 
-async def _heartbeat(
-    ctx: DurableContext, store: DurableRunStore, lease_ms: int, task: asyncio.Task[Any]
-) -> None:
-    """Renew the lease every lease/3; on refusal mark the lease lost and cancel the task."""
-    interval = lease_ms / 3 / 1000
-    while True:
-        await asyncio.sleep(interval)
+class _Heartbeat:
+    """Renews the lease every lease/3 from a timer; on refusal marks the lease lost and
+    cancels the task driving the run. A timer, not a task: short runs never pay for one."""
+
+    def __init__(
+        self,
+        ctx: DurableContext,
+        store: DurableRunStore,
+        lease_ms: int,
+        target: asyncio.Task[Any] | None,
+    ) -> None:
+        self._ctx = ctx
+        self._store = store
+        self._lease_ms = lease_ms
+        self._target = target
+        self._loop = asyncio.get_running_loop()
+        self._interval = lease_ms / 3 / 1000
+        self._renewal: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(self._interval, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._renewal = self._loop.create_task(self._renew())
+
+    async def _renew(self) -> None:
+        ctx = self._ctx
         try:
-            ok = await store.renew_lease(ctx.run_id, ctx.worker_id, lease_ms=lease_ms)
+            ok = await self._store.renew_lease(ctx.run_id, ctx.worker_id, lease_ms=self._lease_ms)
         except Exception as exc:  # transient store trouble: the fence still protects commits
             log.warning("lease renewal of run %s failed: %s", ctx.run_id, exc)
-            continue
+            ok = True
         if not ok:
             log.warning("worker %s lost the lease of run %s", ctx.worker_id, ctx.run_id)
             ctx._lease_lost = True
-            task.cancel()
+            if self._target is not None:
+                self._target.cancel()
             return
+        self._timer = self._loop.call_later(self._interval, self._fire)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._renewal is not None and not self._renewal.done():
+            self._renewal.cancel()
 
 
 async def run_durable(
@@ -295,17 +327,19 @@ async def run_durable(
     ctx = DurableContext(
         store=store, run_id=run_id, worker_id=worker, completed=completed, replay_only=False
     )
-    main = asyncio.ensure_future(task_fn(ctx))
-    beat = asyncio.create_task(_heartbeat(ctx, store, lease_ms, main))
+    current = asyncio.current_task()
+    heartbeat = _Heartbeat(ctx, store, lease_ms, current)
     try:
         try:
-            result = await main
+            result = await task_fn(ctx)
         finally:
-            beat.cancel()
+            heartbeat.stop()
     except DurableRunLeaseLostError:
         raise
     except asyncio.CancelledError:
         if ctx._lease_lost:
+            if current is not None:
+                current.uncancel()
             raise ctx._lost() from None
         await _release(store, run_id, worker)
         raise

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +37,7 @@ from ._records import (
     StepKind,
     StepRecord,
     StreamEventRecord,
+    ms_dt,
     ms_to_dt,
     now_ms,
 )
@@ -64,6 +64,11 @@ _STEP_COLUMNS = (
     "run_id, step_index, intent, kind, input_hash, status, attempts, result, error, "
     "started_at_ms, completed_at_ms"
 )
+
+_INSERT_STEP = f"""
+INSERT INTO durable_steps ({_STEP_COLUMNS})
+VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)
+"""
 
 _UPSERT_STEP = f"""
 INSERT INTO durable_steps ({_STEP_COLUMNS})
@@ -94,8 +99,8 @@ def _run_record(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
         project_id=row[3],
         scenario_id=row[4],
         status=row[5],
-        created_at=ms_to_dt(row[6]),  # type: ignore[arg-type]
-        updated_at=ms_to_dt(row[7]),  # type: ignore[arg-type]
+        created_at=ms_dt(row[6]),
+        updated_at=ms_dt(row[7]),
         lease_holder=row[8],
         lease_expires_at=ms_to_dt(row[9]),
         lease_epoch=row[10],
@@ -122,7 +127,28 @@ def _step_record(row: sqlite3.Row | tuple[Any, ...]) -> StepRecord:
 
 
 def _stream_record(row: tuple[Any, ...]) -> StreamEventRecord:
-    return StreamEventRecord(row[0], row[1], row[2], loads_json(row[3]), ms_to_dt(row[4]))  # type: ignore[arg-type]
+    return StreamEventRecord(row[0], row[1], row[2], loads_json(row[3]), ms_dt(row[4]))
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any exception (a cheap context manager:
+    it sits on the per-step hot path)."""
+
+    __slots__ = ("_db", "_path")
+
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+        self._db = db
+        self._path = path
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"SQLite store {self._path} is busy: {exc}") from exc
+        return self._db
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
 class SQLiteDurableRunStore:
@@ -149,7 +175,10 @@ class SQLiteDurableRunStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout_ms / 1000,
             )
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -183,20 +212,8 @@ class SQLiteDurableRunStore:
         row = self._db.execute("SELECT MAX(version) FROM durable_schema_info").fetchone()
         return int(row[0] or 0)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"SQLite store {self.path} is busy: {exc}") from exc
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
-            db.execute("COMMIT")
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db, self.path)
 
     def _missing_or_lost(self, db: sqlite3.Connection, run_id: str, worker_id: str | None) -> None:
         row = db.execute(
@@ -211,19 +228,19 @@ class SQLiteDurableRunStore:
         )
 
     def _fence(
-        self, db: sqlite3.Connection, run_id: str, worker_id: str | None, step_count: int, now: int
+        self, db: sqlite3.Connection, run_id: str, worker_id: str | None, step_count: int
     ) -> None:
+        # touches no indexed column: a step commit costs one row update plus the step insert
         if worker_id is None:
             cur = db.execute(
-                "UPDATE durable_runs SET step_count = MAX(step_count, ?), updated_at_ms = ? "
-                "WHERE run_id = ?",
-                (step_count, now, run_id),
+                "UPDATE durable_runs SET step_count = MAX(step_count, ?) WHERE run_id = ?",
+                (step_count, run_id),
             )
         else:
             cur = db.execute(
-                "UPDATE durable_runs SET step_count = MAX(step_count, ?), updated_at_ms = ? "
+                "UPDATE durable_runs SET step_count = MAX(step_count, ?) "
                 "WHERE run_id = ? AND lease_holder = ?",
-                (step_count, now, run_id, worker_id),
+                (step_count, run_id, worker_id),
             )
         if cur.rowcount != 1:
             self._missing_or_lost(db, run_id, worker_id)
@@ -246,17 +263,46 @@ class SQLiteDurableRunStore:
         manifest_json = dumps_json(manifest.to_dict(), root="manifest").decode()
         with self._tx() as db:
             now = now_ms()
+            created = db.execute(
+                "INSERT INTO durable_runs (run_id, manifest_hash, manifest, project_id, "
+                "scenario_id, status, created_at_ms, updated_at_ms, lease_holder, "
+                "lease_expires_at_ms, lease_epoch) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, 1) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                (
+                    run_id,
+                    mhash,
+                    manifest_json,
+                    manifest.project_id,
+                    manifest.scenario_id,
+                    now,
+                    now,
+                    worker_id,
+                    now + lease_ms,
+                ),
+            )
+            if created.rowcount == 1:  # a new run: nothing to read back
+                fresh = (
+                    run_id,
+                    mhash,
+                    manifest_json,
+                    manifest.project_id,
+                    manifest.scenario_id,
+                    "running",
+                    now,
+                    now,
+                    worker_id,
+                    now + lease_ms,
+                    1,
+                    None,
+                    0,
+                    None,
+                )
+                record = _run_record(fresh)
+                return StartOrResumeResult(record, [], record.lease_expires_at)
             row = db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM durable_runs WHERE run_id = ?", (run_id,)
             ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO durable_runs (run_id, manifest_hash, manifest, project_id, "
-                    "scenario_id, status, created_at_ms, updated_at_ms) "
-                    "VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-                    (run_id, mhash, manifest_json, manifest.project_id, manifest.scenario_id, now, now),
-                )
-            elif row[1] != mhash:
+            if row[1] != mhash:
                 raise DurableRunInputMismatchError(
                     f"run {run_id!r} exists with another manifest", run_id=run_id
                 )
@@ -320,13 +366,13 @@ class SQLiteDurableRunStore:
             check_status(status)
             rows = self._db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM durable_runs WHERE status = ? "
-                "ORDER BY updated_at_ms DESC, run_id DESC LIMIT ?",
+                "ORDER BY created_at_ms DESC, run_id DESC LIMIT ?",
                 (status, limit),
             ).fetchall()
         else:
             rows = self._db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM durable_runs "
-                "ORDER BY updated_at_ms DESC, run_id DESC LIMIT ?",
+                "ORDER BY created_at_ms DESC, run_id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return [_run_record(r) for r in rows]
@@ -402,10 +448,47 @@ class SQLiteDurableRunStore:
         check_id(run_id, "run_id")
         check_index(step_index)
         check_kind(kind)
+        now = now_ms()
+        completed_at = None if status == "running" else now
         with self._tx() as db:
-            now = now_ms()
-            self._fence(db, run_id, worker_id, step_index + 1, now)
-            if intent is None:
+            self._fence(db, run_id, worker_id, step_index + 1)
+            if intent is not None:
+                # common case: first write of this position, a plain INSERT like any hand-rolled
+                # loop would do; an existing row (begun, failed) takes the upsert below
+                try:
+                    db.execute(
+                        _INSERT_STEP,
+                        (
+                            run_id,
+                            step_index,
+                            intent,
+                            kind,
+                            input_hash,
+                            status,
+                            result,
+                            error,
+                            now,
+                            completed_at,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    pass
+                else:
+                    started = ms_to_dt(now)
+                    return StepRecord(
+                        run_id=run_id,
+                        step_index=step_index,
+                        intent=intent,
+                        kind=kind,
+                        input_hash=input_hash,
+                        status=status,  # type: ignore[arg-type]
+                        attempts=1,
+                        result=loads_json(result) if result is not None else None,
+                        error=loads_json(error) if error is not None else None,
+                        started_at=started,
+                        completed_at=started if completed_at is not None else None,
+                    )
+            else:
                 prev = db.execute(
                     "SELECT intent, kind FROM durable_steps WHERE run_id = ? AND step_index = ?",
                     (run_id, step_index),
@@ -429,7 +512,7 @@ class SQLiteDurableRunStore:
                     result,
                     error,
                     now,
-                    None if status == "running" else now,
+                    completed_at,
                 ),
             ).fetchone()
             if row is None:
@@ -490,7 +573,10 @@ class SQLiteDurableRunStore:
         check_id(key, "key")
         encoded = dumps_json(payload, root="payload").decode()
         with self._tx() as db:
-            if db.execute("SELECT 1 FROM durable_runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            if (
+                db.execute("SELECT 1 FROM durable_runs WHERE run_id = ?", (run_id,)).fetchone()
+                is None
+            ):
                 raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
             now = now_ms()
             cur = db.execute(
@@ -500,13 +586,14 @@ class SQLiteDurableRunStore:
             )
             if cur.rowcount == 1:
                 return EmitEventResult(
-                    True, EventRecord(run_id, key, loads_json(encoded), ms_to_dt(now))  # type: ignore[arg-type]
+                    True,
+                    EventRecord(run_id, key, loads_json(encoded), ms_dt(now)),
                 )
             row = db.execute(
                 "SELECT payload, created_at_ms FROM durable_events WHERE run_id = ? AND key = ?",
                 (run_id, key),
             ).fetchone()
-        return EmitEventResult(False, EventRecord(run_id, key, loads_json(row[0]), ms_to_dt(row[1])))  # type: ignore[arg-type]
+        return EmitEventResult(False, EventRecord(run_id, key, loads_json(row[0]), ms_dt(row[1])))
 
     async def load_event(self, run_id: str, key: str) -> EventRecord | None:
         check_id(run_id, "run_id")
@@ -517,7 +604,7 @@ class SQLiteDurableRunStore:
         ).fetchone()
         if row is None:
             return None
-        return EventRecord(run_id, key, loads_json(row[0]), ms_to_dt(row[1]))  # type: ignore[arg-type]
+        return EventRecord(run_id, key, loads_json(row[0]), ms_dt(row[1]))
 
     # -- stream log --------------------------------------------------------------------------
 
@@ -539,8 +626,7 @@ class SQLiteDurableRunStore:
             return out
         with self._tx() as db:
             now = now_ms()
-            created = ms_to_dt(now)
-            assert created is not None
+            created = ms_dt(now)
             (seq,) = db.execute(
                 "SELECT COALESCE(MAX(seq) + 1, 0) FROM durable_stream WHERE run_id = ?", (run_id,)
             ).fetchone()
@@ -553,7 +639,8 @@ class SQLiteDurableRunStore:
                 if cur.rowcount == 1:
                     out.append(
                         AppendStreamResult(
-                            True, StreamEventRecord(run_id, seq, event_id, loads_json(data), created)
+                            True,
+                            StreamEventRecord(run_id, seq, event_id, loads_json(data), created),
                         )
                     )
                     seq += 1

@@ -25,8 +25,9 @@ CREATE TABLE durable_runs (
     step_count INTEGER NOT NULL DEFAULT 0,
     handle TEXT
 );
-CREATE INDEX durable_runs_updated ON durable_runs (updated_at_ms);
-CREATE INDEX durable_runs_status ON durable_runs (status, lease_expires_at_ms);
+-- indexed columns change once or twice per run, never per step or per lease renewal
+CREATE INDEX durable_runs_created ON durable_runs (created_at_ms);
+CREATE INDEX durable_runs_status ON durable_runs (status);
 CREATE TABLE durable_steps (
     run_id TEXT NOT NULL,
     step_index INTEGER NOT NULL,

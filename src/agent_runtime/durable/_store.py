@@ -56,7 +56,7 @@ class DurableRunStore(Protocol):
     async def list_runs(
         self, *, limit: int = 100, status: RunStatus | None = None
     ) -> list[RunRecord]:
-        """Most recently updated runs first."""
+        """Most recently created runs first."""
         ...
 
     async def load_steps(self, run_id: str) -> list[StepRecord]:
