@@ -1,0 +1,74 @@
+"""Manifests, manifest hashes, step ids and worker ids."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import pytest
+
+from agent_runtime import DurableValueError
+from agent_runtime.durable import DurableRunManifest, derive_worker_id, manifest_hash, step_id
+
+
+@dataclass
+class Spec:
+    id: str
+    intent: str
+    domain: str | None = None
+
+
+def test_manifest_hash_covers_identity_not_tags() -> None:
+    base = DurableRunManifest("p", {"id": "t", "intent": "i", "domain": "d"}, {"a": [1, 2]})
+    same = DurableRunManifest(
+        "p", Spec("t", "i", "d"), {"a": [1, 2]}, tags={"env": "prod", "owner": "x"}
+    )
+    assert manifest_hash(base) == manifest_hash(same)
+    for other in (
+        DurableRunManifest("q", {"id": "t", "intent": "i", "domain": "d"}, {"a": [1, 2]}),
+        DurableRunManifest("p", {"id": "t", "intent": "j", "domain": "d"}, {"a": [1, 2]}),
+        DurableRunManifest("p", {"id": "t", "intent": "i", "domain": "e"}, {"a": [1, 2]}),
+        DurableRunManifest("p", {"id": "t", "intent": "i", "domain": "d"}, {"a": [2, 1]}),
+        DurableRunManifest(
+            "p", {"id": "t", "intent": "i", "domain": "d"}, {"a": [1, 2]}, scenario_id="s"
+        ),
+    ):
+        assert manifest_hash(other) != manifest_hash(base)
+
+
+def test_manifest_validation() -> None:
+    with pytest.raises(DurableValueError, match="task needs"):
+        DurableRunManifest("p", {"domain": "d"}, {})
+    with pytest.raises(DurableValueError):
+        DurableRunManifest("p", {"id": "t"}, {}, tags={"bad": {1, 2}})
+    with pytest.raises(DurableValueError):
+        DurableRunManifest("p", {"id": "t"}, {}, scenario_id=7)  # type: ignore[arg-type]
+
+
+def test_step_id_is_stable_and_distinct() -> None:
+    a = step_id("run-1", 0, "plan")
+    assert a == step_id("run-1", 0, "plan")
+    assert (
+        len(
+            {
+                a,
+                step_id("run-1", 1, "plan"),
+                step_id("run-1", 0, "act"),
+                step_id("run-2", 0, "plan"),
+            }
+        )
+        == 4
+    )
+    assert a.startswith("step_") and len(a) == 37
+    with pytest.raises(DurableValueError):
+        step_id("", 0, "plan")
+    with pytest.raises(DurableValueError):
+        step_id("r", -1, "plan")
+
+
+def test_worker_id_is_host_pid_random() -> None:
+    a, b = derive_worker_id(), derive_worker_id()
+    host, pid, rand = a.rsplit(":", 2)
+    assert host == socket.gethostname() and pid == str(os.getpid()) and len(rand) == 8
+    assert a != b

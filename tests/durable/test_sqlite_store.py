@@ -1,0 +1,144 @@
+"""SQLite specifics: migrations, durability modes, one read at resume, heartbeat renewal."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_runtime import DURABLE_SCHEMA_VERSION, StoreUnavailableError
+from agent_runtime.durable import (
+    DurableContext,
+    DurableRunManifest,
+    InMemoryDurableRunStore,
+    SQLiteDurableRunStore,
+    run_durable,
+)
+from agent_runtime.durable._sqlite_schema import SQLITE_MIGRATIONS
+from agent_runtime.errors import DurableRunLeaseHeldError, DurableValueError
+
+MANIFEST = DurableRunManifest("p", {"id": "t", "intent": "i"}, {"x": 1})
+
+
+def test_migrations_are_contiguous_and_current() -> None:
+    assert [m.version for m in SQLITE_MIGRATIONS] == list(range(1, DURABLE_SCHEMA_VERSION + 1))
+
+
+async def test_schema_created_once_and_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    s1 = SQLiteDurableRunStore(path)
+    assert s1.schema_version() == DURABLE_SCHEMA_VERSION
+    await s1.close()
+    s2 = SQLiteDurableRunStore(path)  # reopening applies nothing twice
+    await s2.close()
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT version, checksum FROM durable_schema_info").fetchall()
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert rows == [(m.version, m.checksum) for m in SQLITE_MIGRATIONS]
+    assert mode == "wal"
+
+
+async def test_edited_past_migration_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    await SQLiteDurableRunStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE durable_schema_info SET checksum = 'different' WHERE version = 1")
+    with pytest.raises(StoreUnavailableError, match="past migrations must not change"):
+        SQLiteDurableRunStore(path)
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    await SQLiteDurableRunStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO durable_schema_info VALUES (999, 'future', 'x', 0)")
+    with pytest.raises(StoreUnavailableError, match="newer than this library"):
+        SQLiteDurableRunStore(path)
+
+
+def test_bad_durability_and_unopenable_path(tmp_path: Path) -> None:
+    with pytest.raises(DurableValueError):
+        SQLiteDurableRunStore(tmp_path / "a.db", durability="fast")  # type: ignore[arg-type]
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StoreUnavailableError):
+        SQLiteDurableRunStore(tmp_path / "dir.db")
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+async def test_durability_modes(tmp_path: Path, durability: str) -> None:
+    store = SQLiteDurableRunStore(tmp_path / "a.db", durability=durability)  # type: ignore[arg-type]
+    sync = store._db.execute("PRAGMA synchronous").fetchone()[0]
+    assert sync == {"normal": 1, "full": 2}[durability]
+    res = await run_durable(
+        run_id="r", manifest=MANIFEST, store=store, task_fn=lambda ctx: ctx.step("a", lambda: 1)
+    )
+    assert res.result == 1
+    await store.close()
+
+
+class CountingStore:
+    """Wraps a store and counts calls, to check how run_durable talks to it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return attr(*args, **kwargs)
+
+        return wrapper
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_resume_loads_completed_steps_in_one_read(tmp_path: Path, kind: str) -> None:
+    inner = (
+        InMemoryDurableRunStore() if kind == "memory" else SQLiteDurableRunStore(tmp_path / "a.db")
+    )
+    store = CountingStore(inner)
+    fail = [True]
+
+    async def task(ctx: DurableContext) -> int:
+        for i in range(50):
+            await ctx.step(f"s{i}", lambda i=i: i)
+        if fail[0]:
+            fail[0] = False
+            raise RuntimeError("stop after 50")
+        return int(await ctx.step("last", lambda: 50))
+
+    with pytest.raises(RuntimeError):
+        await run_durable(run_id="r", manifest=MANIFEST, store=store, task_fn=task)  # type: ignore[arg-type]
+    store.calls.clear()
+    res = await run_durable(run_id="r", manifest=MANIFEST, store=store, task_fn=task)  # type: ignore[arg-type]
+    assert res.replayed == 50 and res.executed == 1
+    # one start_or_resume (which returns the 50 steps), one commit, one end: no per-step reads
+    assert store.calls == {"start_or_resume": 1, "complete_step": 1, "end_run": 1}
+
+
+async def test_heartbeat_keeps_a_long_run_leased(tmp_path: Path) -> None:
+    store = SQLiteDurableRunStore(tmp_path / "a.db")
+    other = SQLiteDurableRunStore(tmp_path / "a.db")
+    refused: list[str] = []
+
+    async def task(ctx: DurableContext) -> str:
+        for i in range(4):
+            await asyncio.sleep(0.15)  # 0.6 s in all, twice the 0.3 s lease
+            try:
+                await other.start_or_resume("r", MANIFEST, "intruder", lease_ms=300)
+            except DurableRunLeaseHeldError:
+                refused.append(str(i))
+            await ctx.step(f"s{i}", lambda: "ok")
+        return "done"
+
+    res = await run_durable(run_id="r", manifest=MANIFEST, store=store, task_fn=task, lease_ms=300)
+    assert res.result == "done" and refused == ["0", "1", "2", "3"]
+    run = await store.load_run("r")
+    assert run is not None and run.lease_holder is None and run.status == "completed"
