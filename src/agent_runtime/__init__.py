@@ -77,6 +77,8 @@ from .types import (
 # -- section: sessions, sse, telemetry, models, intent, profiles --------------------------------
 
 # -- section: stores beyond the embedded default (postgres, filesystem, open_store) --------------
+# isort: split
+from .durable import FileSystemDurableRunStore, PostgresDurableRunStore, open_store
 
 __version__ = "0.1.0"
 
@@ -112,12 +114,14 @@ __all__ = [
     "DurableValueError",
     "ErrorEvent",
     "EventParseError",
+    "FileSystemDurableRunStore",
     "InMemoryDurableRunStore",
     "KnowledgeReadinessDecision",
     "KnowledgeReadinessReport",
     "KnowledgeRequirement",
     "MessageEvent",
     "ModelPrice",
+    "PostgresDurableRunStore",
     "ReadinessEvent",
     "RunDurableResult",
     "RunFinishedEvent",
@@ -141,6 +145,7 @@ __all__ = [
     "decide_knowledge_readiness",
     "derive_worker_id",
     "manifest_hash",
+    "open_store",
     "parse_event",
     "parse_runtime_stream_event",
     "run_durable",

@@ -32,11 +32,18 @@ async def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> DurableRu
     return await PostgresDurableRunStore.from_dsn(dsn, min_size=1, max_size=4)
 
 
+async def _filesystem(request: pytest.FixtureRequest, tmp_path: Path) -> DurableRunStore:
+    from agent_runtime.durable._filesystem import FileSystemDurableRunStore
+
+    return FileSystemDurableRunStore(tmp_path / "runs")
+
+
 # name -> async factory(request, tmp_path); a store joins the suite by adding one line here.
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "postgres": _postgres,
+    "filesystem": _filesystem,
 }
 
 

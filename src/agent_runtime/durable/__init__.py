@@ -1,8 +1,10 @@
 """The durable-run substrate: checkpointed steps, replay, leases, events and a stream log."""
 
+from ._filesystem import FileSystemDurableRunStore
 from ._manifest import DurableRunManifest, derive_worker_id, manifest_hash, step_id
 from ._memory import InMemoryDurableRunStore
 from ._migrations import DURABLE_SCHEMA_VERSION
+from ._open import open_store
 from ._postgres import PostgresDurableRunStore
 from ._records import (
     AppendStreamResult,
@@ -31,6 +33,7 @@ __all__ = [
     "EmitEventResult",
     "EmitOutcome",
     "EventRecord",
+    "FileSystemDurableRunStore",
     "InMemoryDurableRunStore",
     "PostgresDurableRunStore",
     "RunDurableResult",
@@ -45,6 +48,7 @@ __all__ = [
     "StreamEventRecord",
     "derive_worker_id",
     "manifest_hash",
+    "open_store",
     "run_durable",
     "step_id",
 ]

@@ -1,0 +1,119 @@
+"""`open_store(url)`: one string picks and opens a durable store (CLI flags, server config).
+
+    memory:                          InMemoryDurableRunStore
+    sqlite:///abs/path.db            SQLite file at /abs/path.db (`sqlite:////abs` works too)
+    sqlite:///./rel.db, sqlite:rel   SQLite file relative to the working directory
+    sqlite:///:memory:               SQLite in memory
+    file:///abs/root, file:rel       FileSystemDurableRunStore rooted there
+    postgresql://..., postgres://... PostgresDurableRunStore (libpq URL)
+
+Query options: `sqlite:...?durability=full`, `file:...?fsync=false`,
+`postgresql://...?pool_min=1&pool_max=10` (other query parameters go to libpq).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..errors import ConfigurationError
+from ._filesystem import FileSystemDurableRunStore
+from ._memory import InMemoryDurableRunStore
+from ._postgres import PostgresDurableRunStore
+from ._sqlite import SQLiteDurableRunStore
+from ._store import DurableRunStore
+
+__all__ = ["SUPPORTED_SCHEMES", "open_store", "store_path"]
+
+SUPPORTED_SCHEMES = ("memory", "sqlite", "file", "postgresql", "postgres")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def store_path(url: str) -> str:
+    """The filesystem path named by a `sqlite:` or `file:` URL (see the module doc)."""
+    rest = url.split(":", 1)[1].split("?", 1)[0]
+    if rest.startswith("////"):
+        return rest[3:]  # sqlite:////abs/path
+    if rest.startswith("///"):
+        path = rest[3:]
+        if path.startswith(("./", "../", ":memory:")) or path in (".", ".."):
+            return path
+        return "/" + path
+    if rest.startswith("//"):
+        raise ConfigurationError(
+            f"store URL {url!r} names a host; use three slashes for a local path (sqlite:///path)"
+        )
+    return rest
+
+
+def _options(url: str) -> dict[str, str]:
+    query = url.split("?", 1)[1] if "?" in url else ""
+    return dict(parse_qsl(query, keep_blank_values=True))
+
+
+def _flag(value: str, name: str, url: str) -> bool:
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigurationError(f"store URL {url!r}: {name} must be true or false, got {value!r}")
+
+
+def _unknown(opts: dict[str, str], url: str) -> None:
+    if opts:
+        raise ConfigurationError(f"store URL {url!r}: unknown option(s) {sorted(opts)}")
+
+
+async def open_store(url: str) -> DurableRunStore:
+    """Open the store a URL names; `ConfigurationError` for an unknown scheme or option,
+    `StoreUnavailableError` when the store cannot be reached."""
+    if not isinstance(url, str) or ":" not in url:
+        raise ConfigurationError(
+            f"store URL must look like scheme:..., one of {', '.join(SUPPORTED_SCHEMES)}; "
+            f"got {url!r}"
+        )
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        if url.split(":", 1)[1] not in ("", "//"):
+            raise ConfigurationError(f"store URL {url!r}: memory: takes no path")
+        return InMemoryDurableRunStore()
+    if scheme == "sqlite":
+        opts = _options(url)
+        durability = opts.pop("durability", "normal")
+        if durability not in ("normal", "full"):
+            raise ConfigurationError(f"store URL {url!r}: durability must be normal or full")
+        _unknown(opts, url)
+        path = store_path(url)
+        if not path:
+            raise ConfigurationError(f"store URL {url!r} has no path")
+        return SQLiteDurableRunStore(path, durability="full" if durability == "full" else "normal")
+    if scheme == "file":
+        opts = _options(url)
+        fsync = _flag(opts.pop("fsync", "true"), "fsync", url)
+        _unknown(opts, url)
+        path = store_path(url)
+        if not path:
+            raise ConfigurationError(f"store URL {url!r} has no path")
+        return FileSystemDurableRunStore(path, fsync=fsync)
+    if scheme in ("postgresql", "postgres"):
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        sizes = {"pool_min": 1, "pool_max": 10}
+        rest = []
+        for key, value in query:
+            if key in sizes:
+                if not value.isdigit() or int(value) < 1:
+                    raise ConfigurationError(f"store URL: {key} must be a positive integer")
+                sizes[key] = int(value)
+            else:
+                rest.append((key, value))
+        if sizes["pool_min"] > sizes["pool_max"]:
+            raise ConfigurationError("store URL: pool_min must not exceed pool_max")
+        dsn = urlunsplit(parts._replace(query=urlencode(rest)))
+        return await PostgresDurableRunStore.from_dsn(
+            dsn, min_size=sizes["pool_min"], max_size=sizes["pool_max"]
+        )
+    raise ConfigurationError(
+        f"unknown store URL scheme {scheme!r} in {url!r}; use one of "
+        f"{', '.join(s + ':' for s in SUPPORTED_SCHEMES)}"
+    )
