@@ -1,0 +1,117 @@
+"""Open a streamed HTTP response with retries that stop at the first body byte.
+
+Connect errors, timeouts and transient statuses (408/409/429/5xx) are retried under a
+`BackendRetryPolicy`; once a body byte has arrived the response belongs to the caller and any
+later failure is the caller's to report as an interrupted stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx2
+import orjson
+
+from ..errors import BackendTransportError
+from ._retry import BackendRetryPolicy, parse_retry_after
+
+__all__ = ["OpenedStream", "open_stream", "read_error_message"]
+
+_ERROR_BODY_LIMIT = 8192
+
+
+@dataclass(slots=True)
+class OpenedStream:
+    """A 2xx response whose first body chunk has been read (`first` is b"" for an empty body)."""
+
+    response: httpx2.Response
+    chunks: AsyncIterator[bytes]
+    first: bytes
+    attempts: int
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
+def read_error_message(body: bytes) -> str:
+    """The `error.message` of a JSON error body, else the start of the body text."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:300].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+    return body[:300].decode("utf-8", "replace").strip()
+
+
+async def _read_limited(response: httpx2.Response) -> bytes:
+    buf = bytearray()
+    try:
+        async for chunk in response.aiter_bytes():
+            buf += chunk
+            if len(buf) >= _ERROR_BODY_LIMIT:
+                break
+    except httpx2.HTTPError:
+        pass
+    return bytes(buf[:_ERROR_BODY_LIMIT])
+
+
+async def open_stream(
+    client: httpx2.AsyncClient,
+    make_request: Callable[[], httpx2.Request],
+    policy: BackendRetryPolicy,
+    *,
+    what: str,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> OpenedStream:
+    """Send `make_request()` until a 2xx response yields its first body byte, or give up with
+    `BackendTransportError` (status, retryable, attempts)."""
+    attempt = 0
+    while True:
+        attempt += 1
+        retry_after: float | None = None
+        response: httpx2.Response | None = None
+        try:
+            response = await client.send(make_request(), stream=True)
+            if response.status_code >= 300:
+                body = await _read_limited(response)
+                await response.aclose()
+                status = response.status_code
+                retryable = BackendRetryPolicy.is_retryable_status(status)
+                err = BackendTransportError(
+                    f"{what} answered HTTP {status}: {read_error_message(body) or 'no body'}",
+                    status=status,
+                    retryable=retryable,
+                    attempts=attempt,
+                )
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            else:
+                chunks = response.aiter_bytes()
+                try:
+                    first = await chunks.__anext__()
+                except StopAsyncIteration:
+                    first = b""
+                return OpenedStream(response, chunks, first, attempt)
+        except httpx2.TransportError as exc:
+            if response is not None:
+                await response.aclose()
+            kind = "timed out" if isinstance(exc, httpx2.TimeoutException) else "failed"
+            err = BackendTransportError(
+                f"{what} {kind} before streaming began: {type(exc).__name__}: {exc}",
+                status=None,
+                retryable=True,
+                attempts=attempt,
+            )
+        except BaseException:
+            if response is not None:
+                await asyncio.shield(response.aclose())
+            raise
+        if not err.retryable or attempt > policy.max_retries:
+            raise err
+        await sleep(policy.delay_s(attempt, retry_after))
