@@ -286,7 +286,7 @@ async def run_agent_task_stream(
     try:
         while True:
             if watch is not None:
-                if watch.fired:
+                if watch.fired or signal.is_set():
                     cancelled = True
                     break
                 watch.owner = asyncio.current_task()
