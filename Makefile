@@ -22,7 +22,8 @@ services:
 	./scripts/ensure_services.sh
 
 test: $(STAMP) services
-	$(BIN)/python -m pytest -n $(XDIST) -q
+	$(BIN)/python -m pytest -n $(XDIST) -q -m "not serial"
+	$(BIN)/python -m pytest -p no:xdist -q -m serial
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
