@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import DurableValueError, InvalidArgumentError
-from .jsoncanon import dumps_json
+from .jsoncanon import dumps_json, loads_json
 
 __all__ = [
     "NDJSON_CONTENT_TYPE",
@@ -105,30 +105,59 @@ def _event_json(event: Any) -> str:
 
 
 def runtime_stream_server_sent_event(
-    event: Any, *, id: str | None = None, retry: int | None = None
+    event: Any, *, id: str | None = None, retry: int | None = None, sanitize: bool = True
 ) -> str:
     """A runtime event (anything with `type` and `to_json()`/`to_dict()`, or a dict with a
-    `type`) as an SSE frame named after its type, its JSON as data."""
-    return encode_server_sent_event(
-        _event_json(event), event=_event_type(event), id=id, retry=retry
-    )
+    `type`) as an SSE frame named after its type, its JSON as data. Secrets and internal
+    fields are stripped first unless `sanitize=False` (the caller already did)."""
+    event_type = _event_type(event)
+    if sanitize:
+        from .sanitize import sanitize_json
+
+        data, _ = _as_dict(event)
+        return encode_server_sent_event(
+            _json_text(sanitize_json(data), "event"), event=event_type, id=id, retry=retry
+        )
+    return encode_server_sent_event(_event_json(event), event=event_type, id=id, retry=retry)
+
+
+def _as_dict(event: Any) -> tuple[dict[str, Any], bool]:
+    if isinstance(event, Mapping):
+        return dict(event), True
+    to_dict = getattr(event, "to_dict", None)
+    if callable(to_dict):
+        data = to_dict()
+        if isinstance(data, Mapping):
+            return dict(data), False
+    to_json = getattr(event, "to_json", None)
+    if callable(to_json):
+        parsed = loads_json(to_json())
+        if isinstance(parsed, dict):
+            return parsed, False
+    raise InvalidArgumentError("has neither to_dict() nor to_json()", path="event")
 
 
 def readiness_server_sent_event(
-    report: Any, *, event: str = "readiness", id: str | None = None
+    report: Any, *, event: str = "readiness", id: str | None = None, sanitize: bool = True
 ) -> str:
-    """A knowledge-readiness report or decision as an SSE frame (default event `readiness`).
+    """A knowledge-readiness report or decision (or its dict form) as an SSE frame, default
+    event `readiness`; internal details and secrets are stripped unless `sanitize=False`."""
+    if sanitize:
+        from .sanitize import sanitize_json, sanitize_knowledge_readiness_report
 
-    The report is expected to be sanitized already (`sanitize_knowledge_readiness_report`).
-    """
-    if isinstance(report, Mapping):
-        payload: Any = dict(report)
+        if not isinstance(report, Mapping):
+            report = sanitize_knowledge_readiness_report(report) if _is_report(report) else report
+        payload, _ = _as_dict(report)
+        payload = sanitize_json(payload)
     else:
-        to_dict = getattr(report, "to_dict", None)
-        if not callable(to_dict):
-            raise InvalidArgumentError("report has no to_dict()", path="report")
-        payload = to_dict()
+        payload, _ = _as_dict(report)
     return encode_server_sent_event(_json_text(payload, "report"), event=event, id=id)
+
+
+def _is_report(value: Any) -> bool:
+    from .knowledge import KnowledgeReadinessReport
+
+    return isinstance(value, KnowledgeReadinessReport)
 
 
 def encode_ndjson(obj: Any) -> bytes:

@@ -160,3 +160,19 @@ def test_ndjson_refuses_non_objects() -> None:
         encode_ndjson([1, 2])
     with pytest.raises(InvalidArgumentError):
         encode_ndjson({"v": {1, 2}})
+
+
+def test_frames_strip_secrets_and_internal_fields_unless_told_not_to() -> None:
+    from agent_runtime.knowledge import KnowledgeReadinessReport
+    from agent_runtime.types import TextDeltaEvent
+
+    key = "sk-proj-" + "Ab12" * 10
+    frame = runtime_stream_server_sent_event(TextDeltaEvent(text=f"key {key}"))
+    assert key not in frame and "[REDACTED:" in frame
+    frame = runtime_stream_server_sent_event({"type": "status", "status": "x", "_secret_ref": 1})
+    assert "_secret_ref" not in frame
+    assert key in runtime_stream_server_sent_event(TextDeltaEvent(text=key), sanitize=False)
+    report = KnowledgeReadinessReport(notes=(f"used {key}",), internal={"q": "select"})
+    events, _ = parse_sse(readiness_server_sent_event(report))
+    data = orjson.loads(events[0].data)
+    assert "internal" not in data and key not in data["notes"][0]

@@ -1,0 +1,257 @@
+"""Sanitizers: strip credentials and internal fields before events leave the process.
+
+Secrets are recognised by shape (provider key prefixes, JWTs, PEM private keys, bearer tokens,
+passwords in URLs and in `password=`-style assignments) and by field name (`api_key`,
+`password`, ...). Each is replaced by `[REDACTED:<8 hex>]`, a keyed hash of the secret, so the
+same secret always maps to the same marker (logs can be correlated) without revealing it.
+Ordinary prose, code, UUIDs, hashes and credential-free URLs pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import EventParseError, InvalidArgumentError
+from .knowledge import KnowledgeReadinessReport
+from .types import AgentRuntimeEvent, RuntimeStreamEvent, parse_event, parse_runtime_stream_event
+
+__all__ = [
+    "DEFAULT_INTERNAL_KEYS",
+    "DEFAULT_SECRET_KEYS",
+    "SanitizeOptions",
+    "contains_secret",
+    "redaction_marker",
+    "sanitize_agent_runtime_event",
+    "sanitize_json",
+    "sanitize_knowledge_readiness_report",
+    "sanitize_runtime_stream_event",
+    "sanitize_text",
+]
+
+_DEFAULT_KEY = b"durable-agent-runtime/redaction/v1"
+
+DEFAULT_INTERNAL_KEYS: frozenset[str] = frozenset(
+    ("internal", "debug", "raw", "traceback", "stack", "stacktrace", "stack_trace")
+)
+"""Keys dropped wherever they appear in free-form JSON (as are keys starting with `_`)."""
+
+DEFAULT_SECRET_KEYS: frozenset[str] = frozenset(
+    (
+        "password", "passwd", "pwd", "secret", "apikey", "accesstoken", "refreshtoken",
+        "authtoken", "idtoken", "sessiontoken", "authorization", "proxyauthorization",
+        "clientsecret", "privatekey", "secretkey", "secretaccesskey", "cookie", "setcookie",
+        "xapikey",
+    )
+)  # fmt: skip
+"""Field names (lowercase, `-`/`_` removed) whose string values are redacted whole."""
+
+_NOT_MARKER = r"(?!\[REDACTED:)"
+# an assignment whose value is a reference (env lookup, template, placeholder) is not a secret
+_VALUE_END = r"(?![^\s\"',;}{)(\]\[])"
+_NOT_REFERENCE = (
+    r"(?!(?:process\.env|os\.environ|os\.getenv|getenv|env\.|settings\.|config\.|%\(|\{\{)"
+    r"|(?-i:\$\{?[A-Z_][A-Z0-9_]*\}?)"
+    + _VALUE_END
+    + r"|<[A-Za-z0-9_\- ]+>"
+    + _VALUE_END
+    + r"|(?:none|null|true|false|undefined|required|optional|redacted|changeme)"
+    + _VALUE_END
+    + ")"
+)
+
+# Order matters: whole blocks first, then credentials inside URLs, provider keys, then the
+# context rules (bearer, assignments). Each pattern's `s` group is the secret itself.
+_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p)
+    for p in (
+        # PEM private keys (RSA, EC, OPENSSH, ENCRYPTED, PGP ...), also when cut off
+        r"(?P<s>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+        r"[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z))",
+        # user:password@ in any scheme://
+        r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:"
+        + _NOT_MARKER
+        + r"(?P<s>[^\s/@]+(?:@[^\s/@]+)*)@",
+        r"\b(?P<s>sk-ant-[A-Za-z0-9_\-]{20,})",
+        r"(?<![A-Za-z0-9_\-])(?P<s>sk-(?:proj-|svcacct-|admin-|or-v1-)?[A-Za-z0-9_\-]{20,})",
+        r"\b(?P<s>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,})",
+        r"\b(?P<s>whsec_[A-Za-z0-9+/=]{20,})",
+        r"\b(?P<s>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})\b",
+        r"\b(?P<s>gh[pousr]_[A-Za-z0-9]{30,})",
+        r"\b(?P<s>github_pat_[A-Za-z0-9_]{22,})",
+        r"\b(?P<s>glpat-[A-Za-z0-9_\-]{20,})",
+        r"\b(?P<s>AIza[0-9A-Za-z_\-]{35})",
+        r"\b(?P<s>ya29\.[0-9A-Za-z_\-]{20,})",
+        r"\b(?P<s>xox[abposre]-[A-Za-z0-9\-]{10,})",
+        r"(?P<s>https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+)",
+        r"\b(?P<s>hf_[A-Za-z0-9]{30,})",
+        r"\b(?P<s>npm_[A-Za-z0-9]{36})",
+        r"\b(?P<s>SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,})",
+        # JSON Web Tokens: base64url header and payload both start with {"  (eyJ)
+        r"\b(?P<s>eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*)",
+        # Bearer <token>, and any Authorization: [scheme] <credential>
+        r"(?i)\bbearer\s+" + _NOT_MARKER + r"(?=\S*[0-9._~+/\-])(?P<s>[A-Za-z0-9._~+/\-]{16,}=*)",
+        r"(?i)\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:basic\s+|token\s+|bearer\s+)?"
+        + _NOT_MARKER
+        + r"(?P<s>[A-Za-z0-9._~+/\-]{8,}=*)",
+        # password = "...", api_key: ..., "client_secret": "..."
+        r"(?i)\b(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|"
+        r"refresh[_\-]?token|client[_\-]?secret|secret[_\-]?access[_\-]?key|private[_\-]?key)"
+        r"[\"']?\s*[:=]\s*[\"']?" + _NOT_MARKER + _NOT_REFERENCE + r"(?P<s>[^\s\"',;}{)(\]\[]{4,})",
+    )
+)
+_MARKER = re.compile(r"\[REDACTED:[0-9a-f]{8}\]")
+
+
+@dataclass(frozen=True, slots=True)
+class SanitizeOptions:
+    """What to strip. `fingerprint_key` keys the hash behind `[REDACTED:...]` markers: set a
+    deployment secret so low-entropy passwords cannot be guessed from their marker."""
+
+    fingerprint_key: bytes = _DEFAULT_KEY
+    internal_keys: frozenset[str] = DEFAULT_INTERNAL_KEYS
+    secret_keys: frozenset[str] = DEFAULT_SECRET_KEYS
+    drop_underscore_keys: bool = True
+    extra_patterns: tuple[re.Pattern[str], ...] = field(default=())
+
+
+_DEFAULT_OPTIONS = SanitizeOptions()
+
+
+def _opts(options: SanitizeOptions | None) -> SanitizeOptions:
+    if options is None:
+        return _DEFAULT_OPTIONS
+    if not isinstance(options, SanitizeOptions):
+        raise InvalidArgumentError("must be SanitizeOptions", path="options")
+    return options
+
+
+def redaction_marker(secret: str, options: SanitizeOptions | None = None) -> str:
+    """`[REDACTED:<first 8 hex of HMAC-SHA256(key, secret)>]`: stable for equal secrets."""
+    digest = hmac.new(_opts(options).fingerprint_key, secret.encode(), hashlib.sha256)
+    return f"[REDACTED:{digest.hexdigest()[:8]}]"
+
+
+def sanitize_text(text: str, options: SanitizeOptions | None = None) -> str:
+    """`text` with every recognised secret replaced by its marker; idempotent."""
+    if not isinstance(text, str):
+        raise InvalidArgumentError("must be a string", path="text")
+    opts = _opts(options)
+
+    def replace(m: re.Match[str]) -> str:
+        names = m.re.groupindex
+        start, end = m.span("s") if "s" in names else m.span()
+        secret = m.string[start:end]
+        if _MARKER.fullmatch(secret):
+            return m.group(0)
+        whole_start = m.start()
+        return (
+            m.string[whole_start:start] + redaction_marker(secret, opts) + m.string[end : m.end()]
+        )
+
+    for pattern in (*_PATTERNS, *opts.extra_patterns):
+        text = pattern.sub(replace, text)
+    return text
+
+
+def contains_secret(text: str, options: SanitizeOptions | None = None) -> bool:
+    """True when `sanitize_text` would change `text`."""
+    return sanitize_text(text, options) != text
+
+
+def _normal_key(key: str) -> str:
+    return key.lower().replace("-", "").replace("_", "")
+
+
+def sanitize_json(value: Any, options: SanitizeOptions | None = None) -> Any:
+    """A sanitized copy of a JSON value: internal keys dropped, values of secret-named keys
+    redacted whole, secrets inside every other string redacted."""
+    opts = _opts(options)
+    return _walk(value, opts)
+
+
+def _walk(value: Any, opts: SanitizeOptions) -> Any:
+    if isinstance(value, str):
+        return sanitize_text(value, opts)
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            if isinstance(k, str):
+                if (
+                    opts.drop_underscore_keys and k.startswith("_")
+                ) or k.lower() in opts.internal_keys:
+                    continue
+                if isinstance(v, str) and v and _normal_key(k) in opts.secret_keys:
+                    out[k] = v if _MARKER.fullmatch(v) else redaction_marker(v, opts)
+                    continue
+            out[k] = _walk(v, opts)
+        return out
+    if isinstance(value, list | tuple):
+        return [_walk(v, opts) for v in value]
+    return value
+
+
+def _event_dict(event: Any) -> tuple[dict[str, Any], bool]:
+    if isinstance(event, Mapping):
+        return dict(event), True
+    to_dict = getattr(event, "to_dict", None)
+    if not callable(to_dict):
+        raise InvalidArgumentError("must be an event or its dict form", path="event")
+    return to_dict(), False
+
+
+def _sanitize_event_dict(data: dict[str, Any], opts: SanitizeOptions) -> dict[str, Any]:
+    # the top-level `type` tag is schema, never content
+    clean = _walk({k: v for k, v in data.items() if k != "type"}, opts)
+    return {"type": data.get("type"), **clean} if "type" in data else clean
+
+
+def sanitize_runtime_stream_event(event: Any, options: SanitizeOptions | None = None) -> Any:
+    """A sanitized copy of a backend stream event (typed in, typed out; dict in, dict out)."""
+    opts = _opts(options)
+    data, is_dict = _event_dict(event)
+    clean = _sanitize_event_dict(data, opts)
+    if is_dict:
+        return clean
+    try:
+        parsed: RuntimeStreamEvent = parse_runtime_stream_event(clean)
+    except EventParseError as exc:
+        raise InvalidArgumentError(
+            f"not a runtime stream event: {exc.message}", path="event"
+        ) from None
+    return parsed
+
+
+def sanitize_agent_runtime_event(event: Any, options: SanitizeOptions | None = None) -> Any:
+    """A sanitized copy of any runtime event, including run results and readiness decisions."""
+    opts = _opts(options)
+    data, is_dict = _event_dict(event)
+    clean = _sanitize_event_dict(data, opts)
+    if is_dict:
+        return clean
+    try:
+        parsed: AgentRuntimeEvent = parse_event(clean)
+    except EventParseError as exc:
+        raise InvalidArgumentError(f"not a runtime event: {exc.message}", path="event") from None
+    return parsed
+
+
+def sanitize_knowledge_readiness_report(report: Any, options: SanitizeOptions | None = None) -> Any:
+    """The report without its `internal` details and with secrets redacted from notes and
+    source names (typed in, typed out; dict in, dict out)."""
+    opts = _opts(options)
+    if isinstance(report, KnowledgeReadinessReport):
+        return KnowledgeReadinessReport(
+            available=report.available,
+            unavailable_sources=tuple(sanitize_text(s, opts) for s in report.unavailable_sources),
+            notes=tuple(sanitize_text(n, opts) for n in report.notes),
+            provider=report.provider,
+            internal={},
+        )
+    if isinstance(report, Mapping):
+        return _walk(dict(report), opts)
+    raise InvalidArgumentError("must be a KnowledgeReadinessReport or a dict", path="report")
