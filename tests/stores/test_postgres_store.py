@@ -151,3 +151,35 @@ async def test_retried_commit_that_had_committed_is_not_applied_twice(pg_dsn: st
             assert [(s.status, s.attempts, s.result) for s in steps] == [
                 ("completed", 1, {"i": i}) for i in range(3)
             ]
+
+
+async def test_default_lease_15s_and_heartbeat_every_third(pg_dsn: str) -> None:
+    store = await PostgresDurableRunStore.from_dsn(pg_dsn)
+    samples: list[float] = []
+
+    async def default_lease(ctx: DurableContext) -> None:
+        run = await store.load_run(ctx.run_id)
+        assert run is not None and run.lease_expires_at is not None
+        samples.append((run.lease_expires_at - run.updated_at).total_seconds())
+
+    async def short_lease(ctx: DurableContext) -> int:
+        loop = asyncio.get_running_loop()
+        expiries = []
+        end = loop.time() + 1.2
+        while loop.time() < end:  # 2x the lease: alive only if the heartbeat renews it
+            run = await store.load_run(ctx.run_id)
+            assert run is not None and run.lease_expires_at is not None
+            assert run.lease_holder == ctx.worker_id
+            expiries.append(run.lease_expires_at)
+            await asyncio.sleep(0.05)
+        return len(set(expiries))
+
+    try:
+        await run_durable(run_id="d", manifest=MANIFEST, store=store, task_fn=default_lease)
+        assert 14.5 <= samples[0] <= 15.0
+        res = await run_durable(
+            run_id="s", manifest=MANIFEST, store=store, task_fn=short_lease, lease_ms=600
+        )
+        assert res.result >= 5  # renewed about every 200 ms
+    finally:
+        await store.close()
