@@ -91,7 +91,7 @@ class KnowledgeRequirement:
             raise ConfigurationError("KnowledgeRequirement.key must be a non-empty string")
         if not isinstance(self.description, str):
             raise ConfigurationError("KnowledgeRequirement.description must be a string")
-        if self.source not in _SOURCES:
+        if not isinstance(self.source, str) or self.source not in _SOURCES:
             raise ConfigurationError(
                 f"KnowledgeRequirement.source must be one of {sorted(_SOURCES)}, "
                 f"got {self.source!r}"
@@ -111,7 +111,7 @@ class KnowledgeRequirement:
     def from_dict(cls, data: Any) -> KnowledgeRequirement:
         d = _mapping(data, "requirement")
         source = d.get("source", "either")
-        if source not in _SOURCES:
+        if type(source) is not str or source not in _SOURCES:
             raise EventParseError(f"requirement.source must be one of {sorted(_SOURCES)}")
         key = _need_str(d, "key", "requirement")
         if not key:
@@ -269,7 +269,7 @@ class KnowledgeReadinessDecision:
     def from_dict(cls, data: Any) -> KnowledgeReadinessDecision:
         d = _mapping(data, "decision")
         outcome = d.get("outcome")
-        if outcome not in READINESS_OUTCOMES:
+        if type(outcome) is not str or outcome not in READINESS_OUTCOMES:
             raise EventParseError(f"decision.outcome must be one of {sorted(READINESS_OUTCOMES)}")
         questions = d.get("questions", [])
         if not isinstance(questions, list | tuple):

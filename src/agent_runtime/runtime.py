@@ -123,26 +123,33 @@ def estimate_cost_usd(
 
 
 class _CancelWatch:
-    """Turns `context.cancelled` into a task cancellation, but only while the runner is awaiting
-    the backend, so a consumer suspended elsewhere is never hit by a stray CancelledError."""
+    """Turns `context.cancelled` into a task cancellation, delivered only while the runner's
+    generator is suspended inside the backend await (`ag_running`), so a consumer suspended
+    elsewhere is never hit by a stray CancelledError and the hot loop sets no flags."""
 
-    __slots__ = ("fired", "in_backend", "owner", "sent", "task")
+    __slots__ = ("gen", "owner", "sent", "task")
 
-    def __init__(self, signal: asyncio.Event) -> None:
-        self.fired = signal.is_set()
-        self.in_backend = False
-        self.sent = False
+    def __init__(self) -> None:
+        self.gen: AsyncGenerator[Any, None] | None = None
         self.owner: asyncio.Task[Any] | None = None
+        self.sent = False
         self.task: asyncio.Task[None] | None = None
-        if not self.fired:
-            self.task = asyncio.get_running_loop().create_task(self._watch(signal))
+
+    def start(self, signal: asyncio.Event) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._watch(signal))
 
     async def _watch(self, signal: asyncio.Event) -> None:
         await signal.wait()
-        self.fired = True
-        if self.in_backend and self.owner is not None:
+        gen, owner = self.gen, self.owner
+        running = getattr(gen, "ag_running", False)
+        if (
+            running
+            and owner is not None
+            and owner is not asyncio.current_task()
+            and not owner.done()
+        ):
             self.sent = True
-            self.owner.cancel()
+            owner.cancel()
 
     def absorb(self) -> bool:
         """After the backend await returned or raised: True if our cancel was delivered and is
@@ -156,6 +163,67 @@ class _CancelWatch:
     def stop(self) -> None:
         if self.task is not None and not self.task.done():
             self.task.cancel()
+
+
+class _Collector:
+    """Accumulates what a run produced from the backend's events."""
+
+    __slots__ = (
+        "deltas",
+        "error",
+        "finish_reason",
+        "messages",
+        "model",
+        "tool_calls",
+        "tool_results",
+        "usage",
+    )
+
+    def __init__(self, model: str | None) -> None:
+        self.deltas: list[str] = []
+        self.messages: list[MessageEvent] = []
+        self.tool_calls: list[ToolCallEvent] = []
+        self.tool_results: list[ToolResultEvent] = []
+        self.usage: TokenUsage | None = None
+        self.finish_reason: str | None = None
+        self.error: ErrorEvent | None = None
+        self.model = model
+
+    def add(self, ev: RuntimeStreamEvent) -> None:
+        if ev.type == "text.delta":
+            if ev.index == 0:
+                self.deltas.append(ev.text)
+        elif ev.type == "usage":
+            total = ev.total_tokens
+            if total is None:
+                total = ev.input_tokens + ev.output_tokens
+            u = self.usage
+            if u is None:
+                self.usage = TokenUsage(ev.input_tokens, ev.output_tokens, total)
+            else:
+                self.usage = TokenUsage(
+                    u.input_tokens + ev.input_tokens,
+                    u.output_tokens + ev.output_tokens,
+                    u.total_tokens + total,
+                )
+            if ev.model:
+                self.model = ev.model
+        elif ev.type == "message":
+            self.messages.append(ev)
+        elif ev.type == "tool.call":
+            self.tool_calls.append(ev)
+        elif ev.type == "tool.result":
+            self.tool_results.append(ev)
+        elif ev.type == "done":
+            self.finish_reason = ev.finish_reason
+        elif ev.type == "error" and self.error is None:
+            self.error = ev
+
+    @property
+    def text(self) -> str:
+        if self.deltas:
+            return "".join(self.deltas)
+        return "".join(m.content for m in self.messages if m.role == "assistant")
 
 
 def _error_from_exception(exc: BaseException) -> ErrorEvent:
@@ -199,16 +267,33 @@ def _messages(spec: AgentTaskSpec, options: AgentTaskRunOptions) -> tuple[AgentM
     return tuple(out)
 
 
-async def run_agent_task_stream(
+def run_agent_task_stream(
     spec: AgentTaskSpec,
     backend: AgentExecutionBackend,
     options: AgentTaskRunOptions | None = None,
     *,
     context: AgentTaskContext | None = None,
 ) -> AsyncGenerator[AgentRuntimeEvent, None]:
-    """Run `spec` on `backend`, yielding every event; the last one is `run.finished`."""
+    """Run `spec` on `backend`, yielding every event; the last one is `run.finished`.
+
+    Arguments are validated here, before iteration starts (`ConfigurationError`).
+    """
     options = options if options is not None else AgentTaskRunOptions()
     _validate(spec, backend, options, context)
+    watch = _CancelWatch() if context is not None else None
+    gen = _run(spec, backend, options, context, watch)
+    if watch is not None:
+        watch.gen = gen
+    return gen
+
+
+async def _run(
+    spec: AgentTaskSpec,
+    backend: AgentExecutionBackend,
+    options: AgentTaskRunOptions,
+    context: AgentTaskContext | None,
+    watch: _CancelWatch | None,
+) -> AsyncGenerator[AgentRuntimeEvent, None]:
     t0 = time.perf_counter()
     started_at_ms = time.time_ns() // 1_000_000
     run_id = options.run_id or (context.run_id if context else None) or uuid.uuid4().hex
@@ -271,100 +356,63 @@ async def run_agent_task_stream(
         model=model,
         session_id=session_id,
     )
-    deltas: list[str] = []
-    messages: list[MessageEvent] = []
-    tool_calls: list[ToolCallEvent] = []
-    tool_results: list[ToolResultEvent] = []
-    usage: TokenUsage | None = None
-    finish_reason: str | None = None
-    error: ErrorEvent | None = None
+    acc = _Collector(model)
+    deltas = acc.deltas
     first_ms: float | None = None
-    seen_model = model
     cancelled = False
-    watch = _CancelWatch(signal) if context is not None else None
-    iterator = backend.stream(binput, bctx).__aiter__()
+    if watch is not None:
+        # The task consuming the stream; a cancel is delivered to it only while this generator
+        # is suspended inside the backend (see _CancelWatch). Consume a cancellable stream from
+        # one task: resumed from another task, cancellation takes effect at the next event.
+        watch.owner = asyncio.current_task()
+        watch.start(signal)
+    iterator = backend.stream(binput, bctx)
     try:
-        while True:
-            if watch is not None:
-                if watch.fired or signal.is_set():
+        try:
+            async for event in iterator:
+                if watch is not None and watch.sent and watch.absorb():
                     cancelled = True
                     break
-                watch.owner = asyncio.current_task()
-                watch.in_backend = True
-            try:
-                event = await iterator.__anext__()
-            except StopAsyncIteration:
-                break
-            except asyncio.CancelledError:
-                if watch is not None:
-                    watch.in_backend = False
-                    if watch.absorb():
-                        cancelled = True
-                        break
-                raise
-            except Exception as exc:
-                if watch is not None:
-                    watch.in_backend = False
-                    if watch.absorb():
-                        cancelled = True
-                        break
-                error = _error_from_exception(exc)
-                count += 1
-                yield error
-                break
-            if watch is not None:
-                watch.in_backend = False
-                if watch.absorb():
-                    cancelled = True
-                    break
-            batch: tuple[RuntimeStreamEvent, ...] = (event,)
-            if side:
-                batch = (*side, event)
-                side.clear()
-            for ev in batch:
-                if type(ev) not in _STREAM_TYPES:
-                    error = ErrorEvent(
+                if side:  # events a backend pushed through `context.emit` come first
+                    pushed = side.copy()
+                    side.clear()
+                    for ev in pushed:
+                        if type(ev) in _STREAM_TYPES:
+                            acc.add(ev)
+                            count += 1
+                            yield ev
+                cls = type(event)
+                if cls is TextDeltaEvent:
+                    if event.index == 0:  # type: ignore[union-attr]
+                        deltas.append(event.text)  # type: ignore[union-attr]
+                elif cls in _STREAM_TYPES:
+                    acc.add(event)
+                else:
+                    acc.error = ErrorEvent(
                         code="backend.invalid_event",
-                        message=f"backend {kind!r} yielded {type(ev).__name__}, not an event",
+                        message=f"backend {kind!r} yielded {cls.__name__}, not an event",
                     )
                     count += 1
-                    yield error
+                    yield acc.error
                     break
                 if first_ms is None:
                     first_ms = (time.perf_counter() - t0) * 1000.0
-                if ev.type == "text.delta":
-                    if ev.index == 0:
-                        deltas.append(ev.text)
-                elif ev.type == "usage":
-                    u = ev
-                    total = u.total_tokens
-                    if total is None:
-                        total = u.input_tokens + u.output_tokens
-                    if usage is None:
-                        usage = TokenUsage(u.input_tokens, u.output_tokens, total)
-                    else:
-                        usage = TokenUsage(
-                            usage.input_tokens + u.input_tokens,
-                            usage.output_tokens + u.output_tokens,
-                            usage.total_tokens + total,
-                        )
-                    if u.model:
-                        seen_model = u.model
-                elif ev.type == "message":
-                    messages.append(ev)
-                elif ev.type == "tool.call":
-                    tool_calls.append(ev)
-                elif ev.type == "tool.result":
-                    tool_results.append(ev)
-                elif ev.type == "done":
-                    finish_reason = ev.finish_reason
-                elif ev.type == "error" and error is None:
-                    error = ev
                 count += 1
-                yield ev
+                yield event
+                if watch is not None and signal.is_set():
+                    cancelled = True
+                    break
+        except asyncio.CancelledError:
+            if watch is None or not watch.absorb():
+                raise
+            cancelled = True
+        except Exception as exc:
+            if watch is not None and watch.absorb():
+                cancelled = True
             else:
-                continue
-            break  # an invalid event ended the run
+                acc.error = _error_from_exception(exc)
+                count += 1
+                yield acc.error
     finally:
         if watch is not None:
             watch.stop()
@@ -377,27 +425,23 @@ async def run_agent_task_stream(
     status: AgentTaskStatus
     if cancelled:
         status = "cancelled"
-    elif error is not None:
+    elif acc.error is not None:
         status = "failed"
     else:
         status = "completed"
-    text = "".join(deltas)
-    if not deltas:
-        text = "".join(m.content for m in messages if m.role == "assistant")
-    pricing = options.pricing
     yield finish(
         status,
-        model=seen_model,
-        text=text,
-        messages=tuple(messages),
-        tool_calls=tuple(tool_calls),
-        tool_results=tuple(tool_results),
-        usage=usage,
-        finish_reason=finish_reason,
-        error=error,
+        model=acc.model,
+        text=acc.text,
+        messages=tuple(acc.messages),
+        tool_calls=tuple(acc.tool_calls),
+        tool_results=tuple(acc.tool_results),
+        usage=acc.usage,
+        finish_reason=acc.finish_reason,
+        error=acc.error,
         readiness=decision,
         time_to_first_event_ms=first_ms,
-        cost_usd=estimate_cost_usd(usage, seen_model, pricing),
+        cost_usd=estimate_cost_usd(acc.usage, acc.model, options.pricing),
     )
 
 

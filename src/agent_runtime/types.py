@@ -124,13 +124,13 @@ def _opt_obj(v: Any, where: str) -> dict[str, Any] | None:
 
 
 def _role(v: Any, where: str) -> str:
-    if v not in _ROLES:
+    if type(v) is not str or v not in _ROLES:
         raise EventParseError(f"{where} must be one of {sorted(_ROLES)}")
     return str(v)
 
 
 def _status(v: Any, where: str) -> str:
-    if v not in AGENT_TASK_STATUSES:
+    if type(v) is not str or v not in AGENT_TASK_STATUSES:
         raise EventParseError(f"{where} must be one of {sorted(AGENT_TASK_STATUSES)}")
     return str(v)
 
@@ -645,7 +645,7 @@ class AgentMessage:
     tool_call_id: str | None = None
 
     def __post_init__(self) -> None:
-        if self.role not in _ROLES:
+        if not isinstance(self.role, str) or self.role not in _ROLES:
             raise ConfigurationError(f"message role must be one of {sorted(_ROLES)}")
         if not isinstance(self.content, str):
             raise ConfigurationError("message content must be a string")
