@@ -110,7 +110,7 @@ class KnowledgeRequirement:
     @classmethod
     def from_dict(cls, data: Any) -> KnowledgeRequirement:
         d = _mapping(data, "requirement")
-        source = d.get("source", "either")
+        source: Any = d.get("source", "either")
         if type(source) is not str or source not in _SOURCES:
             raise EventParseError(f"requirement.source must be one of {sorted(_SOURCES)}")
         key = _need_str(d, "key", "requirement")
@@ -268,7 +268,7 @@ class KnowledgeReadinessDecision:
     @classmethod
     def from_dict(cls, data: Any) -> KnowledgeReadinessDecision:
         d = _mapping(data, "decision")
-        outcome = d.get("outcome")
+        outcome: Any = d.get("outcome")
         if type(outcome) is not str or outcome not in READINESS_OUTCOMES:
             raise EventParseError(f"decision.outcome must be one of {sorted(READINESS_OUTCOMES)}")
         questions = d.get("questions", [])
