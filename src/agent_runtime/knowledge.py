@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
 
 from .errors import ConfigurationError, EventParseError
 from .jsoncanon import ensure_json
@@ -110,7 +110,7 @@ class KnowledgeRequirement:
     @classmethod
     def from_dict(cls, data: Any) -> KnowledgeRequirement:
         d = _mapping(data, "requirement")
-        source: Any = d.get("source", "either")
+        source = d.get("source", "either")
         if type(source) is not str or source not in _SOURCES:
             raise EventParseError(f"requirement.source must be one of {sorted(_SOURCES)}")
         key = _need_str(d, "key", "requirement")
@@ -120,7 +120,7 @@ class KnowledgeRequirement:
             key=key,
             description=_need_str(d, "description", "requirement"),
             required=_need_bool(d, "required", "requirement", True),
-            source=source,
+            source=cast(KnowledgeSource, source),
             question=_opt_str(d, "question", "requirement"),
             data_source=_opt_str(d, "data_source", "requirement"),
         )
@@ -268,7 +268,7 @@ class KnowledgeReadinessDecision:
     @classmethod
     def from_dict(cls, data: Any) -> KnowledgeReadinessDecision:
         d = _mapping(data, "decision")
-        outcome: Any = d.get("outcome")
+        outcome = d.get("outcome")
         if type(outcome) is not str or outcome not in READINESS_OUTCOMES:
             raise EventParseError(f"decision.outcome must be one of {sorted(READINESS_OUTCOMES)}")
         questions = d.get("questions", [])
@@ -276,7 +276,7 @@ class KnowledgeReadinessDecision:
             raise EventParseError("decision.questions must be a list")
         plan = d.get("acquisition_plan")
         return cls(
-            outcome=outcome,
+            outcome=cast(KnowledgeReadinessOutcome, outcome),
             reasons=_str_tuple(d, "reasons", "decision"),
             questions=tuple(UserQuestion.from_dict(q) for q in questions),
             acquisition_plan=DataAcquisitionPlan.from_dict(plan) if plan is not None else None,
