@@ -160,3 +160,12 @@ async def test_cancel_from_another_task_while_backend_waits(serve) -> None:
     # the consumer task itself was not left cancelled
     assert asyncio.current_task().cancelling() == 0
     await backend.aclose()
+
+
+async def test_several_models_listed_by_the_fake_router(serve) -> None:
+    from agent_runtime.models import get_models
+
+    fake = FakeOpenAI()
+    served = await serve(fake.app)
+    models = await get_models(served.base_url, "k")
+    assert [m.id for m in models] == ["a", "b", "c"]
