@@ -64,46 +64,68 @@ _NOT_REFERENCE = (
     + ")"
 )
 
+# (triggers, pattern): a pattern runs only when one of its lowercase trigger substrings occurs
+# in the lowercased text, so text without any credential-like anchor costs a few `in` checks.
 # Order matters: whole blocks first, then credentials inside URLs, provider keys, then the
 # context rules (bearer, assignments). Each pattern's `s` group is the secret itself.
-_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
-    re.compile(p)
-    for p in (
-        # PEM private keys (RSA, EC, OPENSSH, ENCRYPTED, PGP ...), also when cut off
+_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
+    # PEM private keys (RSA, EC, OPENSSH, ENCRYPTED, PGP ...), also when cut off
+    (
+        ("private key",),
         r"(?P<s>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
         r"[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z))",
-        # user:password@ in any scheme://
-        r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:"
-        + _NOT_MARKER
-        + r"(?P<s>[^\s/@]+(?:@[^\s/@]+)*)@",
-        r"\b(?P<s>sk-ant-[A-Za-z0-9_\-]{20,})",
+    ),
+    # user:password@ after any scheme://
+    (("://",), r"://[^\s:/@]*:" + _NOT_MARKER + r"(?P<s>[^\s/@]+(?:@[^\s/@]+)*)@"),
+    (("sk-ant-",), r"\b(?P<s>sk-ant-[A-Za-z0-9_\-]{20,})"),
+    (
+        ("sk-",),
         r"(?<![A-Za-z0-9_\-])(?P<s>sk-(?:proj-|svcacct-|admin-|or-v1-)?[A-Za-z0-9_\-]{20,})",
-        r"\b(?P<s>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,})",
-        r"\b(?P<s>whsec_[A-Za-z0-9+/=]{20,})",
-        r"\b(?P<s>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})\b",
-        r"\b(?P<s>gh[pousr]_[A-Za-z0-9]{30,})",
-        r"\b(?P<s>github_pat_[A-Za-z0-9_]{22,})",
-        r"\b(?P<s>glpat-[A-Za-z0-9_\-]{20,})",
-        r"\b(?P<s>AIza[0-9A-Za-z_\-]{35})",
-        r"\b(?P<s>ya29\.[0-9A-Za-z_\-]{20,})",
-        r"\b(?P<s>xox[abposre]-[A-Za-z0-9\-]{10,})",
-        r"(?P<s>https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+)",
-        r"\b(?P<s>hf_[A-Za-z0-9]{30,})",
-        r"\b(?P<s>npm_[A-Za-z0-9]{36})",
-        r"\b(?P<s>SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,})",
-        # JSON Web Tokens: base64url header and payload both start with {"  (eyJ)
-        r"\b(?P<s>eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*)",
-        # Bearer <token>, and any Authorization: [scheme] <credential>
+    ),
+    (("_live_", "_test_"), r"\b(?P<s>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,})"),
+    (("whsec_",), r"\b(?P<s>whsec_[A-Za-z0-9+/=]{20,})"),
+    (("akia", "asia", "abia", "acca"), r"\b(?P<s>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})\b"),
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\b(?P<s>gh[pousr]_[A-Za-z0-9]{30,})"),
+    (("github_pat_",), r"\b(?P<s>github_pat_[A-Za-z0-9_]{22,})"),
+    (("glpat-",), r"\b(?P<s>glpat-[A-Za-z0-9_\-]{20,})"),
+    (("aiza",), r"\b(?P<s>AIza[0-9A-Za-z_\-]{35})"),
+    (("ya29.",), r"\b(?P<s>ya29\.[0-9A-Za-z_\-]{20,})"),
+    (("xox",), r"\b(?P<s>xox[abposre]-[A-Za-z0-9\-]{10,})"),
+    (("hooks.slack.com",), r"(?P<s>https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+)"),
+    (("hf_",), r"\b(?P<s>hf_[A-Za-z0-9]{30,})"),
+    (("npm_",), r"\b(?P<s>npm_[A-Za-z0-9]{36})"),
+    (("sg.",), r"\b(?P<s>SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,})"),
+    # JSON Web Tokens: base64url header and payload both start with {"  (eyJ)
+    (("eyj",), r"\b(?P<s>eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*)"),
+    # Bearer <token>, and any Authorization: [scheme] <credential>
+    (
+        ("bearer",),
         r"(?i)\bbearer\s+" + _NOT_MARKER + r"(?=\S*[0-9._~+/\-])(?P<s>[A-Za-z0-9._~+/\-]{16,}=*)",
+    ),
+    (
+        ("authorization",),
         r"(?i)\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:basic\s+|token\s+|bearer\s+)?"
         + _NOT_MARKER
         + r"(?P<s>[A-Za-z0-9._~+/\-]{8,}=*)",
-        # password = "...", api_key: ..., "client_secret": "..."
+    ),
+    # password = "...", api_key: ..., "client_secret": "..."
+    (
+        ("pass", "pwd", "secret", "key", "token"),
         r"(?i)\b(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|"
         r"refresh[_\-]?token|client[_\-]?secret|secret[_\-]?access[_\-]?key|private[_\-]?key)"
         r"[\"']?\s*[:=]\s*[\"']?" + _NOT_MARKER + _NOT_REFERENCE + r"(?P<s>[^\s\"',;}{)(\]\[]{4,})",
-    )
+    ),
 )
+_PATTERNS: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
+    (frozenset(triggers), re.compile(pattern)) for triggers, pattern in _RULES
+)
+_ALL_TRIGGERS = sorted({t for triggers, _ in _RULES for t in triggers}, key=len, reverse=True)
+# one scan finds every anchor; a found trigger also counts for the triggers it contains
+# (`sk-ant-` contains `sk-`), since the scan reports non-overlapping matches only
+_TRIGGER_SCAN = re.compile("|".join(re.escape(t) for t in _ALL_TRIGGERS))
+_IMPLIED: dict[str, frozenset[str]] = {
+    t: frozenset(u for u in _ALL_TRIGGERS if u in t) for t in _ALL_TRIGGERS
+}
 _MARKER = re.compile(r"\[REDACTED:[0-9a-f]{8}\]")
 
 
@@ -153,7 +175,15 @@ def sanitize_text(text: str, options: SanitizeOptions | None = None) -> str:
             m.string[whole_start:start] + redaction_marker(secret, opts) + m.string[end : m.end()]
         )
 
-    for pattern in (*_PATTERNS, *opts.extra_patterns):
+    found = _TRIGGER_SCAN.findall(text.lower())
+    if found:
+        present: set[str] = set()
+        for t in found:
+            present |= _IMPLIED[t]
+        for triggers, pattern in _PATTERNS:
+            if not triggers.isdisjoint(present):
+                text = pattern.sub(replace, text)
+    for pattern in opts.extra_patterns:
         text = pattern.sub(replace, text)
     return text
 
@@ -175,9 +205,12 @@ def sanitize_json(value: Any, options: SanitizeOptions | None = None) -> Any:
 
 
 def _walk(value: Any, opts: SanitizeOptions) -> Any:
-    if isinstance(value, str):
+    t = type(value)
+    if t is str:
         return sanitize_text(value, opts)
-    if isinstance(value, Mapping):
+    if t is int or t is float or t is bool or value is None:
+        return value
+    if t is dict or isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for k, v in value.items():
             if isinstance(k, str):
