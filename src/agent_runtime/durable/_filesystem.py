@@ -29,6 +29,7 @@ from ..errors import (
     StoreUnavailableError,
 )
 from ..jsoncanon import dumps_json, loads_json
+from ._base import StoreBase
 from ._fsio import JsonlLog, atomic_write, flocked, read_json
 from ._manifest import DurableRunManifest, manifest_hash
 from ._records import (
@@ -41,16 +42,15 @@ from ._records import (
     StartOrResumeResult,
     StepKind,
     StepRecord,
+    StepStatus,
     StreamEventRecord,
     ms_to_dt,
     now_ms,
 )
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
-    check_error,
     check_id,
     check_index,
-    check_kind,
     check_lease_ms,
     check_status,
 )
@@ -131,7 +131,7 @@ class _RunFiles:
         return self.stream_ids
 
 
-class FileSystemDurableRunStore:
+class FileSystemDurableRunStore(StoreBase):
     """A `DurableRunStore` in a folder tree; several processes on one host may share `root`.
 
     `fsync=False` skips fsyncs (survives a process crash, not a power loss), for tests and
@@ -401,21 +401,18 @@ class FileSystemDurableRunStore:
         d = files.step_map().get(step_index)
         return _step_record(run_id, d) if d is not None else None
 
-    def _write_step(
+    async def _write_step(
         self,
         run_id: str,
         step_index: int,
-        status: str,
+        status: StepStatus,
         worker_id: str | None,
         intent: str | None,
         kind: StepKind,
         input_hash: str | None,
-        result: Any = None,
-        error: Any = None,
+        result: str | None,
+        error: str | None,
     ) -> StepRecord:
-        check_id(run_id, "run_id")
-        check_index(step_index)
-        check_kind(kind)
         files, _ = self._existing(run_id)
         with flocked(files.lock):
             self._existing(run_id)
@@ -452,61 +449,14 @@ class FileSystemDurableRunStore:
                 "input_hash": input_hash,
                 "status": status,
                 "attempts": attempts,
-                "result": result,
-                "error": error,
+                "result": loads_json(result) if result is not None else None,
+                "error": loads_json(error) if error is not None else None,
                 "started": started,
                 "completed": None if status == "running" else now,
                 "t": now,
             }
             files.steps.append([line], fsync=self.fsync)
         return _step_record(run_id, line)
-
-    async def begin_step(
-        self,
-        run_id: str,
-        step_index: int,
-        intent: str,
-        kind: StepKind,
-        input_hash: str | None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        check_id(intent, "intent")
-        return self._write_step(run_id, step_index, "running", worker_id, intent, kind, input_hash)
-
-    async def complete_step(
-        self,
-        run_id: str,
-        step_index: int,
-        result: Any,
-        intent: str | None = None,
-        kind: StepKind = "logic",
-        input_hash: str | None = None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        if intent is not None:
-            check_id(intent, "intent")
-        value = loads_json(dumps_json(result, root="result"))
-        return self._write_step(
-            run_id, step_index, "completed", worker_id, intent, kind, input_hash, result=value
-        )
-
-    async def fail_step(
-        self,
-        run_id: str,
-        step_index: int,
-        error: dict[str, Any],
-        intent: str | None = None,
-        kind: StepKind = "logic",
-        input_hash: str | None = None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        if intent is not None:
-            check_id(intent, "intent")
-        check_error(error)
-        value = loads_json(dumps_json(error, root="error"))
-        return self._write_step(
-            run_id, step_index, "failed", worker_id, intent, kind, input_hash, error=value
-        )
 
     # -- events ------------------------------------------------------------------------------
 
@@ -536,11 +486,6 @@ class FileSystemDurableRunStore:
         return self._find_event(files, run_id, key) if files is not None else None
 
     # -- stream log --------------------------------------------------------------------------
-
-    async def append_stream_event(
-        self, run_id: str, event_id: str, payload: Any
-    ) -> AppendStreamResult:
-        return (await self.append_stream_events(run_id, [(event_id, payload)]))[0]
 
     async def append_stream_events(
         self, run_id: str, events: Sequence[tuple[str, Any]]

@@ -18,6 +18,7 @@ from ..errors import (
     DurableRunNotFoundError,
 )
 from ..jsoncanon import dumps_json, loads_json
+from ._base import StoreBase
 from ._manifest import DurableRunManifest, manifest_hash
 from ._records import (
     AppendStreamResult,
@@ -29,6 +30,7 @@ from ._records import (
     StartOrResumeResult,
     StepKind,
     StepRecord,
+    StepStatus,
     StreamEventRecord,
     ms_dt,
     ms_to_dt,
@@ -36,10 +38,8 @@ from ._records import (
 )
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
-    check_error,
     check_id,
     check_index,
-    check_kind,
     check_lease_ms,
     check_status,
 )
@@ -91,7 +91,7 @@ class _Stream:
     ordered: list[StreamEventRecord] = field(default_factory=list)
 
 
-class InMemoryDurableRunStore:
+class InMemoryDurableRunStore(StoreBase):
     """A `DurableRunStore` in process memory; nothing survives the process."""
 
     def __init__(self) -> None:
@@ -229,20 +229,18 @@ class InMemoryDurableRunStore:
         run = self._runs.get(check_id(run_id, "run_id"))
         return run.steps.get(step_index) if run else None
 
-    def _write_step(
+    async def _write_step(
         self,
         run_id: str,
         step_index: int,
-        status: str,
+        status: StepStatus,
         worker_id: str | None,
         intent: str | None,
         kind: StepKind,
         input_hash: str | None,
-        result: bytes | None = None,
-        error: dict[str, Any] | None = None,
+        result: str | None,
+        error: str | None,
     ) -> StepRecord:
-        check_index(step_index)
-        check_kind(kind)
         run = self._run(run_id)
         self._fence(run, worker_id)
         now = now_ms()
@@ -278,10 +276,10 @@ class InMemoryDurableRunStore:
             intent=intent,
             kind=kind,
             input_hash=input_hash,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             attempts=attempts,
             result=loads_json(result) if result is not None else None,
-            error=error,
+            error=loads_json(error) if error is not None else None,
             started_at=started,
             completed_at=None if status == "running" else ms_to_dt(now),
         )
@@ -289,49 +287,6 @@ class InMemoryDurableRunStore:
         run.step_count = max(run.step_count, step_index + 1)
         run.updated_ms = now
         return rec
-
-    async def begin_step(
-        self,
-        run_id: str,
-        step_index: int,
-        intent: str,
-        kind: StepKind,
-        input_hash: str | None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        check_id(intent, "intent")
-        return self._write_step(run_id, step_index, "running", worker_id, intent, kind, input_hash)
-
-    async def complete_step(
-        self,
-        run_id: str,
-        step_index: int,
-        result: Any,
-        intent: str | None = None,
-        kind: StepKind = "logic",
-        input_hash: str | None = None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        encoded = dumps_json(result, root="result")
-        return self._write_step(
-            run_id, step_index, "completed", worker_id, intent, kind, input_hash, result=encoded
-        )
-
-    async def fail_step(
-        self,
-        run_id: str,
-        step_index: int,
-        error: dict[str, Any],
-        intent: str | None = None,
-        kind: StepKind = "logic",
-        input_hash: str | None = None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        check_error(error)
-        error = loads_json(dumps_json(error, root="error"))
-        return self._write_step(
-            run_id, step_index, "failed", worker_id, intent, kind, input_hash, error=error
-        )
 
     # -- events ------------------------------------------------------------------------------
 
@@ -352,11 +307,6 @@ class InMemoryDurableRunStore:
         return run.events.get(key) if run else None
 
     # -- stream log --------------------------------------------------------------------------
-
-    async def append_stream_event(
-        self, run_id: str, event_id: str, payload: Any
-    ) -> AppendStreamResult:
-        return (await self.append_stream_events(run_id, [(event_id, payload)]))[0]
 
     async def append_stream_events(
         self, run_id: str, events: Sequence[tuple[str, Any]]

@@ -29,6 +29,7 @@ from ..errors import (
     StoreUnavailableError,
 )
 from ..jsoncanon import dumps_json, loads_json
+from ._base import StoreBase
 from ._manifest import DurableRunManifest, manifest_hash
 from ._migrations import check_applied
 from ._postgres_schema import POSTGRES_MIGRATIONS
@@ -42,15 +43,14 @@ from ._records import (
     StartOrResumeResult,
     StepKind,
     StepRecord,
+    StepStatus,
     StreamEventRecord,
     ms_to_dt,
 )
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
-    check_error,
     check_id,
     check_index,
-    check_kind,
     check_lease_ms,
     check_status,
 )
@@ -134,7 +134,7 @@ def _stream_record(row: Sequence[Any]) -> StreamEventRecord:
     return StreamEventRecord(row[0], row[1], row[2], loads_json(row[3]), ms_to_dt(row[4]))  # type: ignore[arg-type]
 
 
-class PostgresDurableRunStore:
+class PostgresDurableRunStore(StoreBase):
     """A `DurableRunStore` in PostgreSQL (15+), shared by any number of worker processes.
 
     Build it with `await PostgresDurableRunStore.from_dsn(dsn)` (owns its pool) or
@@ -473,21 +473,14 @@ class PostgresDurableRunStore:
         self,
         run_id: str,
         step_index: int,
-        status: str,
+        status: StepStatus,
         worker_id: str | None,
         intent: str | None,
         kind: StepKind,
         input_hash: str | None,
-        result: str | None = None,
-        error: str | None = None,
+        result: str | None,
+        error: str | None,
     ) -> StepRecord:
-        check_id(run_id, "run_id")
-        check_index(step_index)
-        check_kind(kind)
-        if worker_id is not None:
-            check_id(worker_id, "worker_id")
-        if input_hash is not None and not isinstance(input_hash, str):
-            raise DurableValueError("input_hash must be a string or None", path="input_hash")
         params = (run_id, step_index, status, worker_id, intent, kind, input_hash, result, error)
 
         async def op(conn: Conn, attempt: int) -> StepRecord:
@@ -522,55 +515,6 @@ class PostgresDurableRunStore:
             )
 
         return await self._with_conn(op)
-
-    async def begin_step(
-        self,
-        run_id: str,
-        step_index: int,
-        intent: str,
-        kind: StepKind,
-        input_hash: str | None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        check_id(intent, "intent")
-        return await self._write_step(
-            run_id, step_index, "running", worker_id, intent, kind, input_hash
-        )
-
-    async def complete_step(
-        self,
-        run_id: str,
-        step_index: int,
-        result: Any,
-        intent: str | None = None,
-        kind: StepKind = "logic",
-        input_hash: str | None = None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        if intent is not None:
-            check_id(intent, "intent")
-        encoded = dumps_json(result, root="result").decode()
-        return await self._write_step(
-            run_id, step_index, "completed", worker_id, intent, kind, input_hash, result=encoded
-        )
-
-    async def fail_step(
-        self,
-        run_id: str,
-        step_index: int,
-        error: dict[str, Any],
-        intent: str | None = None,
-        kind: StepKind = "logic",
-        input_hash: str | None = None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        if intent is not None:
-            check_id(intent, "intent")
-        check_error(error)
-        encoded = dumps_json(error, root="error").decode()
-        return await self._write_step(
-            run_id, step_index, "failed", worker_id, intent, kind, input_hash, error=encoded
-        )
 
     # -- events ------------------------------------------------------------------------------
 
@@ -610,11 +554,6 @@ class PostgresDurableRunStore:
         return EventRecord(run_id, key, loads_json(row[0]), ms_to_dt(row[1]))  # type: ignore[arg-type]
 
     # -- stream log --------------------------------------------------------------------------
-
-    async def append_stream_event(
-        self, run_id: str, event_id: str, payload: Any
-    ) -> AppendStreamResult:
-        return (await self.append_stream_events(run_id, [(event_id, payload)]))[0]
 
     async def append_stream_events(
         self, run_id: str, events: Sequence[tuple[str, Any]]

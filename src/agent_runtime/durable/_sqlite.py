@@ -24,6 +24,7 @@ from ..errors import (
     StoreUnavailableError,
 )
 from ..jsoncanon import dumps_json, loads_json
+from ._base import StoreBase
 from ._manifest import DurableRunManifest, manifest_hash
 from ._migrations import check_applied
 from ._records import (
@@ -36,6 +37,7 @@ from ._records import (
     StartOrResumeResult,
     StepKind,
     StepRecord,
+    StepStatus,
     StreamEventRecord,
     ms_dt,
     ms_to_dt,
@@ -44,10 +46,8 @@ from ._records import (
 from ._sqlite_schema import SQLITE_MIGRATIONS
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
-    check_error,
     check_id,
     check_index,
-    check_kind,
     check_lease_ms,
     check_status,
 )
@@ -151,7 +151,7 @@ class _Transaction:
         self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
-class SQLiteDurableRunStore:
+class SQLiteDurableRunStore(StoreBase):
     """A `DurableRunStore` in one SQLite file (WAL), safe across processes on one host.
 
     `durability="full"` fsyncs every commit (survives power loss); `"normal"` fsyncs at WAL
@@ -433,21 +433,18 @@ class SQLiteDurableRunStore:
         ).fetchone()
         return _step_record(row) if row else None
 
-    def _write_step(
+    async def _write_step(
         self,
         run_id: str,
         step_index: int,
-        status: str,
+        status: StepStatus,
         worker_id: str | None,
         intent: str | None,
         kind: StepKind,
         input_hash: str | None,
-        result: str | None = None,
-        error: str | None = None,
+        result: str | None,
+        error: str | None,
     ) -> StepRecord:
-        check_id(run_id, "run_id")
-        check_index(step_index)
-        check_kind(kind)
         now = now_ms()
         completed_at = None if status == "running" else now
         with self._tx() as db:
@@ -481,7 +478,7 @@ class SQLiteDurableRunStore:
                         intent=intent,
                         kind=kind,
                         input_hash=input_hash,
-                        status=status,  # type: ignore[arg-type]
+                        status=status,
                         attempts=1,
                         result=loads_json(result) if result is not None else None,
                         error=loads_json(error) if error is not None else None,
@@ -522,49 +519,6 @@ class SQLiteDurableRunStore:
                     run_id=run_id,
                 )
         return _step_record(row)
-
-    async def begin_step(
-        self,
-        run_id: str,
-        step_index: int,
-        intent: str,
-        kind: StepKind,
-        input_hash: str | None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        check_id(intent, "intent")
-        return self._write_step(run_id, step_index, "running", worker_id, intent, kind, input_hash)
-
-    async def complete_step(
-        self,
-        run_id: str,
-        step_index: int,
-        result: Any,
-        intent: str | None = None,
-        kind: StepKind = "logic",
-        input_hash: str | None = None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        encoded = dumps_json(result, root="result").decode()
-        return self._write_step(
-            run_id, step_index, "completed", worker_id, intent, kind, input_hash, result=encoded
-        )
-
-    async def fail_step(
-        self,
-        run_id: str,
-        step_index: int,
-        error: dict[str, Any],
-        intent: str | None = None,
-        kind: StepKind = "logic",
-        input_hash: str | None = None,
-        worker_id: str | None = None,
-    ) -> StepRecord:
-        check_error(error)
-        encoded = dumps_json(error, root="error").decode()
-        return self._write_step(
-            run_id, step_index, "failed", worker_id, intent, kind, input_hash, error=encoded
-        )
 
     # -- events ------------------------------------------------------------------------------
 
@@ -607,11 +561,6 @@ class SQLiteDurableRunStore:
         return EventRecord(run_id, key, loads_json(row[0]), ms_dt(row[1]))
 
     # -- stream log --------------------------------------------------------------------------
-
-    async def append_stream_event(
-        self, run_id: str, event_id: str, payload: Any
-    ) -> AppendStreamResult:
-        return (await self.append_stream_events(run_id, [(event_id, payload)]))[0]
 
     async def append_stream_events(
         self, run_id: str, events: Sequence[tuple[str, Any]]
