@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DurableValueError
+from ..jsoncanon import dumps_json
 from ._records import AppendStreamResult, StepKind, StepRecord, StepStatus
 from ._validate import check_error, check_id, check_index, check_kind
 
@@ -122,6 +123,4 @@ class StoreBase:
 
 def dumps(value: Any, root: str) -> str:
     """Validated compact JSON text."""
-    from ..jsoncanon import dumps_json
-
     return dumps_json(value, root=root).decode()
