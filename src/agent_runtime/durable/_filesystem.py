@@ -31,7 +31,7 @@ from ..errors import (
 from ..jsoncanon import dumps_json, loads_json
 from ._base import StoreBase
 from ._fsio import JsonlLog, atomic_write, flocked, read_json
-from ._manifest import DurableRunManifest, manifest_hash
+from ._manifest import DurableRunManifest
 from ._records import (
     AppendStreamResult,
     EmitEventResult,
@@ -254,8 +254,8 @@ class FileSystemDurableRunStore(StoreBase):
         check_lease_ms(lease_ms)
         if not isinstance(manifest, DurableRunManifest):
             raise DurableRunError("manifest must be a DurableRunManifest", run_id=run_id)
-        mhash = manifest_hash(manifest)
-        manifest_data = loads_json(dumps_json(manifest.to_dict(), root="manifest"))
+        mhash = manifest.digest
+        manifest_data = loads_json(manifest.encoded)
         files = self._run_files(run_id, create=True)
         assert files is not None
         with flocked(files.lock):

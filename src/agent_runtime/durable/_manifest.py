@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DurableValueError
-from ..jsoncanon import canonical_hash, canonical_json, ensure_json
+from ..jsoncanon import canonical_hash, canonical_json, dumps_json, ensure_json
 
 __all__ = ["DurableRunManifest", "derive_worker_id", "manifest_hash", "step_id"]
 
@@ -36,7 +36,8 @@ class DurableRunManifest:
     """What a run was started with; the same run id must always come with the same manifest.
 
     `task` is a mapping or an object with `id`, `intent` and `domain` (an `AgentTaskSpec`).
-    `tags` are descriptive and do not enter the hash.
+    `tags` are descriptive and do not enter the hash. The manifest is validated, hashed
+    (`digest`) and encoded (`encoded`) once, when it is built.
     """
 
     project_id: str
@@ -44,6 +45,8 @@ class DurableRunManifest:
     input: Any
     scenario_id: str | None = None
     tags: Mapping[str, Any] | None = field(default=None)
+    digest: str = field(init=False, repr=False, compare=False)
+    encoded: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.project_id, str) or not self.project_id:
@@ -54,6 +57,8 @@ class DurableRunManifest:
         ensure_json(self.input, root="input")
         if self.tags is not None:
             ensure_json(dict(self.tags), root="manifest.tags")
+        object.__setattr__(self, "digest", canonical_hash(self.identity(), root="manifest"))
+        object.__setattr__(self, "encoded", dumps_json(self.to_dict(), root="manifest").decode())
 
     def identity(self) -> dict[str, Any]:
         """The hashed part of the manifest."""
@@ -72,7 +77,7 @@ class DurableRunManifest:
 
 def manifest_hash(manifest: DurableRunManifest) -> str:
     """sha256 of the canonical JSON of project, scenario, task id/intent/domain and input."""
-    return canonical_hash(manifest.identity(), root="manifest")
+    return manifest.digest
 
 
 def step_id(run_id: str, index: int, intent: str) -> str:

@@ -19,7 +19,7 @@ from ..errors import (
 )
 from ..jsoncanon import dumps_json, loads_json
 from ._base import StoreBase
-from ._manifest import DurableRunManifest, manifest_hash
+from ._manifest import DurableRunManifest
 from ._records import (
     AppendStreamResult,
     EmitEventResult,
@@ -128,14 +128,14 @@ class InMemoryDurableRunStore(StoreBase):
         check_lease_ms(lease_ms)
         if not isinstance(manifest, DurableRunManifest):
             raise DurableRunError("manifest must be a DurableRunManifest", run_id=run_id)
-        mhash = manifest_hash(manifest)
+        mhash = manifest.digest
         now = now_ms()
         run = self._runs.get(run_id)
         if run is None:
             run = _Run(
                 run_id=run_id,
                 manifest_hash=mhash,
-                manifest=dumps_json(manifest.to_dict(), root="manifest"),
+                manifest=manifest.encoded.encode(),
                 project_id=manifest.project_id,
                 scenario_id=manifest.scenario_id,
                 status="running",

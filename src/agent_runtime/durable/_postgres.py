@@ -30,7 +30,7 @@ from ..errors import (
 )
 from ..jsoncanon import dumps_json, loads_json
 from ._base import StoreBase
-from ._manifest import DurableRunManifest, manifest_hash
+from ._manifest import DurableRunManifest
 from ._migrations import check_applied
 from ._postgres_schema import POSTGRES_MIGRATIONS
 from ._records import (
@@ -306,8 +306,7 @@ class PostgresDurableRunStore(StoreBase):
         check_lease_ms(lease_ms)
         if not isinstance(manifest, DurableRunManifest):
             raise DurableRunError("manifest must be a DurableRunManifest", run_id=run_id)
-        mhash = manifest_hash(manifest)
-        manifest_json = dumps_json(manifest.to_dict(), root="manifest").decode()
+        mhash, manifest_json = manifest.digest, manifest.encoded
 
         async def op(conn: Conn, attempt: int) -> StartOrResumeResult:
             await conn.execute(

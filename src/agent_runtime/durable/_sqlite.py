@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ..jsoncanon import dumps_json, loads_json
 from ._base import StoreBase
-from ._manifest import DurableRunManifest, manifest_hash
+from ._manifest import DurableRunManifest
 from ._migrations import check_applied
 from ._records import (
     AppendStreamResult,
@@ -130,6 +130,20 @@ def _stream_record(row: tuple[Any, ...]) -> StreamEventRecord:
     return StreamEventRecord(row[0], row[1], row[2], loads_json(row[3]), ms_dt(row[4]))
 
 
+def _statements(script: str) -> list[str]:
+    """Split a SQL script into statements; semicolons inside comments or strings are safe."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
+
+
 class _Transaction:
     """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any exception (a cheap context manager:
     it sits on the per-step hot path)."""
@@ -199,9 +213,8 @@ class SQLiteDurableRunStore(StoreBase):
             applied = dict(db.execute("SELECT version, checksum FROM durable_schema_info"))
             for m in check_applied(SQLITE_MIGRATIONS, applied, self.path):
                 # statement by statement: executescript() would COMMIT mid-transaction
-                for statement in m.sql.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(m.sql):
+                    db.execute(statement)
                 db.execute(
                     "INSERT INTO durable_schema_info VALUES (?, ?, ?, ?)",
                     (m.version, m.description, m.checksum, now_ms()),
@@ -259,8 +272,7 @@ class SQLiteDurableRunStore(StoreBase):
         check_lease_ms(lease_ms)
         if not isinstance(manifest, DurableRunManifest):
             raise DurableRunError("manifest must be a DurableRunManifest", run_id=run_id)
-        mhash = manifest_hash(manifest)
-        manifest_json = dumps_json(manifest.to_dict(), root="manifest").decode()
+        mhash, manifest_json = manifest.digest, manifest.encoded
         with self._tx() as db:
             now = now_ms()
             created = db.execute(
@@ -366,13 +378,12 @@ class SQLiteDurableRunStore(StoreBase):
             check_status(status)
             rows = self._db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM durable_runs WHERE status = ? "
-                "ORDER BY created_at_ms DESC, run_id DESC LIMIT ?",
+                "ORDER BY rowid DESC LIMIT ?",
                 (status, limit),
             ).fetchall()
         else:
             rows = self._db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM durable_runs "
-                "ORDER BY created_at_ms DESC, run_id DESC LIMIT ?",
+                f"SELECT {_RUN_COLUMNS} FROM durable_runs ORDER BY rowid DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return [_run_record(r) for r in rows]

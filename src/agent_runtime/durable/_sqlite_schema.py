@@ -9,6 +9,8 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         1,
         "runs, steps, events, stream log",
         """
+-- no secondary index on runs: each one costs a WAL page per run start and end; listing
+-- walks the rowid (creation order)
 CREATE TABLE durable_runs (
     run_id TEXT PRIMARY KEY,
     manifest_hash TEXT NOT NULL,
@@ -25,9 +27,6 @@ CREATE TABLE durable_runs (
     step_count INTEGER NOT NULL DEFAULT 0,
     handle TEXT
 );
--- indexed columns change once or twice per run, never per step or per lease renewal
-CREATE INDEX durable_runs_created ON durable_runs (created_at_ms);
-CREATE INDEX durable_runs_status ON durable_runs (status);
 CREATE TABLE durable_steps (
     run_id TEXT NOT NULL,
     step_index INTEGER NOT NULL,
