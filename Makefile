@@ -31,7 +31,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP) services
-	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	@status=0; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || status=1; done; \
+	if [ $$status -ne 0 ]; then echo "some benchmark targets were missed (see above)"; fi; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .agent-runtime
