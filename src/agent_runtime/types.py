@@ -259,7 +259,8 @@ class ToolResultEvent(_Event):
 
 @dataclass(frozen=True, slots=True)
 class UsageEvent(_Event):
-    """Token usage reported by the model for the call (or cumulative, per backend)."""
+    """Token usage of one model call. Usage events of a run are summed, so a backend reports
+    each call once (never a running total)."""
 
     type: Literal["usage"] = field(default="usage", init=False, repr=False)
     input_tokens: int
