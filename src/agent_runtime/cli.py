@@ -63,11 +63,14 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _with_store(url: str, fn: Callable[[DurableRunStore], Awaitable[T]]) -> T:
-    """Open the store, run `fn`, close it; typed errors become a message and an exit code."""
+def _with_store(
+    url: str, fn: Callable[[DurableRunStore], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Open the store, run `fn`, close it; typed errors become a message and an exit code.
+    Only `migrate` creates a store: reading a mistyped path is an error, not a new file."""
 
     async def go() -> T:
-        store = await open_store(url)
+        store = await open_store(url, create=create)
         try:
             return await fn(store)
         finally:
@@ -269,7 +272,7 @@ def migrate(store: StoreOpt = DEFAULT_STORE_URL, as_json: JsonOpt = False) -> No
             result = await result
         return int(result)
 
-    version = _with_store(store, go)
+    version = _with_store(store, go, create=True)
     if as_json:
         _emit_json({"store": _display_url(store), "schema_version": version})
     else:

@@ -39,6 +39,17 @@ async def test_sqlite_absolute_relative_and_durability(
         assert (tmp_path / rel).is_file()
 
 
+async def test_create_false_refuses_missing_stores(tmp_path: Path) -> None:
+    for url in (f"sqlite:///{tmp_path}/missing.db", f"file://{tmp_path}/missing"):
+        with pytest.raises(StoreUnavailableError, match="no store at"):
+            await open_store(url, create=False)
+    assert list(tmp_path.iterdir()) == []
+    store = await open_store(f"sqlite:///{tmp_path}/made.db")
+    await store.close()
+    store = await open_store(f"sqlite:///{tmp_path}/made.db", create=False)
+    await store.close()
+
+
 async def test_file_store(tmp_path: Path) -> None:
     store = await open_store(f"file://{tmp_path}/root?fsync=false")
     assert isinstance(store, FileSystemDurableRunStore) and store.fsync is False
@@ -84,7 +95,9 @@ async def test_bad_urls(url: str) -> None:
 
 def test_store_path_forms() -> None:
     assert store_path("sqlite:////abs/x.db") == "/abs/x.db"
-    assert store_path("sqlite:///abs/x.db") == "/abs/x.db"
+    assert store_path("sqlite:///rel/x.db") == "rel/x.db"
+    assert store_path("sqlite:///./rel/x.db") == "./rel/x.db"
+    assert store_path("sqlite:rel/x.db") == "rel/x.db"
     assert store_path("sqlite:///../up.db") == "../up.db"
     assert store_path("sqlite:///:memory:") == ":memory:"
     assert store_path("file:data/runs?fsync=0") == "data/runs"

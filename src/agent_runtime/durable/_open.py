@@ -1,11 +1,15 @@
 """`open_store(url)`: one string picks and opens a durable store (CLI flags, server config).
 
     memory:                          InMemoryDurableRunStore
-    sqlite:///abs/path.db            SQLite file at /abs/path.db (`sqlite:////abs` works too)
-    sqlite:///./rel.db, sqlite:rel   SQLite file relative to the working directory
+    sqlite:///rel/path.db            SQLite file relative to the working directory (as in
+                                     SQLAlchemy; `sqlite:rel/path.db` is the same)
+    sqlite:////abs/path.db           SQLite file at /abs/path.db
     sqlite:///:memory:               SQLite in memory
-    file:///abs/root, file:rel       FileSystemDurableRunStore rooted there
+    file:///abs/root, file:rel       FileSystemDurableRunStore rooted there (RFC 8089)
     postgresql://..., postgres://... PostgresDurableRunStore (libpq URL)
+
+`open_store(url, create=False)` refuses a SQLite file or store folder that does not exist
+yet, so a mistyped path in a read-only command is an error instead of a new empty store.
 
 Query options: `sqlite:...?durability=full`, `file:...?fsync=false`,
 `postgresql://...?pool_min=1&pool_max=10` (other query parameters go to libpq).
@@ -13,9 +17,10 @@ Query options: `sqlite:...?durability=full`, `file:...?fsync=false`,
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreUnavailableError
 from ._filesystem import FileSystemDurableRunStore
 from ._memory import InMemoryDurableRunStore
 from ._postgres import PostgresDurableRunStore
@@ -31,19 +36,26 @@ _FALSE = {"0", "false", "no", "off"}
 
 def store_path(url: str) -> str:
     """The filesystem path named by a `sqlite:` or `file:` URL (see the module doc)."""
-    rest = url.split(":", 1)[1].split("?", 1)[0]
+    scheme, rest = url.split(":", 1)
+    rest = rest.split("?", 1)[0]
     if rest.startswith("////"):
-        return rest[3:]  # sqlite:////abs/path
+        return rest[3:]  # sqlite:////abs/path, file:////abs/path
     if rest.startswith("///"):
         path = rest[3:]
-        if path.startswith(("./", "../", ":memory:")) or path in (".", ".."):
-            return path
-        return "/" + path
+        if scheme.lower() == "file":
+            return "/" + path  # file:///abs/path (RFC 8089)
+        return path  # sqlite:///rel/path (SQLAlchemy)
     if rest.startswith("//"):
         raise ConfigurationError(
-            f"store URL {url!r} names a host; use three slashes for a local path (sqlite:///path)"
+            f"store URL {url!r} names a host; use three slashes for a local path ({scheme}:///path)"
         )
     return rest
+
+
+def _existing(path: str, url: str, create: bool) -> str:
+    if not create and path != ":memory:" and not Path(path).exists():
+        raise StoreUnavailableError(f"no store at {path} (from {url!r})")
+    return path
 
 
 def _options(url: str) -> dict[str, str]:
@@ -64,9 +76,10 @@ def _unknown(opts: dict[str, str], url: str) -> None:
         raise ConfigurationError(f"store URL {url!r}: unknown option(s) {sorted(opts)}")
 
 
-async def open_store(url: str) -> DurableRunStore:
+async def open_store(url: str, *, create: bool = True) -> DurableRunStore:
     """Open the store a URL names; `ConfigurationError` for an unknown scheme or option,
-    `StoreUnavailableError` when the store cannot be reached."""
+    `StoreUnavailableError` when the store cannot be reached (or, with `create=False`, when
+    a SQLite file or store folder does not exist yet)."""
     if not isinstance(url, str) or ":" not in url:
         raise ConfigurationError(
             f"store URL must look like scheme:..., one of {', '.join(SUPPORTED_SCHEMES)}; "
@@ -86,6 +99,7 @@ async def open_store(url: str) -> DurableRunStore:
         path = store_path(url)
         if not path:
             raise ConfigurationError(f"store URL {url!r} has no path")
+        _existing(path, url, create)
         return SQLiteDurableRunStore(path, durability="full" if durability == "full" else "normal")
     if scheme == "file":
         opts = _options(url)
@@ -94,6 +108,7 @@ async def open_store(url: str) -> DurableRunStore:
         path = store_path(url)
         if not path:
             raise ConfigurationError(f"store URL {url!r} has no path")
+        _existing(path, url, create)
         return FileSystemDurableRunStore(path, fsync=fsync)
     if scheme in ("postgresql", "postgres"):
         parts = urlsplit(url)
