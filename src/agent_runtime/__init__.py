@@ -161,6 +161,18 @@ from .tracing import TraceBridge, TraceBridgeOptions, create_trace_bridge, to_ag
 # isort: split
 from .durable import FileSystemDurableRunStore, PostgresDurableRunStore, open_store
 
+# -- section: chat turns ------------------------------------------------------------------------
+# isort: split
+from .chat import (
+    ChatStreamEvent,
+    ChatTurnHooks,
+    ChatTurnIdentity,
+    ChatTurnProducer,
+    ChatTurnResult,
+    derive_execution_id,
+    handle_chat_turn,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -184,6 +196,11 @@ __all__ = [
     "AgentTaskStatus",
     "BackendRetryPolicy",
     "BackendTransportError",
+    "ChatStreamEvent",
+    "ChatTurnHooks",
+    "ChatTurnIdentity",
+    "ChatTurnProducer",
+    "ChatTurnResult",
     "ClassifyIntentOptions",
     "ClassifyIntentResult",
     "ConfigurationError",
@@ -271,11 +288,13 @@ __all__ = [
     "create_sandbox_prompt_backend",
     "create_trace_bridge",
     "decide_knowledge_readiness",
+    "derive_execution_id",
     "derive_worker_id",
     "encode_ndjson",
     "encode_server_sent_event",
     "estimate_cost_usd",
     "get_models",
+    "handle_chat_turn",
     "manifest_hash",
     "open_store",
     "parse_event",
