@@ -112,6 +112,8 @@ def _json(v: Any, where: str) -> Any:
         ensure_json(v, root=where)
     except DurableValueError as exc:
         raise EventParseError(str(exc)) from None
+    except RecursionError:  # nesting deeper than the JSON checker can walk
+        raise EventParseError(f"{where} is nested too deeply") from None
     return v
 
 
@@ -183,7 +185,8 @@ class _Event:
                 kwargs[name] = default
         extra = set(data) - {"type"} - {f[0] for f in cls._fields}
         if extra:
-            raise EventParseError(f"{data['type']}: unknown field(s) {sorted(extra)}")
+            names = sorted(map(repr, extra))
+            raise EventParseError(f"{data['type']}: unknown field(s) {', '.join(names)}")
         return cls(**kwargs)
 
 

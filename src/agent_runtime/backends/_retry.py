@@ -63,7 +63,11 @@ class BackendRetryPolicy:
         """Seconds to wait before retry `retry_number` (1-based)."""
         if retry_after_s is not None:
             return max(0.0, min(retry_after_s, self.max_retry_after_s))
-        base = min(self.initial_delay_s * self.multiplier ** (retry_number - 1), self.max_delay_s)
+        try:
+            grown = self.initial_delay_s * self.multiplier ** (retry_number - 1)
+        except OverflowError:  # a very late retry: the schedule reached its cap long ago
+            grown = math.inf if self.initial_delay_s > 0 else 0.0
+        base = min(grown, self.max_delay_s)
         spread = (rng or random).uniform(-self.jitter, self.jitter)
         return max(0.0, min(base * (1 + spread), self.max_delay_s))
 
