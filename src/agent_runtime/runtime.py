@@ -10,6 +10,7 @@ and ends the run `cancelled`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -169,17 +170,19 @@ class _Collector:
     """Accumulates what a run produced from the backend's events."""
 
     __slots__ = (
+        "cost",
         "deltas",
         "error",
         "finish_reason",
         "messages",
         "model",
+        "pricing",
         "tool_calls",
         "tool_results",
         "usage",
     )
 
-    def __init__(self, model: str | None) -> None:
+    def __init__(self, model: str | None, pricing: Mapping[str, ModelPrice]) -> None:
         self.deltas: list[str] = []
         self.messages: list[MessageEvent] = []
         self.tool_calls: list[ToolCallEvent] = []
@@ -188,6 +191,8 @@ class _Collector:
         self.finish_reason: str | None = None
         self.error: ErrorEvent | None = None
         self.model = model
+        self.pricing = pricing
+        self.cost: float | None = 0.0  # None once a usage event's model has no price
 
     def add(self, ev: RuntimeStreamEvent) -> None:
         if ev.type == "text.delta":
@@ -208,6 +213,14 @@ class _Collector:
                 )
             if ev.model:
                 self.model = ev.model
+            if self.cost is not None:
+                # each call is priced at its own model (a usage without one: the last model seen)
+                price = self.pricing.get(self.model) if self.model is not None else None
+                self.cost = (
+                    None
+                    if price is None
+                    else self.cost + price.cost_usd(ev.input_tokens, ev.output_tokens)
+                )
         elif ev.type == "message":
             self.messages.append(ev)
         elif ev.type == "tool.call":
@@ -224,6 +237,19 @@ class _Collector:
         if self.deltas:
             return "".join(self.deltas)
         return "".join(m.content for m in self.messages if m.role == "assistant")
+
+    @property
+    def cost_usd(self) -> float | None:
+        """The summed per-call cost; None without usage or when any call's price is unknown."""
+        return self.cost if self.usage is not None else None
+
+    def take(self, side: list[RuntimeStreamEvent]) -> list[RuntimeStreamEvent]:
+        """Collect and hand out the events a backend pushed through `context.emit`."""
+        pushed = [ev for ev in side if type(ev) in _STREAM_TYPES]
+        side.clear()
+        for ev in pushed:
+            self.add(ev)
+        return pushed
 
 
 def _error_from_exception(exc: BaseException) -> ErrorEvent:
@@ -265,6 +291,34 @@ def _messages(spec: AgentTaskSpec, options: AgentTaskRunOptions) -> tuple[AgentM
         out.append(AgentMessage(role="system", content=spec.system_prompt))
     out.append(AgentMessage(role="user", content=spec.intent))
     return tuple(out)
+
+
+_CANCELLED: Any = object()
+
+
+async def _assess(
+    provider: AgentKnowledgeProvider, spec: AgentTaskSpec, context: AgentTaskContext | None
+) -> Any:
+    """The provider's report, or `_CANCELLED` when the context is cancelled first (the
+    provider's call is then cancelled and awaited, so a slow provider cannot hold a cancel)."""
+    if context is None:
+        return await provider.assess(spec)
+    if context.is_cancelled:
+        return _CANCELLED
+    job = asyncio.ensure_future(provider.assess(spec))
+    stop = asyncio.ensure_future(context.cancelled.wait())
+    try:
+        await asyncio.wait((job, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not job.done():
+            job.cancel()
+            await asyncio.wait((job,))
+    if context.is_cancelled:
+        if not job.cancelled():
+            job.exception()  # retrieved: a provider failure is moot once the run is cancelled
+        return _CANCELLED
+    return job.result()
 
 
 def run_agent_task_stream(
@@ -324,9 +378,13 @@ async def _run(
     decision: KnowledgeReadinessDecision
     try:
         if report is None and spec.requirements and options.knowledge_provider is not None:
-            report = await options.knowledge_provider.assess(spec)
-            if not isinstance(report, KnowledgeReadinessReport):
+            assessed = await _assess(options.knowledge_provider, spec, context)
+            if assessed is _CANCELLED:
+                yield finish("cancelled")
+                return
+            if not isinstance(assessed, KnowledgeReadinessReport):
                 raise ConfigurationError("knowledge provider returned no KnowledgeReadinessReport")
+            report = assessed
         decision = decide_knowledge_readiness(report, spec.requirements)
     except Exception as exc:
         err = ErrorEvent(code="knowledge.provider_error", message=f"{type(exc).__name__}: {exc}")
@@ -356,7 +414,7 @@ async def _run(
         model=model,
         session_id=session_id,
     )
-    acc = _Collector(model)
+    acc = _Collector(model, options.pricing)
     deltas = acc.deltas
     first_ms: float | None = None
     cancelled = False
@@ -374,13 +432,9 @@ async def _run(
                     cancelled = True
                     break
                 if side:  # events a backend pushed through `context.emit` come first
-                    pushed = side.copy()
-                    side.clear()
-                    for ev in pushed:
-                        if type(ev) in _STREAM_TYPES:
-                            acc.add(ev)
-                            count += 1
-                            yield ev
+                    for ev in acc.take(side):
+                        count += 1
+                        yield ev
                 cls = type(event)
                 if cls is TextDeltaEvent:
                     if event.index == 0:  # type: ignore[union-attr]
@@ -410,6 +464,9 @@ async def _run(
             if watch is not None and watch.absorb():
                 cancelled = True
             else:
+                for ev in acc.take(side):  # pushed before the failure
+                    count += 1
+                    yield ev
                 acc.error = _error_from_exception(exc)
                 count += 1
                 yield acc.error
@@ -418,9 +475,16 @@ async def _run(
             watch.stop()
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
-            await aclose()
+            # Only reachable once the run has already ended (cancelled, invalid event) or its
+            # consumer left: a failing cleanup must not replace how the run ended.
+            with contextlib.suppress(Exception):
+                await aclose()
         if watch is not None and watch.absorb():
             cancelled = True
+    if side:  # pushed after the backend's last event (or while closing): nothing is lost
+        for ev in acc.take(side):
+            count += 1
+            yield ev
 
     status: AgentTaskStatus
     if cancelled:
@@ -441,7 +505,7 @@ async def _run(
         error=acc.error,
         readiness=decision,
         time_to_first_event_ms=first_ms,
-        cost_usd=estimate_cost_usd(acc.usage, acc.model, options.pricing),
+        cost_usd=acc.cost_usd,
     )
 
 
