@@ -14,7 +14,10 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from .errors import EventParseError, InvalidArgumentError
 from .knowledge import KnowledgeReadinessReport
@@ -48,7 +51,8 @@ DEFAULT_SECRET_KEYS: frozenset[str] = frozenset(
         "xapikey",
     )
 )  # fmt: skip
-"""Field names (lowercase, `-`/`_` removed) whose string values are redacted whole."""
+"""Field names (lowercase, `-`/`_` removed) whose values are redacted whole; a name that
+ends with one of them (`db_password`, `openai_api_key`) counts too."""
 
 _NOT_MARKER = r"(?!\[REDACTED:)"
 # an assignment whose value is a reference (env lookup, template, placeholder) is not a secret
@@ -108,12 +112,17 @@ _RULES: tuple[tuple[tuple[str, ...], str], ...] = (
         + _NOT_MARKER
         + r"(?P<s>[A-Za-z0-9._~+/\-]{8,}=*)",
     ),
-    # password = "...", api_key: ..., "client_secret": "..."
+    # password = "...", api_key: ..., "client_secret": "...", also with a prefix as in
+    # DB_PASSWORD= or AWS_SECRET_ACCESS_KEY=; a quoted value is taken whole (up to its closing
+    # quote, escapes included), so passphrases with spaces or commas do not leak in part
     (
         ("pass", "pwd", "secret", "key", "token"),
-        r"(?i)\b(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|"
+        r"(?i)(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|"
         r"refresh[_\-]?token|client[_\-]?secret|secret[_\-]?access[_\-]?key|private[_\-]?key)"
-        r"[\"']?\s*[:=]\s*[\"']?" + _NOT_MARKER + _NOT_REFERENCE + r"(?P<s>[^\s\"',;}{)(\]\[]{4,})",
+        r"[\"']?\s*[:=]\s*(?P<q>[\"'])?"
+        + _NOT_MARKER
+        + _NOT_REFERENCE
+        + r"(?P<s>(?(q)(?:(?!(?P=q))[^\n\\]|\\.){4,}|[^\s\"',;}{)(\]\[]{4,}))",
     ),
 )
 _PATTERNS: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
@@ -197,11 +206,62 @@ def _normal_key(key: str) -> str:
     return key.lower().replace("-", "").replace("_", "")
 
 
+@lru_cache(maxsize=4096)
+def _is_secret_key(key: str, secret_keys: frozenset[str]) -> bool:
+    """A field name that is, or ends with, a secret name (`password`, `DB_PASSWORD`,
+    `openai_api_key`, `Set-Cookie`)."""
+    normal = _normal_key(key)
+    return normal in secret_keys or any(normal.endswith(name) for name in secret_keys)
+
+
+# header-like objects: {"name": "Authorization", "value": "..."} (HAR, many HTTP tools)
+_PAIR_NAME_KEYS = ("name", "key", "header")
+
+
 def sanitize_json(value: Any, options: SanitizeOptions | None = None) -> Any:
     """A sanitized copy of a JSON value: internal keys dropped, values of secret-named keys
-    redacted whole, secrets inside every other string redacted."""
+    redacted whole (strings and numbers, also inside lists and objects), secrets inside every
+    other string redacted. A string under an `arguments` key that holds JSON (tool calls) is
+    sanitized as JSON, so its secret-named fields are redacted too."""
     opts = _opts(options)
     return _walk(value, opts)
+
+
+def _redact(value: Any, opts: SanitizeOptions) -> Any:
+    """Every string and number of a value under a secret-named key, replaced by a marker."""
+    t = type(value)
+    if t is str:
+        return value if not value or _MARKER.fullmatch(value) else redaction_marker(value, opts)
+    if t is int or t is float:
+        return redaction_marker(str(value), opts)
+    if t is dict or isinstance(value, Mapping):
+        return {
+            k: _redact(v, opts)
+            for k, v in value.items()
+            if not (isinstance(k, str) and _internal(k, opts))
+        }
+    if isinstance(value, list | tuple):
+        return [_redact(v, opts) for v in value]
+    return value
+
+
+def _internal(key: str, opts: SanitizeOptions) -> bool:
+    return (opts.drop_underscore_keys and key.startswith("_")) or key.lower() in opts.internal_keys
+
+
+def _json_text(text: str, opts: SanitizeOptions) -> str:
+    """Tool-call arguments: JSON is sanitized by structure (kept verbatim when nothing
+    changes), anything else by the text rules."""
+    head = text.lstrip()[:1]
+    if head == "{" or head == "[":
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            clean = _walk(parsed, opts)
+            return text if clean == parsed else orjson.dumps(clean).decode()
+    return sanitize_text(text, opts)
 
 
 def _walk(value: Any, opts: SanitizeOptions) -> Any:
@@ -214,17 +274,34 @@ def _walk(value: Any, opts: SanitizeOptions) -> Any:
         out: dict[Any, Any] = {}
         for k, v in value.items():
             if isinstance(k, str):
-                if (
-                    opts.drop_underscore_keys and k.startswith("_")
-                ) or k.lower() in opts.internal_keys:
+                if _internal(k, opts):
                     continue
-                if isinstance(v, str) and v and _normal_key(k) in opts.secret_keys:
-                    out[k] = v if _MARKER.fullmatch(v) else redaction_marker(v, opts)
+                if _is_secret_key(k, opts.secret_keys):
+                    out[k] = _redact(v, opts)
+                    continue
+                if k == "arguments" and type(v) is str:
+                    out[k] = _json_text(v, opts)
                     continue
             out[k] = _walk(v, opts)
+        if "value" in out:
+            for name_key in _PAIR_NAME_KEYS:
+                name = out.get(name_key)
+                if isinstance(name, str) and _is_secret_key(name, opts.secret_keys):
+                    out["value"] = _redact(out["value"], opts)
+                    break
         return out
     if isinstance(value, list | tuple):
-        return [_walk(v, opts) for v in value]
+        items = [_walk(v, opts) for v in value]
+        for i, item in enumerate(items):
+            # [["Authorization", "Basic ..."], ...]: a header list of name/value pairs
+            if (
+                type(item) is list
+                and len(item) == 2
+                and isinstance(item[0], str)
+                and _is_secret_key(item[0], opts.secret_keys)
+            ):
+                items[i] = [item[0], _redact(item[1], opts)]
+        return items
     return value
 
 
