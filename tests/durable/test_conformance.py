@@ -637,3 +637,187 @@ async def test_non_json_outcome_fails_run(store: DurableRunStore) -> None:
         await run_durable(run_id=run_id, manifest=manifest(), store=store, task_fn=task)
     run = await store.load_run(run_id)
     assert run is not None and run.status == "failed"
+
+
+# -- errors that resist description ---------------------------------------------------------------
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken")
+
+
+class _SurrogateError(Exception):
+    """A message from bytes decoded with `surrogateescape` (subprocess output, file names)."""
+
+
+class _NonJsonDetailsError(Exception):
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "NonJsonDetails", "message": "boom", "at": object()}
+
+
+class _BrokenToDictError(Exception):
+    def to_dict(self) -> dict[str, Any]:
+        raise KeyError("to_dict is broken")
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        _UnprintableError(),
+        _SurrogateError(b"bad byte \xff".decode("utf-8", "surrogateescape")),
+        _NonJsonDetailsError("boom"),
+        _BrokenToDictError("broken"),
+    ],
+    ids=["str-raises", "lone-surrogate", "non-json-to-dict", "to-dict-raises"],
+)
+async def test_step_error_that_resists_description_is_still_recorded(
+    store: DurableRunStore, exc: Exception
+) -> None:
+    run_id = rid()
+
+    def boom() -> None:
+        raise exc
+
+    async def task(ctx: DurableContext) -> None:
+        await ctx.step("ok", lambda: 1)
+        await ctx.step("explode", boom, kind="tool")
+
+    with pytest.raises(type(exc)) as info:
+        await run_durable(run_id=run_id, manifest=manifest(), store=store, task_fn=task)
+    assert info.value is exc  # the task's own error, not one raised while describing it
+    step = await store.load_step(run_id, 1)
+    assert step is not None and step.status == "failed" and step.error is not None
+    assert step.error["type"] == type(exc).__name__ and isinstance(step.error["message"], str)
+    run = await store.load_run(run_id)
+    assert run is not None and run.status == "failed" and run.lease_holder is None
+    assert run.outcome["error"] == step.error
+
+
+# -- identifiers and arguments at the store boundary -----------------------------------------------
+
+
+ODD_IDS = [
+    "a/b/../../c",
+    "..",
+    ".hidden",
+    "~tilde",
+    "spaces and\ttabs\nand newlines",
+    "ünïcödé-中文-🙂",
+    "x" * 512,
+    "UPPER",
+    "upper",
+    "%2F;DROP TABLE durable_runs;--",
+]
+
+
+async def test_odd_run_ids_are_distinct_runs(store: DurableRunStore) -> None:
+    suffix = secrets.token_hex(3)
+    ids = [f"{i}{suffix}"[:512] if len(i) < 512 else i for i in ODD_IDS]
+    for n, run_id in enumerate(ids):
+        await store.start_or_resume(run_id, manifest(), "w1", lease_ms=5000)
+        await store.complete_step(run_id, 0, {"n": n}, intent="s", worker_id="w1")
+        await store.emit_event(run_id, "k", n)
+        await store.append_stream_event(run_id, "e", n)
+        await store.end_run(run_id, "w1", "completed", n)
+    for n, run_id in enumerate(ids):
+        run = await store.load_run(run_id)
+        assert run is not None and run.run_id == run_id and run.outcome == n
+        step = await store.load_step(run_id, 0)
+        assert step is not None and step.result == {"n": n}
+        event = await store.load_event(run_id, "k")
+        assert event is not None and event.payload == n
+        assert [e.payload for e in await store.read_stream_events(run_id)] == [n]
+    listed = {r.run_id for r in await store.list_runs(limit=1000)}
+    assert set(ids) <= listed
+
+
+@pytest.mark.parametrize("field", ["run_id", "worker_id", "intent", "key", "event_id"])
+async def test_lone_surrogate_identifiers_are_refused(store: DurableRunStore, field: str) -> None:
+    bad = "run-\ud800"
+    run_id = bad if field == "run_id" else rid()
+    worker = bad if field == "worker_id" else "w1"
+    with pytest.raises(DurableValueError) as info:
+        if field in ("run_id", "worker_id"):
+            await store.start_or_resume(run_id, manifest(), worker, lease_ms=5000)
+        elif field == "intent":
+            await store.start_or_resume(run_id, manifest(), worker, lease_ms=5000)
+            await store.complete_step(run_id, 0, 1, intent=bad, worker_id=worker)
+        elif field == "key":
+            await store.start_or_resume(run_id, manifest(), worker, lease_ms=5000)
+            await store.emit_event(run_id, bad, 1)
+        else:
+            await store.append_stream_event(run_id, bad, 1)
+    assert info.value.path == field
+    if field in ("run_id", "worker_id"):
+        assert await store.list_runs() == []
+    else:
+        assert await store.load_steps(run_id) == []
+    if field == "event_id":
+        assert await store.read_stream_events(run_id) == []
+
+
+async def test_nul_in_input_hash_is_refused(store: DurableRunStore) -> None:
+    run_id = rid()
+    await store.start_or_resume(run_id, manifest(), "w1", lease_ms=5000)
+    with pytest.raises(DurableValueError):
+        await store.complete_step(run_id, 0, 1, intent="s", input_hash="a\x00b", worker_id="w1")
+    assert await store.load_step(run_id, 0) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"after_seq": "1"}, {"after_seq": 1.0}, {"after_seq": True}, {"limit": -1}, {"limit": "2"}],
+    ids=["seq-str", "seq-float", "seq-bool", "limit-negative", "limit-str"],
+)
+async def test_stream_read_arguments_are_validated(
+    store: DurableRunStore, kwargs: dict[str, Any]
+) -> None:
+    run_id = rid()
+    await store.append_stream_events(run_id, [(f"e{i}", i) for i in range(3)])
+    with pytest.raises(DurableValueError):
+        await store.read_stream_events(run_id, **kwargs)
+
+
+@pytest.mark.parametrize("limit", [-1, "10", 2.0])
+async def test_list_runs_limit_is_validated(store: DurableRunStore, limit: Any) -> None:
+    await store.start_or_resume(rid(), manifest(), "w1", lease_ms=5000)
+    with pytest.raises(DurableValueError):
+        await store.list_runs(limit=limit)
+
+
+async def test_step_index_beyond_32_bits_is_refused(store: DurableRunStore) -> None:
+    run_id = rid()
+    await store.start_or_resume(run_id, manifest(), "w1", lease_ms=5000)
+    await store.complete_step(run_id, 2**31 - 2, "last", intent="s", worker_id="w1")
+    for index in (2**31 - 1, 2**31, 2**63):
+        with pytest.raises(DurableValueError):
+            await store.complete_step(run_id, index, 1, intent="s", worker_id="w1")
+        with pytest.raises(DurableValueError):
+            await store.load_step(run_id, index)
+    assert [s.step_index for s in await store.load_steps(run_id)] == [2**31 - 2]
+    run = await store.load_run(run_id)
+    assert run is not None and run.step_count == 2**31 - 1
+
+
+@pytest.mark.parametrize("lease_ms", [2**42, 2**62, 2**64])
+async def test_absurd_lease_is_refused_before_anything_is_written(
+    store: DurableRunStore, lease_ms: int
+) -> None:
+    run_id = rid()
+    with pytest.raises(DurableValueError):
+        await store.start_or_resume(run_id, manifest(), "w1", lease_ms=lease_ms)
+    assert await store.load_run(run_id) is None
+    await store.start_or_resume(run_id, manifest(), "w1", lease_ms=5000)
+    with pytest.raises(DurableValueError):
+        await store.renew_lease(run_id, "w1", lease_ms=lease_ms)
+    run = await store.load_run(run_id)
+    assert run is not None and run.lease_expires_at is not None
+    with pytest.raises(DurableValueError):
+        await run_durable(
+            run_id=rid(), manifest=manifest(), store=store, task_fn=_noop, lease_ms=lease_ms
+        )
+
+
+async def _noop(ctx: DurableContext) -> None:
+    return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import DurableValueError
 from ..jsoncanon import dumps_json
 from ._records import AppendStreamResult, StepKind, StepRecord, StepStatus
 from ._validate import check_error, check_id, check_index, check_kind
@@ -64,8 +63,8 @@ class StoreBase:
             check_id(intent, "intent")
         if worker_id is not None:
             check_id(worker_id, "worker_id")
-        if input_hash is not None and type(input_hash) is not str:
-            raise DurableValueError("input_hash must be a string or None", path="input_hash")
+        if input_hash is not None:
+            check_id(input_hash, "input_hash")
         return await self._write_step(
             run_id, step_index, status, worker_id, intent, kind, input_hash, result, error
         )

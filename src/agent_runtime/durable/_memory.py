@@ -38,9 +38,11 @@ from ._records import (
 )
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
+    check_after_seq,
     check_id,
     check_index,
     check_lease_ms,
+    check_limit,
     check_status,
 )
 
@@ -187,6 +189,7 @@ class InMemoryDurableRunStore(StoreBase):
     async def list_runs(
         self, *, limit: int = 100, status: RunStatus | None = None
     ) -> list[RunRecord]:
+        check_limit(limit, optional=False)
         if status is not None:
             check_status(status)
         runs = [r for r in self._runs.values() if status is None or r.status == status]
@@ -334,10 +337,12 @@ class InMemoryDurableRunStore(StoreBase):
         self, run_id: str, after_seq: int | None = None, limit: int | None = None
     ) -> list[StreamEventRecord]:
         stream = self._streams.get(check_id(run_id, "run_id"))
+        check_after_seq(after_seq)
+        check_limit(limit, optional=True)
         if stream is None:
             return []
         start = 0 if after_seq is None else max(after_seq + 1, 0)
-        end = None if limit is None else start + max(limit, 0)
+        end = None if limit is None else start + limit
         return stream.ordered[start:end]
 
     async def close(self) -> None:

@@ -46,9 +46,11 @@ from ._records import (
 from ._sqlite_schema import SQLITE_MIGRATIONS
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
+    check_after_seq,
     check_id,
     check_index,
     check_lease_ms,
+    check_limit,
     check_status,
 )
 
@@ -374,6 +376,7 @@ class SQLiteDurableRunStore(StoreBase):
     async def list_runs(
         self, *, limit: int = 100, status: RunStatus | None = None
     ) -> list[RunRecord]:
+        check_limit(limit, optional=False)
         if status is not None:
             check_status(status)
             rows = self._db.execute(
@@ -617,6 +620,8 @@ class SQLiteDurableRunStore(StoreBase):
         self, run_id: str, after_seq: int | None = None, limit: int | None = None
     ) -> list[StreamEventRecord]:
         check_id(run_id, "run_id")
+        check_after_seq(after_seq)
+        check_limit(limit, optional=True)
         rows = self._db.execute(
             "SELECT run_id, seq, event_id, payload, created_at_ms FROM durable_stream "
             "WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",

@@ -5,31 +5,64 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import DurableValueError
+from ..jsoncanon import ensure_json
 from ._records import RUN_STATUSES, STEP_KINDS, RunStatus, StepKind
 
 MAX_ID_LENGTH = 512
+# positions (and step_count = position + 1) are 32-bit integer columns in PostgreSQL; every
+# store holds the same bound
+MAX_STEP_INDEX = 2**31 - 2
+# a lease is renewed by a heartbeat, so it never needs to be long; this bound keeps
+# `now + lease_ms` a representable time (datetime, 64-bit columns) in every store
+MAX_LEASE_MS = 365 * 24 * 3600 * 1000
 
 
 def check_id(value: Any, name: str) -> str:
-    """A non-empty string without NUL, at most 512 characters."""
+    """A non-empty string of valid Unicode text without NUL, at most 512 characters."""
     if not isinstance(value, str) or not value:
         raise DurableValueError(f"{name} must be a non-empty string", path=name)
     if len(value) > MAX_ID_LENGTH:
         raise DurableValueError(f"{name} is longer than {MAX_ID_LENGTH} characters", path=name)
     if "\x00" in value:
         raise DurableValueError(f"{name} contains a NUL character", path=name)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DurableValueError(f"{name} contains a lone surrogate", path=name) from None
     return value
 
 
 def check_index(value: Any) -> int:
-    if type(value) is not int or value < 0:
-        raise DurableValueError("step_index must be an int >= 0", path="step_index")
+    if type(value) is not int or not 0 <= value <= MAX_STEP_INDEX:
+        raise DurableValueError(
+            f"step_index must be an int in 0..{MAX_STEP_INDEX}", path="step_index"
+        )
     return value
 
 
 def check_lease_ms(value: Any) -> int:
-    if type(value) is not int or value <= 0:
-        raise DurableValueError("lease_ms must be a positive int", path="lease_ms")
+    if type(value) is not int or not 0 < value <= MAX_LEASE_MS:
+        raise DurableValueError(
+            f"lease_ms must be a positive int of at most {MAX_LEASE_MS} (a year)", path="lease_ms"
+        )
+    return value
+
+
+def check_after_seq(value: Any) -> int | None:
+    """A stream cursor: None (from the start) or an int."""
+    if value is not None and type(value) is not int:
+        raise DurableValueError("after_seq must be an int or None", path="after_seq")
+    return value
+
+
+def check_limit(value: Any, *, optional: bool) -> int | None:
+    """A result-count bound: an int >= 0 (or None where "no bound" is allowed)."""
+    if value is None and optional:
+        return None
+    if type(value) is not int or value < 0:
+        allowed = "an int >= 0 or None" if optional else "an int >= 0"
+        raise DurableValueError(f"limit must be {allowed}", path="limit")
     return value
 
 
@@ -56,10 +89,33 @@ def check_error(value: Any) -> dict[str, Any]:
 
 
 def error_to_dict(exc: BaseException) -> dict[str, Any]:
-    """The JSON form of an exception stored on a failed step or run."""
+    """The JSON form of an exception stored on a failed step or run.
+
+    Never raises: an error that resists description (a failing `__str__` or `to_dict`, a
+    lone surrogate from `surrogateescape`, non-JSON details) is still recorded, so the task's
+    own exception is what propagates.
+    """
     to_dict = getattr(exc, "to_dict", None)
     if callable(to_dict):
-        data = to_dict()
-        if isinstance(data, dict) and isinstance(data.get("message"), str):
-            return data
-    return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
+        try:
+            data = to_dict()
+            if isinstance(data, dict) and isinstance(data.get("message"), str):
+                ensure_json(data, root="error")
+                return data
+        except Exception:  # fall back to the type and message below
+            pass
+    name = _valid_text(type(exc).__name__)
+    try:
+        message = str(exc)
+    except Exception as err:
+        message = f"<{name}: str() raised {type(err).__name__}>"
+    return {"type": name, "message": _valid_text(message) or name}
+
+
+def _valid_text(text: str) -> str:
+    """`text` with lone surrogates escaped (`\\udcff`), so it can be stored as JSON."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
