@@ -72,3 +72,20 @@ def test_worker_id_is_host_pid_random() -> None:
     host, pid, rand = a.rsplit(":", 2)
     assert host == socket.gethostname() and pid == str(os.getpid()) and len(rand) == 8
     assert a != b
+
+
+def test_manifest_ids_are_storable_text() -> None:
+    # PostgreSQL text cannot hold NUL: refuse it when the manifest is built, as run ids are
+    with pytest.raises(DurableValueError, match="NUL"):
+        DurableRunManifest("proj\x00x", {"id": "t"}, {})
+    with pytest.raises(DurableValueError, match="NUL"):
+        DurableRunManifest("proj", {"id": "t"}, {}, scenario_id="s\x00")
+    with pytest.raises(DurableValueError):
+        DurableRunManifest("proj\ud800", {"id": "t"}, {})
+
+
+def test_manifest_tags_must_be_a_mapping() -> None:
+    for tags in (["a"], "env=prod", [("k", "v")]):
+        with pytest.raises(DurableValueError) as info:
+            DurableRunManifest("p", {"id": "t"}, {}, tags=tags)  # type: ignore[arg-type]
+        assert info.value.path == "manifest.tags"

@@ -53,9 +53,14 @@ class DurableRunManifest:
             raise DurableValueError("project_id must be a non-empty string", path="manifest")
         if self.scenario_id is not None and not isinstance(self.scenario_id, str):
             raise DurableValueError("scenario_id must be a string", path="manifest")
+        for name, value in (("project_id", self.project_id), ("scenario_id", self.scenario_id)):
+            if value is not None and "\x00" in value:  # stored as text columns
+                raise DurableValueError(f"{name} contains a NUL character", path="manifest")
         ensure_json(_task_identity(self.task), root="manifest.task")
         ensure_json(self.input, root="input")
         if self.tags is not None:
+            if not isinstance(self.tags, Mapping):
+                raise DurableValueError("tags must be a mapping", path="manifest.tags")
             ensure_json(dict(self.tags), root="manifest.tags")
         object.__setattr__(self, "digest", canonical_hash(self.identity(), root="manifest"))
         object.__setattr__(self, "encoded", dumps_json(self.to_dict(), root="manifest").decode())
