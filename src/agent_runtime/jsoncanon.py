@@ -109,8 +109,13 @@ def _valid(value: Any) -> bool:
 
 
 def _encode(value: Any, root: str, option: int) -> bytes:
-    if not _valid(value):
-        _walk(value, root)
+    try:
+        if not _valid(value):
+            _walk(value, root)
+    except RecursionError:  # a container that holds itself, or absurd nesting
+        raise DurableValueError(
+            "value is nested too deeply or contains itself", path=root
+        ) from None
     try:
         return orjson.dumps(value, option=option)
     except orjson.JSONEncodeError as exc:

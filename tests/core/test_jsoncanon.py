@@ -97,3 +97,25 @@ def test_bad_values_name_their_path(value: Any, path: str) -> None:
 def test_non_json_always_refused(value: Any) -> None:
     with pytest.raises(DurableValueError):
         canonical_hash({"v": [value]})
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for i in range(depth):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+def test_cycles_and_deep_nesting_are_refused_with_a_typed_error() -> None:
+    cyclic: list[Any] = [1]
+    cyclic.append(cyclic)
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    for value in (cyclic, looped, _nested(5000), _nested(300)):
+        for fn in (canonical_json, canonical_hash, dumps_json, ensure_json):
+            with pytest.raises(DurableValueError) as info:
+                fn({"v": value}, root="result")
+            assert info.value.path.startswith("result")
+    # what the encoder can write, it can read back
+    ok = _nested(200)
+    assert orjson.loads(dumps_json(ok)) == ok
