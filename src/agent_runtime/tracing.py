@@ -18,7 +18,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from .errors import EventParseError, InvalidArgumentError
-from .sanitize import SanitizeOptions, sanitize_json
+from .sanitize import SanitizeOptions, sanitize_json, sanitize_text
 from .types import (
     AgentRuntimeEvent,
     DoneEvent,
@@ -232,6 +232,9 @@ class TraceBridge:
             self._chat_span()
         elif isinstance(event, ToolCallEvent):
             self._chat_span()
+            earlier = self._tools.pop(event.call_id, None)
+            if earlier is not None:  # the id was reused before its result: never leave it open
+                earlier.end()
             self._tools[event.call_id] = self._child(
                 f"execute_tool {event.name}",
                 SpanKind.INTERNAL,
@@ -264,7 +267,8 @@ class TraceBridge:
             self._end_chat()
         elif isinstance(event, ErrorEvent):
             target = self._chat if self._chat is not None else self._agent_span()
-            target.set_status(Status(StatusCode.ERROR, event.message[:200]))
+            message = sanitize_text(event.message, self.options.sanitize)
+            target.set_status(Status(StatusCode.ERROR, message[:200]))
             target.set_attribute("error.type", event.code)
         elif isinstance(event, ReadinessEvent):
             self._agent_span().set_attribute(
