@@ -7,6 +7,7 @@ what it does offer, never a silent substitution.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -23,6 +24,7 @@ from .errors import (
     InvalidArgumentError,
     ModelCatalogError,
 )
+from .sanitize import redaction_marker, sanitize_text
 
 __all__ = [
     "DEFAULT_ROUTER_BASE_URL",
@@ -80,10 +82,40 @@ def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 def _check_base_url(url: str, where: str) -> str:
-    parts = urlsplit(url)
+    if not isinstance(url, str):
+        raise InvalidArgumentError(f"must be a URL string, got {type(url).__name__}", path=where)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port outside 0-65535
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{where} is not a valid URL ({exc}): {sanitize_text(url)!r}"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{where} must be an http(s) URL with a host, got {url!r}")
+        raise ConfigurationError(
+            f"{where} must be an http(s) URL with a host, got {sanitize_text(url)!r}"
+        )
     return url.rstrip("/")
+
+
+def _check_api_key(api_key: Any) -> str:
+    """A key that can travel in an HTTP header: printable ASCII on one line."""
+    if not isinstance(api_key, str) or not api_key:
+        raise InvalidArgumentError("must be a non-empty string", path="api_key")
+    if not api_key.isascii() or not api_key.isprintable():
+        raise InvalidArgumentError(
+            "must be printable ASCII on one line (check for pasted quotes or spaces)",
+            path="api_key",
+        )
+    return api_key
+
+
+def _without_key(text: str, api_key: str | None) -> str:
+    """`text` with the caller's key (which some routers echo in errors) and any other
+    recognisable secret redacted."""
+    if api_key:
+        text = text.replace(api_key, redaction_marker(api_key))
+    return sanitize_text(text)
 
 
 def resolve_router_base_url(env: Mapping[str, str] | None = None) -> str:
@@ -143,18 +175,20 @@ async def get_models(
     retry may help); a malformed body -> `ModelCatalogError`.
     """
     url = _models_url(base_url if base_url is not None else resolve_router_base_url())
+    if type(timeout) not in (int, float) or not math.isfinite(timeout) or timeout <= 0:
+        raise InvalidArgumentError("must be a finite number of seconds > 0", path="timeout")
     headers = {"Accept": "application/json"}
     if api_key is not None:
-        if not isinstance(api_key, str) or not api_key or "\n" in api_key or "\r" in api_key:
-            raise InvalidArgumentError("must be a non-empty single-line string", path="api_key")
-        headers["Authorization"] = f"Bearer {api_key}"
+        headers["Authorization"] = f"Bearer {_check_api_key(api_key)}"
     own = client is None
     http = client if client is not None else httpx2.AsyncClient(timeout=timeout)
     try:
         response = await http.get(url, headers=headers)
     except httpx2.HTTPError as exc:
         raise BackendTransportError(
-            f"cannot reach model router at {url}: {type(exc).__name__}: {exc}",
+            _without_key(
+                f"cannot reach model router at {url}: {type(exc).__name__}: {exc}", api_key
+            ),
             retryable=True,
             code="models.unreachable",
         ) from exc
@@ -164,7 +198,7 @@ async def get_models(
     if response.status_code >= 400:
         snippet = response.text[:200]
         raise BackendTransportError(
-            f"GET {url} answered {response.status_code}: {snippet}",
+            _without_key(f"GET {url} answered {response.status_code}: {snippet}", api_key),
             status=response.status_code,
             retryable=response.status_code in _RETRYABLE or response.status_code >= 500,
             code="models.http_status",

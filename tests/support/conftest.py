@@ -17,6 +17,7 @@ from tests.conftest import require
 
 KATAN = Path(sys.executable).with_name("llm-katan")
 KATAN_MODEL = "katan-chat"
+KATAN_KEY = "katan-valid-key-0123"
 
 
 def _free_port() -> int:
@@ -28,6 +29,17 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def llm_katan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of an llm-katan `--backend echo` server serving model `katan-chat`."""
+    yield from start_katan(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def llm_katan_keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Like `llm_katan`, but only the API key `KATAN_KEY` is accepted."""
+    yield from start_katan(tmp_path_factory, "--validate-keys", "--api-keys", f"openai={KATAN_KEY}")
+
+
+def start_katan(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[str]:
+    """Run llm-katan (echo backend) on a free port until the generator is closed."""
     require(KATAN.exists(), f"llm-katan is not installed at {KATAN}")
     port = _free_port()
     tmp = tmp_path_factory.mktemp("katan")
@@ -50,6 +62,7 @@ def llm_katan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--disable-dashboard",
             "--log-level",
             "warning",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -62,7 +75,7 @@ def llm_katan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if proc.poll() is not None:
                 pytest.fail(f"llm-katan exited: {(tmp / 'katan.log').read_text()[-2000:]}")
             try:
-                r = httpx2.get(f"{base}/v1/models", headers={"Authorization": "Bearer k"})
+                r = httpx2.get(f"{base}/health")
                 if r.status_code == 200:
                     break
             except httpx2.HTTPError:
