@@ -247,7 +247,11 @@ def runs_tail(
                 return
             if not events:
                 run = await s.load_run(run_id)
-                if run is not None and run.status != "running":
+                if run is None:  # a mistyped id, or the store went away: nothing will come
+                    raise DurableRunNotFoundError(
+                        f"run {run_id!r} does not exist in this store", run_id=run_id
+                    )
+                if run.status != "running":
                     rest = await s.read_stream_events(run_id, after_seq=cursor, limit=1)
                     if not rest:
                         return
