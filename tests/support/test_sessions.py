@@ -176,3 +176,31 @@ async def test_postgres_two_stores_share_sessions(pg_dsn: str) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_postgres_lost_connection_is_a_typed_error_and_the_store_recovers(
+    pg_dsn: str,
+) -> None:
+    import secrets
+
+    import psycopg
+
+    from agent_runtime.errors import StoreUnavailableError
+
+    app = f"sessions-{secrets.token_hex(4)}"
+    store = PostgresRuntimeSessionStore(f"{pg_dsn}&application_name={app}", max_size=1)
+    try:
+        await store.append_messages("s", [{"n": 1}], tenant_id="t")
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (app,),
+            ).fetchall()
+        assert killed and all(ok for (ok,) in killed)
+        with pytest.raises(StoreUnavailableError):
+            await store.append_messages("s", [{"n": 2}], tenant_id="t")
+        s = await store.append_messages("s", [{"n": 3}], tenant_id="t")
+        assert [m["n"] for m in s.messages] == [1, 3], "the failed append wrote nothing"
+    finally:
+        await store.close()

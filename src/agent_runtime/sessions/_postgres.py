@@ -8,7 +8,8 @@ stored as text (not jsonb) so every string, including NUL characters, round-trip
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from ..errors import StoreUnavailableError
@@ -93,6 +94,24 @@ class PostgresRuntimeSessionStore:
                 self._ready = True
         return self._pool
 
+    @asynccontextmanager
+    async def _conn(self, *, transaction: bool = True) -> AsyncIterator[Conn]:
+        """A pooled connection (in a transaction unless told otherwise); a lost connection or
+        an exhausted pool surfaces as `StoreUnavailableError` (the transaction rolled back,
+        unless the connection dropped during COMMIT itself)."""
+        import psycopg
+
+        pool = await self._ensure()
+        try:
+            async with pool.connection() as conn:
+                if transaction:
+                    async with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreUnavailableError(f"PostgreSQL session store unavailable: {exc}") from exc
+
     @staticmethod
     async def _owned(
         conn: Conn, session_id: str, tenant_id: str, user_id: str | None, *, lock: bool = True
@@ -163,8 +182,7 @@ class PostgresRuntimeSessionStore:
     ) -> RuntimeSession:
         check_owner_args(session_id, tenant_id, user_id)
         meta = encode_metadata(metadata)
-        pool = await self._ensure()
-        async with pool.connection() as conn, conn.transaction():
+        async with self._conn() as conn:
             row = await self._owned(conn, session_id, tenant_id, user_id, lock=False)
             if row is None:
                 row = await self._claim(conn, session_id, tenant_id, user_id, meta)
@@ -174,8 +192,7 @@ class PostgresRuntimeSessionStore:
         self, session_id: str, *, tenant_id: str, user_id: str | None = None
     ) -> RuntimeSession | None:
         check_owner_args(session_id, tenant_id, user_id)
-        pool = await self._ensure()
-        async with pool.connection() as conn, conn.transaction():
+        async with self._conn() as conn:
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             row = await self._owned(conn, session_id, tenant_id, user_id, lock=False)
             return None if row is None else await self._record(conn, row)
@@ -190,8 +207,7 @@ class PostgresRuntimeSessionStore:
     ) -> RuntimeSession:
         check_owner_args(session_id, tenant_id, user_id)
         encoded = encode_messages(messages)
-        pool = await self._ensure()
-        async with pool.connection() as conn, conn.transaction():
+        async with self._conn() as conn:
             row = await self._claim(conn, session_id, tenant_id, user_id, "{}")
             if encoded:
                 count, now = row[6], now_ms()
@@ -219,8 +235,7 @@ class PostgresRuntimeSessionStore:
     ) -> RuntimeSession:
         check_owner_args(session_id, tenant_id, user_id)
         patch = encode_patch(metadata)
-        pool = await self._ensure()
-        async with pool.connection() as conn, conn.transaction():
+        async with self._conn() as conn:
             row = await self._claim(conn, session_id, tenant_id, user_id, "{}")
             merged = encode_metadata(merge_metadata(loads_json(row[5]), patch))
             cur = await conn.execute(
@@ -236,8 +251,7 @@ class PostgresRuntimeSessionStore:
     ) -> list[RuntimeSession]:
         check_owner_args("-", tenant_id, user_id)
         check_limit(limit)
-        pool = await self._ensure()
-        async with pool.connection() as conn:
+        async with self._conn(transaction=False) as conn:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM runtime_sessions WHERE tenant_id = %s "
                 "AND (%s::text IS NULL OR user_id = %s) "
@@ -249,8 +263,7 @@ class PostgresRuntimeSessionStore:
 
     async def delete(self, session_id: str, *, tenant_id: str, user_id: str | None = None) -> bool:
         check_owner_args(session_id, tenant_id, user_id)
-        pool = await self._ensure()
-        async with pool.connection() as conn, conn.transaction():
+        async with self._conn() as conn:
             if await self._owned(conn, session_id, tenant_id, user_id) is None:
                 return False
             await conn.execute("DELETE FROM runtime_sessions WHERE session_id = %s", (session_id,))
