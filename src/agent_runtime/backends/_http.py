@@ -24,7 +24,7 @@ _ERROR_BODY_LIMIT = 8192
 
 @dataclass(slots=True)
 class OpenedStream:
-    """A 2xx response whose first body chunk has been read (`first` is b"" for an empty body)."""
+    """A 2xx response whose first (non-empty) body chunk has been read."""
 
     response: httpx2.Response
     chunks: AsyncIterator[bytes]
@@ -96,8 +96,17 @@ async def open_stream(
                 try:
                     first = await chunks.__anext__()
                 except StopAsyncIteration:
-                    first = b""
-                return OpenedStream(response, chunks, first, attempt)
+                    # closed before the first body byte: nothing was streamed, so it is retried
+                    await response.aclose()
+                    status = response.status_code
+                    err = BackendTransportError(
+                        f"{what} answered HTTP {status} with an empty body",
+                        status=status,
+                        retryable=True,
+                        attempts=attempt,
+                    )
+                else:
+                    return OpenedStream(response, chunks, first, attempt)
         except httpx2.TransportError as exc:
             if response is not None:
                 await response.aclose()

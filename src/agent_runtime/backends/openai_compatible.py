@@ -299,6 +299,14 @@ class OpenAICompatibleBackend:
                     raise _interrupted(
                         f"stream cut mid-response: {type(exc).__name__}: {exc}", attempts
                     ) from None
+            if not done:
+                # The body ended: an event still being received was cut, unless it is [DONE]
+                # missing only its blank line.
+                for msg in decoder.feed(b"\n\n"):
+                    if msg.data == "[DONE]":
+                        done = True
+                    elif msg.data:
+                        raise _interrupted("stream cut inside an event", attempts)
             decoder.flush()
             if not done and mapper.finish_reason is None:
                 raise _interrupted("stream ended before [DONE] or a finish reason", attempts)

@@ -116,6 +116,7 @@ class HttpSandboxClient:
         client = self._http()
         body = orjson.dumps({"message": message, "execution_id": execution_id})
         last_id = after_event_id
+        seen: set[str] = set()  # ids delivered by this call: a replaying server is deduplicated
         resumes_left = self.max_resumes
         attempts = 0
         while True:
@@ -141,11 +142,12 @@ class HttpSandboxClient:
                     for msg in decoder.feed(chunk):
                         if not msg.data:
                             continue
-                        if msg.id is not None and msg.id == last_id:
-                            continue  # a server that replays the last seen event
+                        if msg.id is not None and (msg.id == last_id or msg.id in seen):
+                            continue  # a server that replays events already delivered
                         event = self._decode(msg.data, msg.event, attempts)
                         if msg.id is not None:
                             last_id = msg.id
+                            seen.add(msg.id)
                         progressed = True
                         yield SandboxEvent(id=msg.id, event=event)
                         if isinstance(event, DoneEvent | ErrorEvent):
