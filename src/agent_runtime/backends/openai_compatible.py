@@ -55,10 +55,11 @@ class _ToolCallParts:
 class _ChunkMapper:
     """Turns parsed chat-completion chunks into events, assembling tool calls by index."""
 
-    __slots__ = ("finish_reason", "model", "tools", "usage_seen")
+    __slots__ = ("finish_reason", "model", "open_unindexed", "tools", "usage_seen")
 
     def __init__(self) -> None:
         self.tools: dict[tuple[int, int], _ToolCallParts] = {}
+        self.open_unindexed: dict[int, int] = {}  # choice -> slot of its last index-less call
         self.finish_reason: str | None = None
         self.model: str | None = None
         self.usage_seen = False
@@ -105,8 +106,10 @@ class _ChunkMapper:
         for pos, call in enumerate(calls):
             if not isinstance(call, dict):
                 raise ValueError("tool call fragment is not an object")
-            idx = call.get("index", pos)
-            if type(idx) is not int:
+            idx = call.get("index")
+            if idx is None:
+                idx = self._unindexed_slot(choice, call.get("id"), new=pos > 0)
+            elif type(idx) is not int:
                 raise ValueError("tool call index is not an integer")
             parts = self.tools.setdefault((choice, idx), _ToolCallParts())
             if isinstance(call.get("id"), str) and call["id"]:
@@ -121,6 +124,18 @@ class _ChunkMapper:
                 parts.arguments.append(args)
             elif args is not None:
                 parts.arguments.append(orjson.dumps(args).decode())
+
+    def _unindexed_slot(self, choice: int, call_id: Any, *, new: bool) -> int:
+        """Slot of a fragment without `index` (some servers omit it): it continues the open
+        call unless it is another entry of the same list or carries another call's id."""
+        slot = self.open_unindexed.get(choice)
+        if slot is not None and not new:
+            known = self.tools[(choice, slot)].call_id
+            if not (isinstance(call_id, str) and call_id and known and call_id != known):
+                return slot
+        slot = 1 + max((i for c, i in self.tools if c == choice), default=-1)
+        self.open_unindexed[choice] = slot
+        return slot
 
     def _usage(self, usage: dict[str, Any]) -> UsageEvent:
         def count(key: str) -> int:
