@@ -6,6 +6,7 @@ decision can be explained and the rules tuned by reading them.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,6 +32,13 @@ class IntentRule:
     keywords: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
     weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        # lists are accepted as written; the rule stays hashable (compiled rules are cached)
+        for name in ("keywords", "patterns"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
 
 
 def _kw(phrases: str) -> tuple[str, ...]:
@@ -131,7 +139,21 @@ def _check_options(options: Any) -> ClassifyIntentOptions:
             raise InvalidArgumentError(f"duplicate intent {rule.name!r}", path=f"intents[{i}]")
         if not isinstance(rule.weight, int | float) or not rule.weight > 0:
             raise InvalidArgumentError("must be > 0", path=f"intents[{i}].weight")
+        for field_name in ("keywords", "patterns"):
+            values = getattr(rule, field_name)
+            if not isinstance(values, tuple):
+                raise InvalidArgumentError(
+                    "must be a tuple of strings", path=f"intents[{i}].{field_name}"
+                )
+            for j, value in enumerate(values):
+                if not isinstance(value, str) or not value.strip():
+                    raise InvalidArgumentError(
+                        "must be a non-blank string", path=f"intents[{i}].{field_name}[{j}]"
+                    )
         names.add(rule.name)
+    score = options.min_score
+    if type(score) not in (int, float) or not math.isfinite(score) or score < 0:
+        raise InvalidArgumentError("must be a finite number >= 0", path="min_score")
     return options
 
 

@@ -115,6 +115,8 @@ class AgentProfile:
         extra = set(data) - _PROFILE_KEYS
         if extra:
             raise InvalidArgumentError(f"unknown key(s) {sorted(extra)}", path="profile")
+        if "name" not in data:
+            raise InvalidArgumentError("is required", path="profile.name")
         return cls(**dict(data))
 
 
