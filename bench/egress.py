@@ -80,7 +80,7 @@ def main() -> int:
         if target is not None and us > target:
             ok = False
     print("target met" if ok else "TARGET MISSED")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

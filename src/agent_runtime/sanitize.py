@@ -274,7 +274,9 @@ def _walk(value: Any, opts: SanitizeOptions) -> Any:
         out: dict[Any, Any] = {}
         for k, v in value.items():
             if isinstance(k, str):
-                if _internal(k, opts):
+                if (
+                    opts.drop_underscore_keys and k.startswith("_")
+                ) or k.lower() in opts.internal_keys:
                     continue
                 if _is_secret_key(k, opts.secret_keys):
                     out[k] = _redact(v, opts)
