@@ -142,3 +142,32 @@ async def test_heartbeat_keeps_a_long_run_leased(tmp_path: Path) -> None:
     assert res.result == "done" and refused == ["0", "1", "2", "3"]
     run = await store.load_run("r")
     assert run is not None and run.lease_holder is None and run.status == "completed"
+
+
+async def test_full_disk_is_a_typed_error_and_the_run_resumes_after(tmp_path: Path) -> None:
+    # SQLite rolls a transaction back by itself on SQLITE_FULL; the store must report that
+    # cause, typed, not a "cannot rollback" error of its own, and stay usable
+    store = SQLiteDurableRunStore(tmp_path / "full.db")
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages + 2}")
+    calls: list[int] = []
+
+    async def task(ctx: DurableContext) -> int:
+        for i in range(50):
+            await ctx.step(f"s{i}", lambda i=i: calls.append(i) or "x" * 3000)
+        return len(calls)
+
+    with pytest.raises(StoreUnavailableError, match="full") as info:
+        await run_durable(run_id="r", manifest=MANIFEST, store=store, task_fn=task)
+    assert not store._db.in_transaction
+    done = len(await store.load_steps("r"))
+    assert 0 < done < 50
+    with pytest.raises(StoreUnavailableError, match="full"):
+        await store.append_stream_events("r", [("big", "y" * 100_000)])
+    assert await store.read_stream_events("r") == []
+    store._db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    res = await run_durable(run_id="r", manifest=MANIFEST, store=store, task_fn=task)
+    assert res.replayed == done and res.executed == 50 - done
+    assert calls == list(range(done + 1)) + list(range(done, 50))
+    assert "full" in str(info.value)
+    await store.close()

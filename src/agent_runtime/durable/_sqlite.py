@@ -148,7 +148,8 @@ def _statements(script: str) -> list[str]:
 
 class _Transaction:
     """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any exception (a cheap context manager:
-    it sits on the per-step hot path)."""
+    it sits on the per-step hot path). A database error (disk full, I/O error) becomes a
+    `StoreUnavailableError` naming its cause."""
 
     __slots__ = ("_db", "_path")
 
@@ -163,8 +164,20 @@ class _Transaction:
             raise StoreUnavailableError(f"SQLite store {self._path} is busy: {exc}") from exc
         return self._db
 
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _: object
+    ) -> None:
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error as err:
+                exc = err
+        # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR do)
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StoreUnavailableError(f"SQLite store {self._path}: {exc}") from exc
 
 
 class SQLiteDurableRunStore(StoreBase):
