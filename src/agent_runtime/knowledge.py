@@ -96,6 +96,11 @@ class KnowledgeRequirement:
                 f"KnowledgeRequirement.source must be one of {sorted(_SOURCES)}, "
                 f"got {self.source!r}"
             )
+        if not isinstance(self.required, bool):
+            raise ConfigurationError("KnowledgeRequirement.required must be a boolean")
+        for name in ("question", "data_source"):
+            if not isinstance(getattr(self, name), str | None):
+                raise ConfigurationError(f"KnowledgeRequirement.{name} must be a string or None")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,9 +145,17 @@ class KnowledgeReadinessReport:
     def __post_init__(self) -> None:
         for name in ("available", "unavailable_sources", "notes"):
             value = getattr(self, name)
-            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            if (
+                isinstance(value, str)
+                or not isinstance(value, Iterable)
+                or not all(isinstance(v, str) for v in value)
+            ):
                 raise ConfigurationError(f"KnowledgeReadinessReport.{name} must hold strings")
             object.__setattr__(self, name, tuple(value))
+        if not isinstance(self.provider, str | None):
+            raise ConfigurationError("KnowledgeReadinessReport.provider must be a string or None")
+        if not isinstance(self.internal, Mapping):
+            raise ConfigurationError("KnowledgeReadinessReport.internal must be a mapping")
         ensure_json(dict(self.internal), root="report.internal")
 
     def to_dict(self) -> dict[str, Any]:
@@ -305,6 +318,8 @@ def decide_knowledge_readiness(
     """
     if report is not None and not isinstance(report, KnowledgeReadinessReport):
         raise ConfigurationError("report must be a KnowledgeReadinessReport or None")
+    if not isinstance(requirements, Iterable) or isinstance(requirements, str):
+        raise ConfigurationError("requirements must be KnowledgeRequirement instances")
     reqs: Sequence[KnowledgeRequirement] = tuple(requirements)
     seen: set[str] = set()
     for req in reqs:

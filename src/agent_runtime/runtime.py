@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +93,12 @@ class AgentTaskRunOptions:
     def __post_init__(self) -> None:
         if self.run_id is not None and (not isinstance(self.run_id, str) or not self.run_id):
             raise ConfigurationError("run_id must be a non-empty string")
+        for name in ("model", "session_id"):
+            if not isinstance(getattr(self, name), str | None):
+                raise ConfigurationError(f"{name} must be a string or None")
         if self.messages is not None:
+            if not isinstance(self.messages, Iterable) or isinstance(self.messages, str):
+                raise ConfigurationError("messages must be AgentMessage instances")
             msgs = tuple(self.messages)
             if not all(isinstance(m, AgentMessage) for m in msgs):
                 raise ConfigurationError("messages must be AgentMessage instances")
@@ -106,6 +111,8 @@ class AgentTaskRunOptions:
             getattr(self.knowledge_provider, "assess", None)
         ):
             raise ConfigurationError("knowledge_provider must implement assess(task)")
+        if not isinstance(self.pricing, Mapping):
+            raise ConfigurationError("pricing must map model ids to ModelPrice")
         for model, price in dict(self.pricing).items():
             if not isinstance(model, str) or not isinstance(price, ModelPrice):
                 raise ConfigurationError("pricing must map model ids to ModelPrice")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias
 
@@ -699,6 +699,13 @@ class AgentTaskSpec:
             raise ConfigurationError("AgentTaskSpec.id must be a non-empty string")
         if not isinstance(self.intent, str) or not self.intent.strip():
             raise ConfigurationError("AgentTaskSpec.intent must be a non-empty string")
+        for name in ("domain", "model", "system_prompt"):
+            if not isinstance(getattr(self, name), str | None):
+                raise ConfigurationError(f"AgentTaskSpec.{name} must be a string or None")
+        if not isinstance(self.requirements, Iterable) or isinstance(self.requirements, str):
+            raise ConfigurationError("AgentTaskSpec.requirements must be KnowledgeRequirements")
+        if not isinstance(self.metadata, Mapping):
+            raise ConfigurationError("AgentTaskSpec.metadata must be a mapping")
         reqs = tuple(self.requirements)
         if not all(isinstance(r, KnowledgeRequirement) for r in reqs):
             raise ConfigurationError("AgentTaskSpec.requirements must be KnowledgeRequirements")

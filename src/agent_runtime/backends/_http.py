@@ -8,16 +8,16 @@ later failure is the caller's to report as an interrupted stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import httpx2
 import orjson
 
-from ..errors import BackendTransportError
+from ..errors import BackendTransportError, ConfigurationError
 from ._retry import BackendRetryPolicy, parse_retry_after
 
-__all__ = ["OpenedStream", "open_stream", "read_error_message"]
+__all__ = ["OpenedStream", "open_stream", "read_error_message", "request_headers"]
 
 _ERROR_BODY_LIMIT = 8192
 
@@ -33,6 +33,28 @@ class OpenedStream:
 
     async def aclose(self) -> None:
         await self.response.aclose()
+
+
+def request_headers(
+    base: Mapping[str, str], api_key: str | None, extra: Mapping[str, str] | None
+) -> dict[str, str]:
+    """`base`, a bearer `api_key` and `extra`, refused with `ConfigurationError` when a name or
+    value is not a string or holds CR, LF or NUL (which no HTTP client can send)."""
+    if api_key is not None and not isinstance(api_key, str):
+        raise ConfigurationError("api_key must be a string or None")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise ConfigurationError("headers must be a mapping of strings")
+    out = dict(base)
+    if api_key:
+        out["authorization"] = f"Bearer {api_key}"
+    out.update(extra or {})
+    for name, value in out.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ConfigurationError("header names and values must be strings")
+        if any(c in name or c in value for c in "\r\n\x00"):
+            what = "api_key" if name == "authorization" and api_key else f"header {name!r}"
+            raise ConfigurationError(f"{what} must not contain CR, LF or NUL")
+    return out
 
 
 def read_error_message(body: bytes) -> str:

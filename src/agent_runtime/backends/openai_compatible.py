@@ -30,7 +30,7 @@ from ..types import (
     ToolCallEvent,
     UsageEvent,
 )
-from ._http import open_stream
+from ._http import open_stream, request_headers
 from ._retry import BackendRetryPolicy
 from ._sse_decode import SSEDecoder
 
@@ -217,10 +217,9 @@ class OpenAICompatibleBackend:
             if self.base_url.endswith("/v1")
             else self.base_url + "/v1/chat/completions"
         )
-        self._headers = {"accept": "text/event-stream", "content-type": "application/json"}
-        if api_key:
-            self._headers["authorization"] = f"Bearer {api_key}"
-        self._headers.update(headers or {})
+        self._headers = request_headers(
+            {"accept": "text/event-stream", "content-type": "application/json"}, api_key, headers
+        )
         self._extra = dict(extra_body or {})
         self._tools = [dict(t) for t in tools] if tools else None
         self._client = client
@@ -387,10 +386,19 @@ def create_openai_compatible_backend(
     if retry is not None and not isinstance(retry, BackendRetryPolicy):
         raise ConfigurationError("retry must be a BackendRetryPolicy")
     if extra_body is not None:
+        if not isinstance(extra_body, Mapping):
+            raise ConfigurationError("extra_body must be a mapping")
         try:
             ensure_json(dict(extra_body), root="extra_body")
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+    if tools is not None:
+        if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
+            raise ConfigurationError("tools must be a list of tool objects")
+        try:
+            ensure_json([dict(t) for t in tools], root="tools")
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"tools must be JSON tool objects: {exc}") from None
     return OpenAICompatibleBackend(
         base_url,
         api_key,

@@ -27,7 +27,7 @@ from ..types import (
     RuntimeStreamEvent,
     parse_runtime_stream_event,
 )
-from ._http import open_stream
+from ._http import open_stream, request_headers
 from ._retry import BackendRetryPolicy
 from ._sse_decode import SSEDecoder
 
@@ -84,10 +84,9 @@ class HttpSandboxClient:
         if type(max_resumes) is not int or max_resumes < 0:
             raise ConfigurationError("max_resumes must be an int >= 0")
         self._url = base_url.rstrip("/") + "/agents/run/stream"
-        self._headers = {"accept": "text/event-stream", "content-type": "application/json"}
-        if api_key:
-            self._headers["authorization"] = f"Bearer {api_key}"
-        self._headers.update(headers or {})
+        self._headers = request_headers(
+            {"accept": "text/event-stream", "content-type": "application/json"}, api_key, headers
+        )
         self.retry = retry or BackendRetryPolicy()
         self.max_resumes = max_resumes
         self._client = client
@@ -111,8 +110,16 @@ class HttpSandboxClient:
         """Yield the execution's events, resuming after `after_event_id` when given."""
         if not isinstance(message, str):
             raise ConfigurationError("message must be a string")
-        if not isinstance(execution_id, str) or not execution_id or "\n" in execution_id:
+        if (
+            not isinstance(execution_id, str)
+            or not execution_id
+            or any(c in execution_id for c in "\r\n\x00")
+        ):
             raise ConfigurationError("execution_id must be a non-empty single-line string")
+        if after_event_id is not None and (
+            not isinstance(after_event_id, str) or any(c in after_event_id for c in "\r\n\x00")
+        ):
+            raise ConfigurationError("after_event_id must be a single-line string or None")
         client = self._http()
         body = orjson.dumps({"message": message, "execution_id": execution_id})
         last_id = after_event_id
