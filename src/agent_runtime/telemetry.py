@@ -125,6 +125,11 @@ class RuntimeRunPersistenceAdapter(Protocol):
     async def close(self) -> None: ...
 
 
+def _check_limit(limit: Any) -> None:
+    if type(limit) is not int or limit <= 0:
+        raise InvalidArgumentError("must be an int > 0", path="limit")
+
+
 class InMemoryRuntimeRunPersistence:
     """Ledger rows in a dict (tests, single-process tools)."""
 
@@ -138,6 +143,7 @@ class InMemoryRuntimeRunPersistence:
         return self._rows.get(run_id)
 
     async def list_runs(self, *, limit: int = 100) -> list[RuntimeRunRow]:
+        _check_limit(limit)
         rows = sorted(self._rows.values(), key=lambda r: (r.started_at_ms, r.run_id), reverse=True)
         return rows[:limit]
 
@@ -146,15 +152,19 @@ class InMemoryRuntimeRunPersistence:
 
 
 class SQLiteRuntimeRunPersistence:
-    """Ledger rows in a SQLite file (table `runtime_runs`, created idempotently)."""
+    """Ledger rows in a SQLite file (table `runtime_runs`, created idempotently). A file
+    locked by another writer for longer than `busy_timeout_ms` is `StoreUnavailableError`."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=5
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout_ms / 1000,
             )
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute(
@@ -167,24 +177,29 @@ class SQLiteRuntimeRunPersistence:
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot open run ledger {self.path}: {exc}") from exc
 
+    def _execute(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"run ledger {self.path}: {exc}") from exc
+
     async def save_run(self, row: RuntimeRunRow) -> None:
-        self._db.execute(
+        self._execute(
             "INSERT INTO runtime_runs VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
             "status = excluded.status, row = excluded.row",
             (row.run_id, row.status, row.started_at_ms, dumps_json(row.to_dict()).decode()),
         )
 
     async def load_run(self, run_id: str) -> RuntimeRunRow | None:
-        found = self._db.execute(
-            "SELECT row FROM runtime_runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        return None if found is None else RuntimeRunRow.from_dict(loads_json(found[0]))
+        found = self._execute("SELECT row FROM runtime_runs WHERE run_id = ?", (run_id,))
+        return None if not found else RuntimeRunRow.from_dict(loads_json(found[0][0]))
 
     async def list_runs(self, *, limit: int = 100) -> list[RuntimeRunRow]:
-        rows = self._db.execute(
+        _check_limit(limit)
+        rows = self._execute(
             "SELECT row FROM runtime_runs ORDER BY started_at_ms DESC, run_id DESC LIMIT ?",
             (limit,),
-        ).fetchall()
+        )
         return [RuntimeRunRow.from_dict(loads_json(r[0])) for r in rows]
 
     async def close(self) -> None:
