@@ -175,8 +175,23 @@ class TraceBridge:
             async for event in stream:
                 self.record(event)
                 yield event
+        except Exception as exc:
+            self._fail_open_spans(exc)
+            raise
         finally:
             self.close()
+
+    def _fail_open_spans(self, exc: Exception) -> None:
+        """Mark the spans a raising stream leaves open as errors (sanitized message)."""
+        if self._tracer is None:
+            return
+        code = getattr(exc, "code", None)
+        kind = code if isinstance(code, str) and code else type(exc).__name__
+        message = sanitize_text(str(exc), self.options.sanitize)[:200]
+        for span in (*self._tools.values(), self._chat, self._agent_span()):
+            if span is not None:
+                span.set_status(Status(StatusCode.ERROR, message))
+                span.set_attribute("error.type", kind)
 
     # -- spans ----------------------------------------------------------------------------------
 

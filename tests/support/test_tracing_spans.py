@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from agent_runtime.tracing import TraceBridgeOptions, create_trace_bridge
 from agent_runtime.types import (
@@ -85,3 +87,41 @@ async def test_cancelled_consumer_ends_every_span() -> None:
         await task
     names = sorted(s.name for s in exporter.get_finished_spans())
     assert names == ["chat m", "execute_tool slow", "invoke_agent agent"]
+
+
+async def test_a_stream_that_raises_marks_the_open_spans_as_errors() -> None:
+    from agent_runtime.errors import BackendTransportError
+
+    provider, exporter = _provider()
+    bridge = create_trace_bridge(TraceBridgeOptions(tracer_provider=provider))
+
+    async def stream() -> AsyncIterator[Any]:
+        yield RunStartedEvent(run_id="r", task_id="t", backend="b", model="m")
+        yield TextDeltaEvent(text="a")
+        raise BackendTransportError(f"cut, key {SECRET}", code="backend.stream_interrupted")
+
+    with pytest.raises(BackendTransportError):
+        async for _ in bridge.wrap(stream()):
+            pass
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(spans) == {"chat m", "invoke_agent agent"}
+    for span in spans.values():
+        assert span.status.status_code == StatusCode.ERROR
+        assert (span.attributes or {})["error.type"] == "backend.stream_interrupted"
+        assert SECRET not in str(span.status.description)
+
+    exporter.clear()
+    bridge = create_trace_bridge(TraceBridgeOptions(tracer_provider=provider))
+
+    async def finite() -> AsyncIterator[Any]:
+        yield RunStartedEvent(run_id="r", task_id="t", backend="b")
+        yield TextDeltaEvent(text="a")
+
+    wrapped = bridge.wrap(finite())
+    async with contextlib.aclosing(wrapped):
+        async for event in wrapped:
+            if isinstance(event, TextDeltaEvent):
+                break  # the consumer stopping early is not an error
+    ended = exporter.get_finished_spans()
+    assert {s.name for s in ended} == {"chat unknown", "invoke_agent agent"}
+    assert all(s.status.status_code != StatusCode.ERROR for s in ended)
