@@ -204,3 +204,44 @@ async def test_postgres_lost_connection_is_a_typed_error_and_the_store_recovers(
         assert [m["n"] for m in s.messages] == [1, 3], "the failed append wrote nothing"
     finally:
         await store.close()
+
+
+async def test_postgres_store_recovers_when_the_database_comes_up_late(pg_dsn: str) -> None:
+    """A first call while PostgreSQL is unreachable fails typed; once it is reachable the same
+    store object works (the failed open must not leave it permanently closed)."""
+    import socket
+    from urllib.parse import urlsplit, urlunsplit
+
+    from agent_runtime.errors import StoreUnavailableError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    real = urlsplit(pg_dsn)
+    dsn = urlunsplit(real._replace(netloc=f"{real.username}@127.0.0.1:{port}"))
+    store = PostgresRuntimeSessionStore(dsn, max_size=2, connect_timeout_s=0.5)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(real.hostname, real.port or 5432)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    try:
+        with pytest.raises(StoreUnavailableError):
+            await store.get_or_create("s", tenant_id="t")
+        proxy = await asyncio.start_server(forward, "127.0.0.1", port)
+        try:
+            s = await store.append_messages("s", [{"n": 1}], tenant_id="t")
+            assert s.messages == ({"n": 1},)
+        finally:
+            await store.close()
+            proxy.close()
+    finally:
+        await store.close()

@@ -61,7 +61,14 @@ class PostgresRuntimeSessionStore:
     """A `RuntimeSessionStore` in PostgreSQL; the pool opens and the schema is created on
     first use (idempotently, under an advisory lock)."""
 
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
         try:
             from psycopg_pool import AsyncConnectionPool
         except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
@@ -69,9 +76,15 @@ class PostgresRuntimeSessionStore:
                 "PostgresRuntimeSessionStore needs durable-agent-runtime[postgres]"
             ) from exc
         self.dsn = dsn
-        self._pool: Any = AsyncConnectionPool(
-            dsn, min_size=min_size, max_size=max_size, open=False, kwargs={"autocommit": True}
-        )
+        self.connect_timeout_s = connect_timeout_s
+
+        def new_pool() -> Any:
+            return AsyncConnectionPool(
+                dsn, min_size=min_size, max_size=max_size, open=False, kwargs={"autocommit": True}
+            )
+
+        self._new_pool = new_pool
+        self._pool: Any = new_pool()
         self._ready = False
         self._lock = asyncio.Lock()
 
@@ -83,11 +96,13 @@ class PostgresRuntimeSessionStore:
         async with self._lock:
             if not self._ready:
                 try:
-                    await self._pool.open(wait=True, timeout=10)
+                    await self._pool.open(wait=True, timeout=self.connect_timeout_s)
                     async with self._pool.connection() as conn, conn.transaction():
                         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
                         await conn.execute(_SCHEMA)
                 except (psycopg.Error, TimeoutError) as exc:
+                    if self._pool.closed:  # a failed open closes the pool; retry on a new one
+                        self._pool = self._new_pool()
                     raise StoreUnavailableError(
                         f"cannot open PostgreSQL session store: {exc}"
                     ) from exc
