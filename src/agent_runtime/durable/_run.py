@@ -314,9 +314,15 @@ async def run_durable(
         raise DurableValueError("task_fn must be an async function", path="task_fn")
     worker = check_id(worker_id, "worker_id") if worker_id is not None else derive_worker_id()
 
-    run, completed, lease_expires_at = await store.start_or_resume(
-        run_id, manifest, worker, lease_ms=lease_ms
-    )
+    try:
+        run, completed, lease_expires_at = await store.start_or_resume(
+            run_id, manifest, worker, lease_ms=lease_ms
+        )
+    except asyncio.CancelledError:
+        # the claim may have landed with its reply still in flight: free it (fenced by our
+        # worker id, so a claim that never landed changes nothing)
+        await _release(store, run_id, worker)
+        raise
     if run.status == "completed" and lease_expires_at is None:
         ctx = DurableContext(
             store=store, run_id=run_id, worker_id=worker, completed=completed, replay_only=True
@@ -348,12 +354,23 @@ async def run_durable(
             raise ctx._lost() from exc
         await store.end_run(run_id, worker, "failed", {"error": error_to_dict(exc)})
         raise
+    # every step is done: a cancellation arriving now must not strand the run leased, so the
+    # completion write is shielded and finishes on its own
+    finish = asyncio.ensure_future(store.end_run(run_id, worker, "completed", result))
     try:
-        record = await store.end_run(run_id, worker, "completed", result)
+        record = await asyncio.shield(finish)
+    except asyncio.CancelledError:
+        finish.add_done_callback(_log_late_failure)
+        raise
     except DurableValueError as exc:
         await store.end_run(run_id, worker, "failed", {"error": error_to_dict(exc)})
         raise
     return RunDurableResult(result, record, ctx.steps, ctx.replayed, ctx.executed)
+
+
+def _log_late_failure(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("completing a cancelled run failed: %s", fut.exception())
 
 
 async def _release(store: DurableRunStore, run_id: str, worker: str) -> None:
