@@ -148,7 +148,7 @@ def main() -> int:
     if rms > REPLAY_TARGET_MS:
         ok = False
     print("targets met (N=100)" if ok else "TARGET MISSED")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
