@@ -821,3 +821,25 @@ async def test_absurd_lease_is_refused_before_anything_is_written(
 
 async def _noop(ctx: DurableContext) -> None:
     return None
+
+
+@pytest.mark.parametrize("status", ["running", "pending", "done", None])
+async def test_end_run_takes_a_final_status_only(store: DurableRunStore, status: Any) -> None:
+    # "running" without a lease is a state nothing else produces: `runs tail --follow` and
+    # lease sweeps would wait on it forever
+    run_id = rid()
+    await store.start_or_resume(run_id, manifest(), "w1", lease_ms=5000)
+    with pytest.raises(DurableValueError):
+        await store.end_run(run_id, "w1", status, {"x": 1})
+    run = await store.load_run(run_id)
+    assert run is not None and run.lease_holder == "w1" and run.outcome is None
+
+
+@pytest.mark.parametrize("worker", ["", "w\ud800", "w\x00"], ids=["empty", "surrogate", "nul"])
+async def test_end_run_validates_the_worker_id(store: DurableRunStore, worker: str) -> None:
+    run_id = rid()
+    await store.start_or_resume(run_id, manifest(), "w1", lease_ms=5000)
+    with pytest.raises(DurableValueError):
+        await store.end_run(run_id, worker, "completed", 1)
+    run = await store.load_run(run_id)
+    assert run is not None and run.lease_holder == "w1" and run.status == "running"

@@ -49,6 +49,7 @@ from ._records import (
 )
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
+    check_end_status,
     check_id,
     check_index,
     check_lease_ms,
@@ -359,7 +360,9 @@ class FileSystemDurableRunStore(StoreBase):
         outcome: Any = None,
     ) -> RunRecord:
         check_id(run_id, "run_id")
-        check_status(status)
+        check_end_status(status)
+        if worker_id is not None:
+            check_id(worker_id, "worker_id")
         encoded = loads_json(dumps_json(outcome, root="outcome"))
         files, _ = self._existing(run_id)
         with flocked(files.lock):

@@ -39,6 +39,7 @@ from ._records import (
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
     check_after_seq,
+    check_end_status,
     check_id,
     check_index,
     check_lease_ms,
@@ -203,7 +204,9 @@ class InMemoryDurableRunStore(StoreBase):
         status: RunStatus,
         outcome: Any = None,
     ) -> RunRecord:
-        check_status(status)
+        check_end_status(status)
+        if worker_id is not None:
+            check_id(worker_id, "worker_id")
         run = self._run(run_id)
         encoded = dumps_json(outcome, root="outcome")
         self._fence(run, worker_id)

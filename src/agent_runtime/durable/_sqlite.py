@@ -47,6 +47,7 @@ from ._sqlite_schema import SQLITE_MIGRATIONS
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
     check_after_seq,
+    check_end_status,
     check_id,
     check_index,
     check_lease_ms,
@@ -412,7 +413,9 @@ class SQLiteDurableRunStore(StoreBase):
         outcome: Any = None,
     ) -> RunRecord:
         check_id(run_id, "run_id")
-        check_status(status)
+        check_end_status(status)
+        if worker_id is not None:
+            check_id(worker_id, "worker_id")
         encoded = dumps_json(outcome, root="outcome").decode()
         sql = (
             "UPDATE durable_runs SET status = ?, outcome = ?, lease_holder = NULL, "

@@ -67,19 +67,32 @@ def check_limit(value: Any, *, optional: bool) -> int | None:
 
 
 def check_kind(value: Any) -> StepKind:
-    if value not in STEP_KINDS:
+    if type(value) is not str or value not in STEP_KINDS:
         raise DurableValueError(
             f"kind must be one of {sorted(STEP_KINDS)}, got {value!r}", path="kind"
         )
-    return value  # type: ignore[no-any-return]
+    return value  # type: ignore[return-value]
 
 
 def check_status(value: Any) -> RunStatus:
-    if value not in RUN_STATUSES:
+    if type(value) is not str or value not in RUN_STATUSES:
         raise DurableValueError(
             f"status must be one of {sorted(RUN_STATUSES)}, got {value!r}", path="status"
         )
-    return value  # type: ignore[no-any-return]
+    return value  # type: ignore[return-value]
+
+
+END_STATUSES: frozenset[str] = frozenset(("completed", "failed", "suspended"))
+
+
+def check_end_status(value: Any) -> RunStatus:
+    """The status `end_run` may set: a run it releases is completed, failed or suspended."""
+    if type(value) is not str or value not in END_STATUSES:
+        raise DurableValueError(
+            f"end_run status must be one of {sorted(END_STATUSES)}, got {value!r}",
+            path="status",
+        )
+    return value  # type: ignore[return-value]
 
 
 def check_error(value: Any) -> dict[str, Any]:
