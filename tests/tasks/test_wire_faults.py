@@ -185,3 +185,14 @@ async def test_no_connection_left_open_after_a_cut_or_a_cancel() -> None:
         assert server.open_connections == 0
         await cut.aclose()
         await slow.aclose()
+
+
+def test_a_leading_byte_order_mark_does_not_swallow_the_first_event() -> None:
+    from agent_runtime.backends._sse_decode import SSEDecoder, SSEMessage
+
+    for split in range(0, 4):
+        wire = b"\xef\xbb\xbfdata: first\n\ndata: \xef\xbb\xbfsecond\n\n"
+        dec = SSEDecoder()
+        got = dec.feed(wire[:split]) + dec.feed(wire[split:])
+        # only the stream's leading BOM is dropped, as the SSE specification says
+        assert got == [SSEMessage(data="first"), SSEMessage(data="\ufeffsecond")]

@@ -25,7 +25,7 @@ class SSEMessage:
 class SSEDecoder:
     """Stateful decoder: `feed(bytes)` -> complete events; `flush()` at end of body."""
 
-    __slots__ = ("_buf", "_data", "_event", "_id", "_pending_cr", "_retry", "_utf8")
+    __slots__ = ("_buf", "_data", "_event", "_id", "_pending_cr", "_retry", "_started", "_utf8")
 
     def __init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -35,11 +35,16 @@ class SSEDecoder:
         self._event = ""
         self._id: str | None = None
         self._retry: int | None = None
+        self._started = False
 
     def feed(self, chunk: bytes) -> list[SSEMessage]:
         text = self._utf8.decode(chunk)
         if not text:
             return []
+        if not self._started:  # one leading byte-order mark is not part of the stream
+            self._started = True
+            if text[0] == "\ufeff":
+                text = text[1:]
         if self._pending_cr:
             self._pending_cr = False
             if text.startswith("\n"):
