@@ -24,7 +24,7 @@ from ..errors import (
     DurableStepInputMismatchError,
     DurableValueError,
 )
-from ..jsoncanon import canonical_hash
+from ..jsoncanon import canonical_hash, ensure_json
 from ._manifest import DurableRunManifest, derive_worker_id
 from ._records import RunRecord, StepKind, StepRecord
 from ._store import DEFAULT_LEASE_MS, DurableRunStore
@@ -194,6 +194,7 @@ class DurableContext:
     async def emit_event(self, key: str, payload: Any) -> EmitOutcome:
         """Emit a keyed event for this run; the first emit of a key wins."""
         check_id(key, "key")
+        ensure_json(payload, root="payload")  # refused before a failed step is recorded
 
         async def emit() -> dict[str, Any]:
             res = await self.store.emit_event(self.run_id, key, payload)
@@ -211,6 +212,10 @@ class DurableContext:
         check_id(key, "key")
         if type(timeout_ms) is not int or timeout_ms < 0:
             raise DurableValueError("timeout_ms must be an int >= 0", path="timeout_ms")
+        if type(poll_ms) is not int or poll_ms < 0:
+            raise DurableValueError("poll_ms must be an int >= 0", path="poll_ms")
+        if type(max_poll_ms) is not int or max_poll_ms < 1:  # 0 would poll in a tight loop
+            raise DurableValueError("max_poll_ms must be an int >= 1", path="max_poll_ms")
 
         async def wait() -> dict[str, Any]:
             loop = asyncio.get_running_loop()
