@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx2
 import pytest
 
-from tests.conftest import require
+from tests.katan import running_katan
 
-KATAN = Path(sys.executable).with_name("llm-katan")
 KATAN_MODEL = "katan-chat"
 KATAN_KEY = "katan-valid-key-0123"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -40,51 +26,5 @@ def llm_katan_keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def start_katan(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[str]:
     """Run llm-katan (echo backend) on a free port until the generator is closed."""
-    require(KATAN.exists(), f"llm-katan is not installed at {KATAN}")
-    port = _free_port()
-    tmp = tmp_path_factory.mktemp("katan")
-    log = (tmp / "katan.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(KATAN),
-            "--backend",
-            "echo",
-            "--model",
-            "echo",
-            "--name",
-            KATAN_MODEL,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--stats-file",
-            str(tmp / "stats.json"),
-            "--disable-dashboard",
-            "--log-level",
-            "warning",
-            *extra,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llm-katan exited: {(tmp / 'katan.log').read_text()[-2000:]}")
-            try:
-                r = httpx2.get(f"{base}/health")
-                if r.status_code == 200:
-                    break
-            except httpx2.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llm-katan did not become ready within 30 s")
-            time.sleep(0.1)
+    with running_katan(tmp_path_factory.mktemp("katan"), *extra, name=KATAN_MODEL) as base:
         yield base
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        log.close()

@@ -23,8 +23,9 @@ from agent_runtime.models import (
     validate_chat_model_id,
     with_configured_models,
 )
+from tests.katan import free_port
 
-from .conftest import KATAN_MODEL, _free_port
+from .conftest import KATAN_MODEL
 
 
 async def test_get_models_lists_llm_katan_model(llm_katan: str) -> None:
@@ -44,7 +45,7 @@ async def test_get_models_without_key_is_a_typed_401(llm_katan: str) -> None:
 async def test_unreachable_router_is_retryable_transport_error() -> None:
 
     with pytest.raises(BackendTransportError) as info:
-        await get_models(f"http://127.0.0.1:{_free_port()}", "k", timeout=2)
+        await get_models(f"http://127.0.0.1:{free_port()}", "k", timeout=2)
     assert info.value.retryable is True and info.value.status is None
 
 

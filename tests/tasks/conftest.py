@@ -3,77 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import httpx2
 import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from tests.conftest import require
+from tests.katan import start_katan, stop_katan
 
-KATAN = Path(sys.executable).with_name("llm-katan")
 KATAN_MODEL = "katan-echo"
 KATAN_KEY = "test-key"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_katan(tmp: Path, extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    require(KATAN.exists(), f"llm-katan is not installed at {KATAN}")
-    port = _free_port()
-    log = (tmp / "katan.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(KATAN),
-            "--backend",
-            "echo",
-            "--model",
-            "echo",
-            "--name",
-            KATAN_MODEL,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--stats-file",
-            str(tmp / "stats.json"),
-            "--disable-dashboard",
-            "--log-level",
-            "warning",
-            *extra,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    log.close()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"llm-katan exited: {(tmp / 'katan.log').read_text()[-2000:]}")
-        try:
-            # /health does not count as a generation request, so failure modes keyed on the
-            # request count (--rate-limit-after, --timeout-after) are not consumed here.
-            if httpx2.get(f"{base}/health", timeout=1.0).status_code == 200:
-                return proc, base
-        except httpx2.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("llm-katan did not become ready within 30 s")
-        time.sleep(0.05)
+    return start_katan(tmp, *extra, name=KATAN_MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +30,7 @@ def katan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield base
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
+        stop_katan(proc)
 
 
 @pytest.fixture
@@ -103,8 +49,7 @@ def katan_factory(tmp_path: Path) -> Iterator[Callable[..., str]]:
         yield start
     finally:
         for p in procs:
-            p.kill()
-            p.wait(timeout=10)
+            stop_katan(p)
 
 
 class ServedApp:
