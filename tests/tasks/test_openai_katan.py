@@ -104,3 +104,17 @@ async def test_failures_are_retried_then_surface_typed(katan_factory, flags, sta
     assert result.error is not None and result.error.code == "backend.transport"
     assert result.error.status == status
     assert result.error.details == {"attempts": 3}
+
+
+async def test_rejected_key_is_not_echoed_into_the_error(katan_factory) -> None:
+    base = katan_factory("--validate-keys", "--api-keys", "openai=the-right-key-123")
+    wrong = "wrong-key-a1b2c3d4e5f6"
+    backend = create_openai_compatible_backend(base, wrong, KATAN_MODEL, retry=FAST)
+    result = await run_agent_task(SPEC, backend)
+    await backend.aclose()
+    assert result.status == "failed"
+    assert result.error is not None and result.error.code == "backend.transport"
+    # the server echoes the rejected key in its error body; it must not reach our error
+    assert "HTTP 401" in result.error.message or "HTTP 403" in result.error.message
+    assert wrong not in result.error.message
+    assert "[REDACTED:" in result.error.message

@@ -15,6 +15,7 @@ import httpx2
 import orjson
 
 from ..errors import BackendTransportError, ConfigurationError
+from ..sanitize import redaction_marker, sanitize_text
 from ._retry import BackendRetryPolicy, parse_retry_after
 
 __all__ = ["OpenedStream", "open_stream", "read_error_message", "request_headers"]
@@ -55,6 +56,26 @@ def request_headers(
             what = "api_key" if name == "authorization" and api_key else f"header {name!r}"
             raise ConfigurationError(f"{what} must not contain CR, LF or NUL")
     return out
+
+
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key")
+
+
+def scrub_credentials(message: str, request: httpx2.Request) -> str:
+    """`message` without the credentials this request carried (servers echo a rejected key
+    in their error body) and without any other recognisable secret."""
+    secrets: list[str] = []
+    for name in _CREDENTIAL_HEADERS:
+        value = request.headers.get(name)
+        if value:
+            secrets.append(value)
+            token = value.partition(" ")[2].strip()
+            if token:
+                secrets.append(token)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            message = message.replace(secret, redaction_marker(secret))
+    return sanitize_text(message)
 
 
 def read_error_message(body: bytes) -> str:
@@ -100,14 +121,16 @@ async def open_stream(
         retry_after: float | None = None
         response: httpx2.Response | None = None
         try:
-            response = await client.send(make_request(), stream=True)
+            request = make_request()
+            response = await client.send(request, stream=True)
             if response.status_code >= 300:
                 body = await _read_limited(response)
                 await response.aclose()
                 status = response.status_code
                 retryable = BackendRetryPolicy.is_retryable_status(status)
+                detail = scrub_credentials(read_error_message(body), request)
                 err = BackendTransportError(
-                    f"{what} answered HTTP {status}: {read_error_message(body) or 'no body'}",
+                    f"{what} answered HTTP {status}: {detail or 'no body'}",
                     status=status,
                     retryable=retryable,
                     attempts=attempt,
