@@ -176,8 +176,22 @@ class PostgresDurableRunStore(StoreBase):
         if type(min_size) is not int or type(max_size) is not int or not 0 < min_size <= max_size:
             raise DurableValueError("need 0 < min_size <= max_size", path="min_size")
         retryable = _retryable()
+        import psycopg
         from psycopg_pool import AsyncConnectionPool
 
+        # one direct connection first: the pool only logs why it cannot connect, so its
+        # timeout error alone would not say "database does not exist" or "connection refused"
+        probe_error: Exception | None = None
+        try:
+            probe = await psycopg.AsyncConnection.connect(
+                dsn, connect_timeout=max(1, round(connect_timeout_s))
+            )
+        except psycopg.OperationalError as exc:  # maybe transient: the pool waits, as before
+            probe_error = exc
+        except psycopg.Error as exc:  # a malformed DSN: waiting cannot help
+            raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+        else:
+            await probe.close()
         pool = AsyncConnectionPool(
             dsn,
             min_size=min_size,
@@ -194,7 +208,8 @@ class PostgresDurableRunStore(StoreBase):
             await pool.close()
             if not isinstance(exc, retryable):
                 raise
-            raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+            why = f"{exc} ({probe_error})" if probe_error is not None else str(exc)
+            raise StoreUnavailableError(f"cannot connect to PostgreSQL: {why}") from exc
         store = cls(pool, owns_pool=True, reconnect_timeout_s=reconnect_timeout_s)
         if migrate:
             try:
