@@ -843,3 +843,34 @@ async def test_end_run_validates_the_worker_id(store: DurableRunStore, worker: s
         await store.end_run(run_id, worker, "completed", 1)
     run = await store.load_run(run_id)
     assert run is not None and run.lease_holder == "w1" and run.status == "running"
+
+
+async def test_values_handed_out_do_not_alias_the_store(store: DurableRunStore) -> None:
+    # a task that edits a step result in place must not edit what a later replay sees
+    run_id = rid()
+    seen: list[Any] = []
+
+    async def task(ctx: DurableContext) -> None:
+        data = await ctx.step("fetch", lambda: {"items": [1, 2]})
+        seen.append(data)
+        data["items"].append("edited by the task")
+        await ctx.emit_event("k", {"n": [1]})
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        await run_durable(run_id=run_id, manifest=manifest(), store=store, task_fn=task)
+    step = await store.load_step(run_id, 0)
+    assert step is not None and step.result == {"items": [1, 2]}
+    step.result["items"].append("edited by a reader")
+    _, completed, _ = await store.start_or_resume(run_id, manifest(), "w2", lease_ms=5000)
+    assert completed[0].result == {"items": [1, 2]}
+    event = await store.load_event(run_id, "k")
+    assert event is not None
+    event.payload["n"].append(2)
+    again = await store.load_event(run_id, "k")
+    assert again is not None and again.payload == {"n": [1]}
+    res = await store.append_stream_event(run_id, "e", {"t": ["a"]})
+    res.payload["t"].append("b")
+    (read,) = await store.read_stream_events(run_id)
+    read.payload["t"].append("c")
+    assert [e.payload for e in await store.read_stream_events(run_id)] == [{"t": ["a"]}]

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from ..jsoncanon import dumps_json
 from ._records import AppendStreamResult, StepKind, StepRecord, StepStatus
 from ._validate import check_error, check_id, check_index, check_kind
 
-__all__ = ["StoreBase"]
+__all__ = ["StoreBase", "detach"]
 
 
 class StoreBase:
@@ -123,3 +125,11 @@ class StoreBase:
 def dumps(value: Any, root: str) -> str:
     """Validated compact JSON text."""
     return dumps_json(value, root=root).decode()
+
+
+def detach(value: Any) -> Any:
+    """A private copy of a parsed JSON value, for stores that keep parsed values in memory:
+    a caller editing what it was handed must not edit what later reads return."""
+    if type(value) is dict or type(value) is list:
+        return orjson.loads(orjson.dumps(value))
+    return value

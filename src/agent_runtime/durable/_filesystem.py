@@ -29,7 +29,7 @@ from ..errors import (
     StoreUnavailableError,
 )
 from ..jsoncanon import dumps_json, loads_json
-from ._base import StoreBase
+from ._base import StoreBase, detach
 from ._fsio import JsonlLog, atomic_write, flocked, read_json
 from ._manifest import DurableRunManifest
 from ._records import (
@@ -82,8 +82,8 @@ def _step_record(run_id: str, d: dict[str, Any]) -> StepRecord:
         input_hash=d["input_hash"],
         status=d["status"],
         attempts=d["attempts"],
-        result=d["result"],
-        error=d["error"],
+        result=detach(d["result"]),
+        error=detach(d["error"]),
         started_at=ms_to_dt(d["started"]),
         completed_at=ms_to_dt(d["completed"]),
     )
@@ -466,7 +466,7 @@ class FileSystemDurableRunStore(StoreBase):
     def _find_event(self, files: _RunFiles, run_id: str, key: str) -> EventRecord | None:
         for d in files.events.refresh():
             if d["key"] == key:
-                return EventRecord(run_id, key, d["payload"], _dt(d["t"]))
+                return EventRecord(run_id, key, detach(d["payload"]), _dt(d["t"]))
         return None
 
     async def emit_event(self, run_id: str, key: str, payload: Any) -> EmitEventResult:
@@ -480,7 +480,7 @@ class FileSystemDurableRunStore(StoreBase):
                 return EmitEventResult(False, existing)
             now = now_ms()
             files.events.append([{"key": key, "payload": value, "t": now}], fsync=self.fsync)
-        return EmitEventResult(True, EventRecord(run_id, key, value, _dt(now)))
+        return EmitEventResult(True, EventRecord(run_id, key, detach(value), _dt(now)))
 
     async def load_event(self, run_id: str, key: str) -> EventRecord | None:
         check_id(run_id, "run_id")
@@ -514,14 +514,16 @@ class FileSystemDurableRunStore(StoreBase):
                 seq = index.get(event_id)
                 if seq is not None:
                     d = items[seq]
-                    rec = StreamEventRecord(run_id, seq, event_id, d["payload"], _dt(d["t"]))
+                    rec = StreamEventRecord(
+                        run_id, seq, event_id, detach(d["payload"]), _dt(d["t"])
+                    )
                     out.append(AppendStreamResult(False, rec))
                 elif event_id in pending:
                     out.append(AppendStreamResult(False, pending[event_id]))
                 else:
                     seq = len(items) + len(lines)
                     lines.append({"seq": seq, "id": event_id, "payload": value, "t": now})
-                    rec = StreamEventRecord(run_id, seq, event_id, value, created)
+                    rec = StreamEventRecord(run_id, seq, event_id, detach(value), created)
                     pending[event_id] = rec
                     out.append(AppendStreamResult(True, rec))
             if lines:
@@ -544,7 +546,7 @@ class FileSystemDurableRunStore(StoreBase):
         start = 0 if after_seq is None else max(after_seq + 1, 0)
         end = None if limit is None else start + limit
         return [
-            StreamEventRecord(run_id, d["seq"], d["id"], d["payload"], _dt(d["t"]))
+            StreamEventRecord(run_id, d["seq"], d["id"], detach(d["payload"]), _dt(d["t"]))
             for d in items[start:end]
         ]
 

@@ -7,7 +7,7 @@ non-JSON value is refused exactly as a database-backed store would refuse it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import (
@@ -18,7 +18,7 @@ from ..errors import (
     DurableRunNotFoundError,
 )
 from ..jsoncanon import dumps_json, loads_json
-from ._base import StoreBase
+from ._base import StoreBase, detach
 from ._manifest import DurableRunManifest
 from ._records import (
     AppendStreamResult,
@@ -88,6 +88,19 @@ class _Run:
         )
 
 
+def _step_out(rec: StepRecord) -> StepRecord:
+    """The stored step with its own copy of the result and error."""
+    return replace(rec, result=detach(rec.result), error=detach(rec.error))
+
+
+def _event_out(rec: EventRecord) -> EventRecord:
+    return replace(rec, payload=detach(rec.payload))
+
+
+def _stream_out(rec: StreamEventRecord) -> StreamEventRecord:
+    return replace(rec, payload=detach(rec.payload))
+
+
 @dataclass
 class _Stream:
     by_id: dict[str, StreamEventRecord] = field(default_factory=dict)
@@ -150,7 +163,7 @@ class InMemoryDurableRunStore(StoreBase):
             raise DurableRunInputMismatchError(
                 f"run {run_id!r} exists with another manifest", run_id=run_id
             )
-        completed = [s for _, s in sorted(run.steps.items()) if s.status == "completed"]
+        completed = [_step_out(s) for _, s in sorted(run.steps.items()) if s.status == "completed"]
         if run.status == "completed":
             return StartOrResumeResult(run.record(), completed, None)
         if (
@@ -228,12 +241,13 @@ class InMemoryDurableRunStore(StoreBase):
 
     async def load_steps(self, run_id: str) -> list[StepRecord]:
         run = self._runs.get(check_id(run_id, "run_id"))
-        return [s for _, s in sorted(run.steps.items())] if run else []
+        return [_step_out(s) for _, s in sorted(run.steps.items())] if run else []
 
     async def load_step(self, run_id: str, step_index: int) -> StepRecord | None:
         check_index(step_index)
         run = self._runs.get(check_id(run_id, "run_id"))
-        return run.steps.get(step_index) if run else None
+        rec = run.steps.get(step_index) if run else None
+        return _step_out(rec) if rec is not None else None
 
     async def _write_step(
         self,
@@ -292,7 +306,7 @@ class InMemoryDurableRunStore(StoreBase):
         run.steps[step_index] = rec
         run.step_count = max(run.step_count, step_index + 1)
         run.updated_ms = now
-        return rec
+        return _step_out(rec)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -302,15 +316,16 @@ class InMemoryDurableRunStore(StoreBase):
         run = self._run(run_id)
         existing = run.events.get(key)
         if existing is not None:
-            return EmitEventResult(False, existing)
+            return EmitEventResult(False, _event_out(existing))
         rec = EventRecord(run_id, key, loads_json(encoded), ms_dt(now_ms()))
         run.events[key] = rec
-        return EmitEventResult(True, rec)
+        return EmitEventResult(True, _event_out(rec))
 
     async def load_event(self, run_id: str, key: str) -> EventRecord | None:
         check_id(key, "key")
         run = self._runs.get(check_id(run_id, "run_id"))
-        return run.events.get(key) if run else None
+        rec = run.events.get(key) if run else None
+        return _event_out(rec) if rec is not None else None
 
     # -- stream log --------------------------------------------------------------------------
 
@@ -328,12 +343,12 @@ class InMemoryDurableRunStore(StoreBase):
         for event_id, data in encoded:
             existing = stream.by_id.get(event_id)
             if existing is not None:
-                out.append(AppendStreamResult(False, existing))
+                out.append(AppendStreamResult(False, _stream_out(existing)))
                 continue
             rec = StreamEventRecord(run_id, len(stream.ordered), event_id, loads_json(data), now)
             stream.by_id[event_id] = rec
             stream.ordered.append(rec)
-            out.append(AppendStreamResult(True, rec))
+            out.append(AppendStreamResult(True, _stream_out(rec)))
         return out
 
     async def read_stream_events(
@@ -346,7 +361,7 @@ class InMemoryDurableRunStore(StoreBase):
             return []
         start = 0 if after_seq is None else max(after_seq + 1, 0)
         end = None if limit is None else start + limit
-        return stream.ordered[start:end]
+        return [_stream_out(r) for r in stream.ordered[start:end]]
 
     async def close(self) -> None:
         self._closed = True
