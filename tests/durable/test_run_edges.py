@@ -3,6 +3,7 @@ anything is written."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -59,3 +60,48 @@ async def test_await_event_poll_intervals_are_validated(kwargs: dict[str, Any]) 
         await run_durable(run_id="r", manifest=MANIFEST, store=store, task_fn=task)
     assert polls == 0
     assert await store.load_steps("r") == []
+
+
+class CountingStore(InMemoryDurableRunStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.renewals = 0
+
+    async def renew_lease(self, run_id: str, worker_id: str, lease_ms: int = 15000) -> bool:
+        self.renewals += 1
+        return await super().renew_lease(run_id, worker_id, lease_ms=lease_ms)
+
+
+@pytest.mark.parametrize(("heartbeat_ms", "at_least", "at_most"), [(None, 1, 4), (40, 6, 16)])
+async def test_heartbeat_interval_defaults_to_a_third_and_is_configurable(
+    heartbeat_ms: int | None, at_least: int, at_most: int
+) -> None:
+    store = CountingStore()
+
+    async def task(ctx: DurableContext) -> None:
+        await asyncio.sleep(0.45)
+
+    await run_durable(
+        run_id="r",
+        manifest=MANIFEST,
+        store=store,
+        task_fn=task,
+        lease_ms=450,
+        heartbeat_ms=heartbeat_ms,
+    )
+    assert at_least <= store.renewals <= at_most
+
+
+@pytest.mark.parametrize("heartbeat_ms", [0, -1, 450, 1000, 1.5])
+async def test_heartbeat_must_be_shorter_than_the_lease(heartbeat_ms: Any) -> None:
+    store = InMemoryDurableRunStore()
+    with pytest.raises(DurableValueError):
+        await run_durable(
+            run_id="r",
+            manifest=MANIFEST,
+            store=store,
+            task_fn=lambda ctx: asyncio.sleep(0),
+            lease_ms=450,
+            heartbeat_ms=heartbeat_ms,
+        )
+    assert await store.load_run("r") is None

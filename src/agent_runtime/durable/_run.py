@@ -259,6 +259,7 @@ class _Heartbeat:
         ctx: DurableContext,
         store: DurableRunStore,
         lease_ms: int,
+        interval_ms: float,
         target: asyncio.Task[Any] | None,
     ) -> None:
         self._ctx = ctx
@@ -266,7 +267,7 @@ class _Heartbeat:
         self._lease_ms = lease_ms
         self._target = target
         self._loop = asyncio.get_running_loop()
-        self._interval = lease_ms / 3 / 1000
+        self._interval = interval_ms / 1000
         self._renewal: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(self._interval, self._fire)
 
@@ -304,15 +305,23 @@ async def run_durable(
     task_fn: Callable[[DurableContext], Awaitable[Any]],
     worker_id: str | None = None,
     lease_ms: int = DEFAULT_LEASE_MS,
+    heartbeat_ms: int | None = None,
 ) -> RunDurableResult:
     """Start or resume `run_id` and drive `task_fn(ctx)` to the end.
 
     Completed steps replay from the store in one read; a completed run replays entirely
     without a lease. A step or task that raises ends the run `failed` (re-raised here);
-    the task's return value must be JSON and becomes the run's outcome.
+    the task's return value must be JSON and becomes the run's outcome. The lease is renewed
+    every `heartbeat_ms` (default: a third of `lease_ms`).
     """
     check_id(run_id, "run_id")
     check_lease_ms(lease_ms)
+    if heartbeat_ms is not None and (
+        type(heartbeat_ms) is not int or not 0 < heartbeat_ms < lease_ms
+    ):
+        raise DurableValueError(
+            "heartbeat_ms must be an int between 0 and lease_ms (exclusive)", path="heartbeat_ms"
+        )
     if not isinstance(manifest, DurableRunManifest):
         raise DurableValueError("manifest must be a DurableRunManifest", path="manifest")
     if not callable(task_fn):
@@ -339,7 +348,8 @@ async def run_durable(
         store=store, run_id=run_id, worker_id=worker, completed=completed, replay_only=False
     )
     current = asyncio.current_task()
-    heartbeat = _Heartbeat(ctx, store, lease_ms, current)
+    interval_ms = lease_ms / 3 if heartbeat_ms is None else heartbeat_ms
+    heartbeat = _Heartbeat(ctx, store, lease_ms, interval_ms, current)
     try:
         try:
             result = await task_fn(ctx)
