@@ -96,18 +96,42 @@ async def ours(path: Path, durability: str, n: int, runs: int) -> float:
     return elapsed / (runs * n)
 
 
-async def replay_ms(path: Path, n: int = 100, repeat: int = 200) -> float:
+async def replay_ms(path: Path, n: int = 100, repeat: int = 200) -> tuple[float, float]:
+    """Resume of a run whose first `n` steps are completed (a crash after step n): the time
+    until all `n` results are back in the task (lease claim + one read + n replays), and the
+    whole call including the final commit. Best of `repeat` suspended runs."""
     store = SQLiteDurableRunStore(path)
     task = make_task(n)
-    await run_durable(run_id="replay", manifest=MANIFEST, store=store, task_fn=task)
-    best = float("inf")
-    for _ in range(repeat):
+    reached: list[float] = []
+
+    async def interrupted(ctx: DurableContext) -> None:
+        await task(ctx)
+        raise asyncio.CancelledError  # stands in for the crash: the run is left suspended
+
+    async def resumed(ctx: DurableContext) -> int:
+        out = await task(ctx)
+        reached.append(time.perf_counter())
+        return out
+
+    for r in range(repeat):
+        try:
+            await run_durable(
+                run_id=f"replay-{r}", manifest=MANIFEST, store=store, task_fn=interrupted
+            )
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+    best_replay = best_total = float("inf")
+    for r in range(repeat):
         t0 = time.perf_counter()
-        res = await run_durable(run_id="replay", manifest=MANIFEST, store=store, task_fn=task)
-        best = min(best, time.perf_counter() - t0)
-        assert res.replayed == n and res.executed == 0
+        res = await run_durable(
+            run_id=f"replay-{r}", manifest=MANIFEST, store=store, task_fn=resumed
+        )
+        t1 = time.perf_counter()
+        assert res.replayed == n and res.executed == 0 and res.record.status == "completed"
+        best_replay = min(best_replay, reached[-1] - t0)
+        best_total = min(best_total, t1 - t0)
     await store.close()
-    return best * 1000
+    return best_replay * 1000, best_total * 1000
 
 
 def main() -> int:
@@ -137,14 +161,17 @@ def main() -> int:
                 )
                 if n == 100 and ratio > TARGETS[durability]:
                     ok = False
-        rms = asyncio.run(replay_ms(root / "replay.db"))
+        rms, rtotal = asyncio.run(replay_ms(root / "replay.db"))
     print("durable steps on SQLite vs plain-sqlite3 floor (per step, best of 3)")
     print(
         f"{'durability':<10} {'N':>4} {'floor µs':>9} {'ours µs':>9} {'ratio':>6} {'steps/s':>9} target"
     )
     for d, n, f, o, ratio, sps in rows:
         print(f"{d:<10} {n:>4} {f:>9.1f} {o:>9.1f} {ratio:>5.2f}x {sps:>9.0f} ≤{TARGETS[d]}x")
-    print(f"replay of 100 completed steps: {rms:.3f} ms (target ≤ {REPLAY_TARGET_MS} ms)")
+    print(
+        f"resume replaying 100 completed steps: {rms:.3f} ms to the last replayed result "
+        f"(target ≤ {REPLAY_TARGET_MS} ms), {rtotal:.3f} ms with the final commit"
+    )
     if rms > REPLAY_TARGET_MS:
         ok = False
     print("targets met (N=100)" if ok else "TARGET MISSED")

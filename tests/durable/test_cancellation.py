@@ -45,12 +45,18 @@ class SlowReplyStore(InMemoryDurableRunStore):
         return res
 
     async def end_run(
-        self, run_id: str, worker_id: str | None, status: Any, outcome: Any = None
+        self,
+        run_id: str,
+        worker_id: str | None,
+        status: Any,
+        outcome: Any = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> RunRecord:
         if f"end_run:{status}" in self.slow_request:
             self.landed.set()
             await asyncio.sleep(0.2)
-        rec = await super().end_run(run_id, worker_id, status, outcome)
+        rec = await super().end_run(run_id, worker_id, status, outcome, lease_epoch=lease_epoch)
         await self._late(f"end_run:{status}")
         return rec
 

@@ -67,9 +67,13 @@ class CountingStore(InMemoryDurableRunStore):
         super().__init__()
         self.renewals = 0
 
-    async def renew_lease(self, run_id: str, worker_id: str, lease_ms: int = 15000) -> bool:
+    async def renew_lease(
+        self, run_id: str, worker_id: str, lease_ms: int = 15000, *, lease_epoch: int | None = None
+    ) -> bool:
         self.renewals += 1
-        return await super().renew_lease(run_id, worker_id, lease_ms=lease_ms)
+        return await super().renew_lease(
+            run_id, worker_id, lease_ms=lease_ms, lease_epoch=lease_epoch
+        )
 
 
 @pytest.mark.parametrize(("heartbeat_ms", "at_least", "at_most"), [(None, 1, 4), (40, 6, 16)])

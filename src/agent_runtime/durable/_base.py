@@ -13,7 +13,7 @@ import orjson
 
 from ..jsoncanon import dumps_json
 from ._records import AppendStreamResult, StepKind, StepRecord, StepStatus
-from ._validate import check_error, check_id, check_index, check_kind
+from ._validate import check_epoch, check_error, check_id, check_index, check_kind
 
 __all__ = ["StoreBase", "detach"]
 
@@ -32,8 +32,9 @@ class StoreBase:
         input_hash: str | None,
         result: str | None,
         error: str | None,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
-        """Fence, then insert or update the step at `step_index` in one transaction.
+        """Fence (holder and, when given, lease epoch), then insert or update the step at `step_index` in one transaction.
 
         `result` / `error` arrive as validated JSON text. Without `intent` the step must
         exist (begun) and keeps its intent and kind. Attempts grow on every begin and on a
@@ -57,6 +58,7 @@ class StoreBase:
         input_hash: str | None,
         result: str | None = None,
         error: str | None = None,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
         check_id(run_id, "run_id")
         check_index(step_index)
@@ -67,8 +69,18 @@ class StoreBase:
             check_id(worker_id, "worker_id")
         if input_hash is not None:
             check_id(input_hash, "input_hash")
+        check_epoch(lease_epoch)
         return await self._write_step(
-            run_id, step_index, status, worker_id, intent, kind, input_hash, result, error
+            run_id,
+            step_index,
+            status,
+            worker_id,
+            intent,
+            kind,
+            input_hash,
+            result,
+            error,
+            lease_epoch,
         )
 
     async def begin_step(
@@ -79,10 +91,19 @@ class StoreBase:
         kind: StepKind,
         input_hash: str | None,
         worker_id: str | None = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
         check_id(intent, "intent")
         return await self._checked_write(
-            run_id, step_index, "running", worker_id, intent, kind, input_hash
+            run_id,
+            step_index,
+            "running",
+            worker_id,
+            intent,
+            kind,
+            input_hash,
+            lease_epoch=lease_epoch,
         )
 
     async def complete_step(
@@ -94,10 +115,20 @@ class StoreBase:
         kind: StepKind = "logic",
         input_hash: str | None = None,
         worker_id: str | None = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
         encoded = dumps(result, "result")
         return await self._checked_write(
-            run_id, step_index, "completed", worker_id, intent, kind, input_hash, result=encoded
+            run_id,
+            step_index,
+            "completed",
+            worker_id,
+            intent,
+            kind,
+            input_hash,
+            result=encoded,
+            lease_epoch=lease_epoch,
         )
 
     async def fail_step(
@@ -109,11 +140,21 @@ class StoreBase:
         kind: StepKind = "logic",
         input_hash: str | None = None,
         worker_id: str | None = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
         check_error(error)
         encoded = dumps(error, "error")
         return await self._checked_write(
-            run_id, step_index, "failed", worker_id, intent, kind, input_hash, error=encoded
+            run_id,
+            step_index,
+            "failed",
+            worker_id,
+            intent,
+            kind,
+            input_hash,
+            error=encoded,
+            lease_epoch=lease_epoch,
         )
 
     async def append_stream_event(

@@ -50,6 +50,7 @@ from ._records import (
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
     check_end_status,
+    check_epoch,
     check_id,
     check_index,
     check_lease_ms,
@@ -233,11 +234,21 @@ class FileSystemDurableRunStore(StoreBase):
             raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
         return files, run
 
-    def _fence(self, run_id: str, lease: dict[str, Any], worker_id: str | None) -> None:
-        if worker_id is not None and lease["holder"] != worker_id:
+    def _fence(
+        self,
+        run_id: str,
+        lease: dict[str, Any],
+        worker_id: str | None,
+        lease_epoch: int | None = None,
+    ) -> None:
+        if worker_id is None:
+            return
+        if lease["holder"] != worker_id or (
+            lease_epoch is not None and lease["epoch"] != lease_epoch
+        ):
             raise DurableRunLeaseLostError(
-                f"worker {worker_id!r} no longer holds the lease of run {run_id!r} "
-                f"(holder: {lease['holder']!r})",
+                f"worker {worker_id!r} (lease epoch {lease_epoch}) no longer holds the lease of "
+                f"run {run_id!r} (holder: {lease['holder']!r}, epoch {lease['epoch']})",
                 run_id=run_id,
             )
 
@@ -310,17 +321,25 @@ class FileSystemDurableRunStore(StoreBase):
         return StartOrResumeResult(record, completed, record.lease_expires_at)
 
     async def renew_lease(
-        self, run_id: str, worker_id: str, lease_ms: int = DEFAULT_LEASE_MS
+        self,
+        run_id: str,
+        worker_id: str,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        *,
+        lease_epoch: int | None = None,
     ) -> bool:
         check_id(run_id, "run_id")
         check_id(worker_id, "worker_id")
         check_lease_ms(lease_ms)
+        check_epoch(lease_epoch)
         files = self._run_files(run_id, create=False)
         if files is None:
             return False
         with flocked(files.lock):
             lease = self._read_lease(files)
             if lease["holder"] != worker_id:
+                return False
+            if lease_epoch is not None and lease["epoch"] != lease_epoch:
                 return False
             lease["expires_at_ms"] = now_ms() + lease_ms
             self._write_lease(files, lease)
@@ -358,9 +377,12 @@ class FileSystemDurableRunStore(StoreBase):
         worker_id: str | None,
         status: RunStatus,
         outcome: Any = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> RunRecord:
         check_id(run_id, "run_id")
         check_end_status(status)
+        check_epoch(lease_epoch)
         if worker_id is not None:
             check_id(worker_id, "worker_id")
         encoded = loads_json(dumps_json(outcome, root="outcome"))
@@ -368,7 +390,7 @@ class FileSystemDurableRunStore(StoreBase):
         with flocked(files.lock):
             files, run = self._existing(run_id)
             lease = self._read_lease(files)
-            self._fence(run_id, lease, worker_id)
+            self._fence(run_id, lease, worker_id, lease_epoch)
             run.update(status=status, outcome=encoded, updated_at_ms=now_ms())
             self._write_run(files, run)
             lease = {"holder": None, "expires_at_ms": None, "epoch": lease["epoch"]}
@@ -415,11 +437,12 @@ class FileSystemDurableRunStore(StoreBase):
         input_hash: str | None,
         result: str | None,
         error: str | None,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
         files, _ = self._existing(run_id)
         with flocked(files.lock):
             self._existing(run_id)
-            self._fence(run_id, self._read_lease(files), worker_id)
+            self._fence(run_id, self._read_lease(files), worker_id, lease_epoch)
             now = now_ms()
             prev = files.step_map().get(step_index)
             if prev is not None and prev["status"] == "completed":

@@ -40,6 +40,7 @@ from ._store import DEFAULT_LEASE_MS
 from ._validate import (
     check_after_seq,
     check_end_status,
+    check_epoch,
     check_id,
     check_index,
     check_lease_ms,
@@ -124,11 +125,15 @@ class InMemoryDurableRunStore(StoreBase):
             raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
         return run
 
-    def _fence(self, run: _Run, worker_id: str | None) -> None:
-        if worker_id is not None and run.lease_holder != worker_id:
+    def _fence(self, run: _Run, worker_id: str | None, lease_epoch: int | None = None) -> None:
+        if worker_id is None:
+            return
+        if run.lease_holder != worker_id or (
+            lease_epoch is not None and run.lease_epoch != lease_epoch
+        ):
             raise DurableRunLeaseLostError(
-                f"worker {worker_id!r} no longer holds the lease of run {run.run_id!r} "
-                f"(holder: {run.lease_holder!r})",
+                f"worker {worker_id!r} (lease epoch {lease_epoch}) no longer holds the lease of "
+                f"run {run.run_id!r} (holder: {run.lease_holder!r}, epoch {run.lease_epoch})",
                 run_id=run.run_id,
             )
 
@@ -186,12 +191,19 @@ class InMemoryDurableRunStore(StoreBase):
         return StartOrResumeResult(run.record(), completed, ms_to_dt(run.lease_expires_ms))
 
     async def renew_lease(
-        self, run_id: str, worker_id: str, lease_ms: int = DEFAULT_LEASE_MS
+        self,
+        run_id: str,
+        worker_id: str,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        *,
+        lease_epoch: int | None = None,
     ) -> bool:
         check_id(worker_id, "worker_id")
         check_lease_ms(lease_ms)
         run = self._runs.get(check_id(run_id, "run_id"))
         if run is None or run.lease_holder != worker_id:
+            return False
+        if check_epoch(lease_epoch) is not None and run.lease_epoch != lease_epoch:
             return False
         run.lease_expires_ms = now_ms() + lease_ms
         return True
@@ -216,13 +228,16 @@ class InMemoryDurableRunStore(StoreBase):
         worker_id: str | None,
         status: RunStatus,
         outcome: Any = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> RunRecord:
         check_end_status(status)
+        check_epoch(lease_epoch)
         if worker_id is not None:
             check_id(worker_id, "worker_id")
         run = self._run(run_id)
         encoded = dumps_json(outcome, root="outcome")
-        self._fence(run, worker_id)
+        self._fence(run, worker_id, lease_epoch)
         run.status = status
         run.outcome = encoded
         run.lease_holder = None
@@ -260,9 +275,10 @@ class InMemoryDurableRunStore(StoreBase):
         input_hash: str | None,
         result: str | None,
         error: str | None,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
         run = self._run(run_id)
-        self._fence(run, worker_id)
+        self._fence(run, worker_id, lease_epoch)
         now = now_ms()
         prev = run.steps.get(step_index)
         if prev is not None and prev.status == "completed":

@@ -50,6 +50,7 @@ from ._records import (
 from ._store import DEFAULT_LEASE_MS
 from ._validate import (
     check_end_status,
+    check_epoch,
     check_id,
     check_index,
     check_lease_ms,
@@ -378,15 +379,22 @@ class PostgresDurableRunStore(StoreBase):
         return await self._with_conn(op)
 
     async def renew_lease(
-        self, run_id: str, worker_id: str, lease_ms: int = DEFAULT_LEASE_MS
+        self,
+        run_id: str,
+        worker_id: str,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        *,
+        lease_epoch: int | None = None,
     ) -> bool:
         check_id(run_id, "run_id")
         check_id(worker_id, "worker_id")
         check_lease_ms(lease_ms)
+        check_epoch(lease_epoch)
         row = await self._fetchone(
             "UPDATE durable_runs SET lease_expires_at_ms = durable_now_ms() + %s "
-            "WHERE run_id = %s AND lease_holder = %s RETURNING 1",
-            (lease_ms, run_id, worker_id),
+            "WHERE run_id = %s AND lease_holder = %s "
+            "AND (%s::bigint IS NULL OR lease_epoch = %s) RETURNING 1",
+            (lease_ms, run_id, worker_id, lease_epoch, lease_epoch),
         )
         return row is not None
 
@@ -418,9 +426,12 @@ class PostgresDurableRunStore(StoreBase):
         worker_id: str | None,
         status: RunStatus,
         outcome: Any = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> RunRecord:
         check_id(run_id, "run_id")
         check_end_status(status)
+        check_epoch(lease_epoch)
         if worker_id is not None:
             check_id(worker_id, "worker_id")
         encoded = dumps_json(outcome, root="outcome").decode()
@@ -429,9 +440,10 @@ class PostgresDurableRunStore(StoreBase):
             cur = await conn.execute(
                 "UPDATE durable_runs SET status = %s, outcome = %s, lease_holder = NULL, "
                 "lease_expires_at_ms = NULL, updated_at_ms = durable_now_ms() "
-                "WHERE run_id = %s AND (%s::text IS NULL OR lease_holder = %s) "
+                "WHERE run_id = %s AND (%s::text IS NULL OR (lease_holder = %s "
+                "AND (%s::bigint IS NULL OR lease_epoch = %s))) "
                 f"RETURNING {_RUN_COLUMNS}",
-                (status, encoded, run_id, worker_id, worker_id),
+                (status, encoded, run_id, worker_id, worker_id, lease_epoch, lease_epoch),
             )
             row = await cur.fetchone()
             if row is not None:
@@ -495,12 +507,24 @@ class PostgresDurableRunStore(StoreBase):
         input_hash: str | None,
         result: str | None,
         error: str | None,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
-        params = (run_id, step_index, status, worker_id, intent, kind, input_hash, result, error)
+        params = (
+            run_id,
+            step_index,
+            status,
+            worker_id,
+            lease_epoch,
+            intent,
+            kind,
+            input_hash,
+            result,
+            error,
+        )
 
         async def op(conn: Conn, attempt: int) -> StepRecord:
             cur = await conn.execute(
-                "SELECT * FROM durable_write_step(%s, %s, %s, %s, %s, %s, %s, %s, %s)", params
+                "SELECT * FROM durable_write_step(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", params
             )
             row = await cur.fetchone()
             assert row is not None
@@ -513,8 +537,8 @@ class PostgresDurableRunStore(StoreBase):
                 raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
             if code == "lost":
                 raise DurableRunLeaseLostError(
-                    f"worker {worker_id!r} no longer holds the lease of run {run_id!r} "
-                    f"(holder: {row[1]!r})",
+                    f"worker {worker_id!r} (lease epoch {lease_epoch}) no longer holds the "
+                    f"lease of run {run_id!r} (holder: {row[1]!r})",
                     run_id=run_id,
                 )
             if code == "not_begun":

@@ -76,8 +76,8 @@ CREATE TABLE durable_stream_heads (
 );
 
 CREATE FUNCTION durable_write_step(
-    p_run_id text, p_index integer, p_status text, p_worker text, p_intent text,
-    p_kind text, p_input_hash text, p_result text, p_error text
+    p_run_id text, p_index integer, p_status text, p_worker text, p_epoch bigint,
+    p_intent text, p_kind text, p_input_hash text, p_result text, p_error text
 ) RETURNS TABLE (
     o_code text, o_holder text, o_intent text, o_kind text, o_input_hash text,
     o_status text, o_attempts integer, o_result text, o_error text,
@@ -86,16 +86,20 @@ CREATE FUNCTION durable_write_step(
 DECLARE
     v_now bigint := durable_now_ms();
     v_holder text;
+    v_epoch bigint;
     v_prev durable_steps%ROWTYPE;
     v_intent text := p_intent;
     v_kind text := p_kind;
 BEGIN
-    -- the fence: lock the run row and check the lease holder in this transaction
-    SELECT r.lease_holder INTO v_holder FROM durable_runs r WHERE r.run_id = p_run_id FOR UPDATE;
+    -- the fence: lock the run row and check the lease holder (and, when given, the lease
+    -- epoch: the fencing token of the claim) in this transaction
+    SELECT r.lease_holder, r.lease_epoch INTO v_holder, v_epoch
+        FROM durable_runs r WHERE r.run_id = p_run_id FOR UPDATE;
     IF NOT FOUND THEN
         o_code := 'missing'; RETURN NEXT; RETURN;
     END IF;
-    IF p_worker IS NOT NULL AND v_holder IS DISTINCT FROM p_worker THEN
+    IF p_worker IS NOT NULL AND (v_holder IS DISTINCT FROM p_worker
+            OR (p_epoch IS NOT NULL AND v_epoch <> p_epoch)) THEN
         o_code := 'lost'; o_holder := v_holder; RETURN NEXT; RETURN;
     END IF;
     SELECT * INTO v_prev FROM durable_steps s

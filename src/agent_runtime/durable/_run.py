@@ -67,13 +67,13 @@ class DurableContext:
         run_id: str,
         worker_id: str,
         completed: list[StepRecord],
-        replay_only: bool,
+        lease_epoch: int | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.worker_id = worker_id
+        self.lease_epoch = lease_epoch
         self._completed = {s.step_index: s for s in completed}
-        self._replay_only = replay_only
         self._position = 0
         self._lease_lost = False
         self.steps: list[StepRecord] = []
@@ -98,12 +98,6 @@ class DurableContext:
     def _replay(self, index: int, intent: str, input_hash: str | None) -> StepRecord | None:
         stored = self._completed.get(index)
         if stored is None:
-            if self._replay_only:
-                raise DurableRunDivergenceError(
-                    f"run {self.run_id!r} is completed with {len(self._completed)} steps, but the "
-                    f"task asked for a new step {index} ({intent!r})",
-                    run_id=self.run_id,
-                )
             return None
         if stored.intent != intent:
             raise DurableRunDivergenceError(
@@ -149,9 +143,11 @@ class DurableContext:
             return stored.result
         if self._lease_lost:
             raise self._lost()
-        store, run_id, worker_id = self.store, self.run_id, self.worker_id
+        store, run_id, worker_id, epoch = self.store, self.run_id, self.worker_id, self.lease_epoch
         if kind in DURABLE_BEGIN_KINDS:
-            await store.begin_step(run_id, index, intent, kind, input_hash, worker_id=worker_id)
+            await store.begin_step(
+                run_id, index, intent, kind, input_hash, worker_id=worker_id, lease_epoch=epoch
+            )
         try:
             value = fn()
             if inspect.isawaitable(value):
@@ -166,6 +162,7 @@ class DurableContext:
                 kind=kind,
                 input_hash=input_hash,
                 worker_id=worker_id,
+                lease_epoch=epoch,
             )
             raise
         record = await store.complete_step(
@@ -176,6 +173,7 @@ class DurableContext:
             kind=kind,
             input_hash=input_hash,
             worker_id=worker_id,
+            lease_epoch=epoch,
         )
         self.executed += 1
         self.steps.append(record)
@@ -278,7 +276,9 @@ class _Heartbeat:
     async def _renew(self) -> None:
         ctx = self._ctx
         try:
-            ok = await self._store.renew_lease(ctx.run_id, ctx.worker_id, lease_ms=self._lease_ms)
+            ok = await self._store.renew_lease(
+                ctx.run_id, ctx.worker_id, lease_ms=self._lease_ms, lease_epoch=ctx.lease_epoch
+            )
         except Exception as exc:  # transient store trouble: the fence still protects commits
             log.warning("lease renewal of run %s failed: %s", ctx.run_id, exc)
             ok = True
@@ -309,8 +309,9 @@ async def run_durable(
 ) -> RunDurableResult:
     """Start or resume `run_id` and drive `task_fn(ctx)` to the end.
 
-    Completed steps replay from the store in one read; a completed run replays entirely
-    without a lease. A step or task that raises ends the run `failed` (re-raised here);
+    Completed steps replay from the store in one read; a completed run returns its recorded
+    outcome without a lease and without calling `task_fn`. Every commit is fenced by this
+    claim's lease epoch, so a second claim (even under the same `worker_id`) stops the first. A step or task that raises ends the run `failed` (re-raised here);
     the task's return value must be JSON and becomes the run's outcome. The lease is renewed
     every `heartbeat_ms` (default: a third of `lease_ms`).
     """
@@ -338,14 +339,18 @@ async def run_durable(
         await _release(store, run_id, worker)
         raise
     if run.status == "completed" and lease_expires_at is None:
-        ctx = DurableContext(
-            store=store, run_id=run_id, worker_id=worker, completed=completed, replay_only=True
-        )
-        result = await task_fn(ctx)
-        return RunDurableResult(result, run, ctx.steps, ctx.replayed, 0)
+        # a completed run answers with its recorded outcome: nothing runs, not even the task
+        # function, so code outside steps cannot repeat and a task that caught a failed step
+        # still replays
+        return RunDurableResult(run.outcome, run, completed, len(completed), 0)
 
+    epoch = run.lease_epoch
     ctx = DurableContext(
-        store=store, run_id=run_id, worker_id=worker, completed=completed, replay_only=False
+        store=store,
+        run_id=run_id,
+        worker_id=worker,
+        completed=completed,
+        lease_epoch=epoch,
     )
     current = asyncio.current_task()
     interval_ms = lease_ms / 3 if heartbeat_ms is None else heartbeat_ms
@@ -362,23 +367,29 @@ async def run_durable(
             if current is not None:
                 current.uncancel()
             raise ctx._lost() from None
-        await _release(store, run_id, worker)
+        await _release(store, run_id, worker, epoch)
         raise
     except Exception as exc:
         if ctx._lease_lost:
             raise ctx._lost() from exc
-        await store.end_run(run_id, worker, "failed", {"error": error_to_dict(exc)})
+        await store.end_run(
+            run_id, worker, "failed", {"error": error_to_dict(exc)}, lease_epoch=epoch
+        )
         raise
     # every step is done: a cancellation arriving now must not strand the run leased, so the
     # completion write is shielded and finishes on its own
-    finish = asyncio.ensure_future(store.end_run(run_id, worker, "completed", result))
+    finish = asyncio.ensure_future(
+        store.end_run(run_id, worker, "completed", result, lease_epoch=epoch)
+    )
     try:
         record = await asyncio.shield(finish)
     except asyncio.CancelledError:
         finish.add_done_callback(_log_late_failure)
         raise
     except DurableValueError as exc:
-        await store.end_run(run_id, worker, "failed", {"error": error_to_dict(exc)})
+        await store.end_run(
+            run_id, worker, "failed", {"error": error_to_dict(exc)}, lease_epoch=epoch
+        )
         raise
     return RunDurableResult(result, record, ctx.steps, ctx.replayed, ctx.executed)
 
@@ -388,9 +399,11 @@ def _log_late_failure(fut: asyncio.Future[Any]) -> None:
         log.warning("completing a cancelled run failed: %s", fut.exception())
 
 
-async def _release(store: DurableRunStore, run_id: str, worker: str) -> None:
+async def _release(
+    store: DurableRunStore, run_id: str, worker: str, epoch: int | None = None
+) -> None:
     """Cancelled from outside: free the lease so another worker can resume at once."""
     try:
-        await asyncio.shield(store.end_run(run_id, worker, "suspended", None))
+        await asyncio.shield(store.end_run(run_id, worker, "suspended", None, lease_epoch=epoch))
     except (DurableRunError, Exception) as exc:  # best effort; the lease expires anyway
         log.debug("could not release run %s after cancellation: %s", run_id, exc)

@@ -48,6 +48,7 @@ from ._store import DEFAULT_LEASE_MS
 from ._validate import (
     check_after_seq,
     check_end_status,
+    check_epoch,
     check_id,
     check_index,
     check_lease_ms,
@@ -244,20 +245,31 @@ class SQLiteDurableRunStore(StoreBase):
     def _tx(self) -> _Transaction:
         return _Transaction(self._db, self.path)
 
-    def _missing_or_lost(self, db: sqlite3.Connection, run_id: str, worker_id: str | None) -> None:
+    def _missing_or_lost(
+        self,
+        db: sqlite3.Connection,
+        run_id: str,
+        worker_id: str | None,
+        lease_epoch: int | None = None,
+    ) -> None:
         row = db.execute(
-            "SELECT lease_holder FROM durable_runs WHERE run_id = ?", (run_id,)
+            "SELECT lease_holder, lease_epoch FROM durable_runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         if row is None:
             raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
         raise DurableRunLeaseLostError(
-            f"worker {worker_id!r} no longer holds the lease of run {run_id!r} "
-            f"(holder: {row[0]!r})",
+            f"worker {worker_id!r} (lease epoch {lease_epoch}) no longer holds the lease of "
+            f"run {run_id!r} (holder: {row[0]!r}, epoch {row[1]})",
             run_id=run_id,
         )
 
     def _fence(
-        self, db: sqlite3.Connection, run_id: str, worker_id: str | None, step_count: int
+        self,
+        db: sqlite3.Connection,
+        run_id: str,
+        worker_id: str | None,
+        lease_epoch: int | None,
+        step_count: int,
     ) -> None:
         # touches no indexed column: a step commit costs one row update plus the step insert
         if worker_id is None:
@@ -265,14 +277,20 @@ class SQLiteDurableRunStore(StoreBase):
                 "UPDATE durable_runs SET step_count = MAX(step_count, ?) WHERE run_id = ?",
                 (step_count, run_id),
             )
-        else:
+        elif lease_epoch is None:
             cur = db.execute(
                 "UPDATE durable_runs SET step_count = MAX(step_count, ?) "
                 "WHERE run_id = ? AND lease_holder = ?",
                 (step_count, run_id, worker_id),
             )
+        else:
+            cur = db.execute(
+                "UPDATE durable_runs SET step_count = MAX(step_count, ?) "
+                "WHERE run_id = ? AND lease_holder = ? AND lease_epoch = ?",
+                (step_count, run_id, worker_id, lease_epoch),
+            )
         if cur.rowcount != 1:
-            self._missing_or_lost(db, run_id, worker_id)
+            self._missing_or_lost(db, run_id, worker_id, lease_epoch)
 
     # -- runs and leases ---------------------------------------------------------------------
 
@@ -367,16 +385,22 @@ class SQLiteDurableRunStore(StoreBase):
         return [_step_record(r) for r in rows]
 
     async def renew_lease(
-        self, run_id: str, worker_id: str, lease_ms: int = DEFAULT_LEASE_MS
+        self,
+        run_id: str,
+        worker_id: str,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        *,
+        lease_epoch: int | None = None,
     ) -> bool:
         check_id(run_id, "run_id")
         check_id(worker_id, "worker_id")
         check_lease_ms(lease_ms)
+        check_epoch(lease_epoch)
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE durable_runs SET lease_expires_at_ms = ? "
-                "WHERE run_id = ? AND lease_holder = ?",
-                (now_ms() + lease_ms, run_id, worker_id),
+                "WHERE run_id = ? AND lease_holder = ? AND (? IS NULL OR lease_epoch = ?)",
+                (now_ms() + lease_ms, run_id, worker_id, lease_epoch, lease_epoch),
             )
             return cur.rowcount == 1
 
@@ -411,9 +435,12 @@ class SQLiteDurableRunStore(StoreBase):
         worker_id: str | None,
         status: RunStatus,
         outcome: Any = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> RunRecord:
         check_id(run_id, "run_id")
         check_end_status(status)
+        check_epoch(lease_epoch)
         if worker_id is not None:
             check_id(worker_id, "worker_id")
         encoded = dumps_json(outcome, root="outcome").decode()
@@ -425,10 +452,13 @@ class SQLiteDurableRunStore(StoreBase):
         if worker_id is not None:
             sql += " AND lease_holder = ?"
             params += (worker_id,)
+            if lease_epoch is not None:
+                sql += " AND lease_epoch = ?"
+                params += (lease_epoch,)
         with self._tx() as db:
             row = db.execute(f"{sql} RETURNING {_RUN_COLUMNS}", params).fetchone()
             if row is None:
-                self._missing_or_lost(db, run_id, worker_id)
+                self._missing_or_lost(db, run_id, worker_id, lease_epoch)
         return _run_record(row)
 
     async def set_run_handle(self, run_id: str, handle: RunHandle | None) -> None:
@@ -474,11 +504,12 @@ class SQLiteDurableRunStore(StoreBase):
         input_hash: str | None,
         result: str | None,
         error: str | None,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
         now = now_ms()
         completed_at = None if status == "running" else now
         with self._tx() as db:
-            self._fence(db, run_id, worker_id, step_index + 1)
+            self._fence(db, run_id, worker_id, lease_epoch, step_index + 1)
             if intent is not None:
                 # common case: first write of this position, a plain INSERT like any hand-rolled
                 # loop would do; an existing row (begun, failed) takes the upsert below

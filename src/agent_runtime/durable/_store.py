@@ -29,7 +29,9 @@ class DurableRunStore(Protocol):
     """Persistence for durable runs. All methods are async and take keyword arguments.
 
     Fencing: step commits and `end_run` given a `worker_id` succeed only while that worker
-    holds the run's lease, checked in the same transaction as the write; otherwise they raise
+    holds the run's lease and, when `lease_epoch` is given, only while that claim is the
+    current one (every claim increments `RunRecord.lease_epoch`: the fencing token). Both are
+    checked in the same transaction as the write; otherwise they raise
     `DurableRunLeaseLostError` and write nothing.
     """
 
@@ -46,9 +48,15 @@ class DurableRunStore(Protocol):
         ...
 
     async def renew_lease(
-        self, run_id: str, worker_id: str, lease_ms: int = DEFAULT_LEASE_MS
+        self,
+        run_id: str,
+        worker_id: str,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        *,
+        lease_epoch: int | None = None,
     ) -> bool:
-        """Extend the lease; False when another worker holds it (or the run is gone)."""
+        """Extend the lease; False when another worker (or, with `lease_epoch`, a later claim)
+        holds it, or the run is gone."""
         ...
 
     async def load_run(self, run_id: str) -> RunRecord | None: ...
@@ -73,6 +81,8 @@ class DurableRunStore(Protocol):
         kind: StepKind,
         input_hash: str | None,
         worker_id: str | None = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
         """Durably mark an attempt of a step as running (attempts + 1)."""
         ...
@@ -86,6 +96,8 @@ class DurableRunStore(Protocol):
         kind: StepKind = "logic",
         input_hash: str | None = None,
         worker_id: str | None = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
         """Commit a step's JSON result. Without a prior `begin_step`, pass `intent` (and
         `kind`, `input_hash`): begin and completion then cost one transaction."""
@@ -100,6 +112,8 @@ class DurableRunStore(Protocol):
         kind: StepKind = "logic",
         input_hash: str | None = None,
         worker_id: str | None = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> StepRecord:
         """Record a step's failure with its error (`{"type", "message", ...}`)."""
         ...
@@ -110,6 +124,8 @@ class DurableRunStore(Protocol):
         worker_id: str | None,
         status: RunStatus,
         outcome: Any = None,
+        *,
+        lease_epoch: int | None = None,
     ) -> RunRecord:
         """Set the final status and outcome and release the lease."""
         ...

@@ -132,3 +132,10 @@ def _valid_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+def check_epoch(value: Any) -> int | None:
+    """A lease epoch (fencing token) is None or an int >= 0."""
+    if value is not None and (type(value) is not int or value < 0):
+        raise DurableValueError("lease_epoch must be an int >= 0 or None", path="lease_epoch")
+    return value
