@@ -624,12 +624,13 @@ async def test_run_handle_overwrite(store: DurableRunStore) -> None:
 
 async def test_list_runs(store: DurableRunStore) -> None:
     ids = [rid() for _ in range(3)]
-    for i, run_id in enumerate(ids):
+    for run_id in ids:
         await store.start_or_resume(run_id, manifest(), "w1", lease_ms=5000)
-        if i == 1:
-            await store.end_run(run_id, "w1", "completed", {"ok": True})
+        await asyncio.sleep(0.003)  # distinct creation milliseconds
+    await store.end_run(ids[1], "w1", "completed", {"ok": True})  # an update does not reorder
     listed = await store.list_runs(limit=1000)
-    assert set(ids) <= {r.run_id for r in listed}
+    assert [r.run_id for r in listed] == ids[::-1]  # newest created first
+    assert [r.run_id for r in await store.list_runs(limit=2)] == ids[:0:-1]
     completed = {r.run_id for r in await store.list_runs(status="completed", limit=1000)}
     assert ids[1] in completed and ids[0] not in completed
 

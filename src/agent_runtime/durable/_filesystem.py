@@ -368,7 +368,7 @@ class FileSystemDurableRunStore(StoreBase):
             files = self._run_files(run["run_id"], create=False)
             if files is not None:
                 records.append(self._record(files, run, self._read_lease(files)))
-        records.sort(key=lambda r: (r.updated_at, r.run_id), reverse=True)
+        records.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
         return records[:limit]
 
     async def end_run(

@@ -415,7 +415,7 @@ class PostgresDurableRunStore(StoreBase):
         rows = await self._fetchall(
             f"SELECT {_RUN_COLUMNS} FROM durable_runs "
             "WHERE (%s::text IS NULL OR status = %s) "
-            "ORDER BY updated_at_ms DESC, run_id DESC LIMIT %s",
+            "ORDER BY created_at_ms DESC, run_id DESC LIMIT %s",
             (status, status, limit),
         )
         return [_run_record(r) for r in rows]

@@ -34,7 +34,8 @@ CREATE TABLE durable_runs (
     step_count integer NOT NULL DEFAULT 0,
     handle text
 );
-CREATE INDEX durable_runs_updated ON durable_runs (updated_at_ms DESC, run_id DESC);
+-- listing order is creation order; updated_at_ms stays unindexed so step commits are HOT updates
+CREATE INDEX durable_runs_created ON durable_runs (created_at_ms DESC, run_id DESC);
 CREATE INDEX durable_runs_status ON durable_runs (status, lease_expires_at_ms);
 
 CREATE TABLE durable_steps (
