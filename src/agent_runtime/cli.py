@@ -124,7 +124,7 @@ def runs_ls(
     limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs, most recently updated first."""
+    """List runs, newest first."""
 
     async def go(s: DurableRunStore) -> list[tuple[RunRecord, int]]:
         runs = await s.list_runs(limit=limit, status=status)  # type: ignore[arg-type]
@@ -135,7 +135,7 @@ def runs_ls(
         _emit_json([{**r.to_dict(), "stream_length": n} for r, n in rows])
         return
     table = Table(title=f"runs in {_display_url(store)}", title_justify="left")
-    for col in ("run id", "status", "steps", "stream", "lease holder", "lease expires", "updated"):
+    for col in ("run id", "status", "steps", "stream", "lease holder", "lease expires", "created"):
         table.add_column(col, no_wrap=col == "run id")
     for r, n in rows:
         table.add_row(
@@ -145,7 +145,7 @@ def runs_ls(
             str(n),
             r.lease_holder or "-",
             _ts(r.lease_expires_at),
-            _ts(r.updated_at),
+            _ts(r.created_at),
         )
     _out.print(table)
     if not rows:
