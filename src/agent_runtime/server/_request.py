@@ -1,0 +1,149 @@
+"""The `POST /api/chat` request body: parsed and validated before anything runs.
+
+A malformed body is an `InvalidArgumentError` naming the field, which the app answers with a
+JSON 400 (not JSON) or 422 (JSON of the wrong shape); nothing is stored for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..errors import AgentRuntimeError, InvalidArgumentError
+from ..models import validate_chat_model_id
+from ..types import AgentMessage
+
+__all__ = [
+    "MAX_MESSAGES",
+    "MAX_TEXT_CHARS",
+    "ChatRequest",
+    "RequestJSONError",
+    "parse_chat_request",
+]
+
+MAX_MESSAGES = 500
+MAX_TEXT_CHARS = 200_000
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}")
+_ROLES = ("system", "user", "assistant")
+_FIELDS = frozenset(
+    ("session_id", "turn_index", "text", "messages", "model", "tenant_id", "user_id")
+)
+
+
+class RequestJSONError(InvalidArgumentError):
+    """The request body is not a JSON object at all (answered 400, not 422)."""
+
+    code = "invalid_json"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One validated chat turn request."""
+
+    session_id: str
+    turn_index: int
+    messages: tuple[AgentMessage, ...]
+    model: str | None = None
+    tenant_id: str = "local"
+    user_id: str = "local"
+
+    @property
+    def prompt(self) -> str:
+        """The last user message's text."""
+        return self.messages[-1].content
+
+    def to_input(self) -> dict[str, Any]:
+        """The JSON form recorded as the durable run's input (the manifest hashes it)."""
+        return {
+            "session_id": self.session_id,
+            "turn_index": self.turn_index,
+            "messages": [m.to_dict() for m in self.messages],
+            "model": self.model,
+        }
+
+
+def _ident(data: dict[str, Any], name: str, default: str | None) -> str:
+    value = data.get(name, default)
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise InvalidArgumentError(
+            "must be 1-128 characters of letters, digits and . _ @ + - (starting with a letter "
+            "or digit)",
+            path=name,
+        )
+    return value
+
+
+def _text(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"must be a string, got {type(value).__name__}", path=path)
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidArgumentError(f"must be at most {MAX_TEXT_CHARS} characters", path=path)
+    if "\x00" in value:
+        raise InvalidArgumentError("must not contain NUL", path=path)
+    return value
+
+
+def _messages(data: dict[str, Any]) -> tuple[AgentMessage, ...]:
+    has_text, has_messages = "text" in data, "messages" in data
+    if has_text == has_messages:
+        raise InvalidArgumentError("give exactly one of `text` or `messages`", path="text")
+    if has_text:
+        text = _text(data["text"], "text")
+        if not text.strip():
+            raise InvalidArgumentError("must not be blank", path="text")
+        return (AgentMessage(role="user", content=text),)
+    raw = data["messages"]
+    if not isinstance(raw, list) or not raw:
+        raise InvalidArgumentError("must be a non-empty list of messages", path="messages")
+    if len(raw) > MAX_MESSAGES:
+        raise InvalidArgumentError(f"at most {MAX_MESSAGES} messages", path="messages")
+    out: list[AgentMessage] = []
+    for i, item in enumerate(raw):
+        where = f"messages[{i}]"
+        if not isinstance(item, dict) or set(item) - {"role", "content"}:
+            raise InvalidArgumentError("must be an object with `role` and `content`", path=where)
+        role = item.get("role")
+        if role not in _ROLES:
+            raise InvalidArgumentError(f"must be one of {', '.join(_ROLES)}", path=f"{where}.role")
+        out.append(AgentMessage(role=role, content=_text(item.get("content"), f"{where}.content")))
+    if out[-1].role != "user" or not out[-1].content.strip():
+        raise InvalidArgumentError(
+            "the last message must be a non-blank user message", path="messages"
+        )
+    return tuple(out)
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    """Parse and validate a request body; `RequestJSONError` (not a JSON object) or
+    `InvalidArgumentError` (a field is wrong, `path` says which)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestJSONError(f"request body is not valid JSON: {exc}", path="body") from None
+    if not isinstance(data, dict):
+        raise RequestJSONError("request body must be a JSON object", path="body")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise InvalidArgumentError(f"unknown field(s): {', '.join(unknown)}", path="body")
+    turn = data.get("turn_index")
+    if type(turn) is not int or not 0 <= turn < 1_000_000:
+        raise InvalidArgumentError("must be an int from 0 to 999999", path="turn_index")
+    model = data.get("model")
+    if model is not None:
+        if not isinstance(model, str):
+            raise InvalidArgumentError("must be a string", path="model")
+        try:
+            model = validate_chat_model_id(model)
+        except AgentRuntimeError as exc:  # ModelCatalogError or InvalidArgumentError
+            raise InvalidArgumentError(exc.message, path="model") from None
+    return ChatRequest(
+        session_id=_ident(data, "session_id", None),
+        turn_index=turn,
+        messages=_messages(data),
+        model=model,
+        tenant_id=_ident(data, "tenant_id", "local"),
+        user_id=_ident(data, "user_id", "local"),
+    )

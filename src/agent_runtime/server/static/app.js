@@ -1,0 +1,181 @@
+// Chat page: streams a turn from POST /api/chat (NDJSON) and re-attaches to an unfinished
+// turn after a reload through GET /api/runs/{id}/events.
+"use strict";
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const store = window.localStorage;
+  const messagesEl = $("messages"), input = $("input"), sendBtn = $("send");
+  const statusEl = $("status"), modelSel = $("model");
+
+  const newId = () => "s-" + Math.random().toString(36).slice(2, 12) + Date.now().toString(36);
+  let sessionId = store.getItem("ar.session") || newId();
+  store.setItem("ar.session", sessionId);
+  const historyKey = () => "ar.history." + sessionId;
+  const loadHistory = () => JSON.parse(store.getItem(historyKey()) || "[]");
+  const saveHistory = (h) => store.setItem(historyKey(), JSON.stringify(h));
+
+  function setStatus(state, text) {
+    statusEl.dataset.state = state;
+    statusEl.textContent = text || state;
+  }
+
+  function bubble(role, text, state) {
+    const el = document.createElement("div");
+    el.className = "msg " + role;
+    const body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text || "";
+    el.appendChild(body);
+    if (state) el.dataset.state = state;
+    messagesEl.appendChild(el);
+    messagesEl.scrollTop = messagesEl.scrollHeight;
+    return el;
+  }
+
+  function render() {
+    messagesEl.textContent = "";
+    for (const m of loadHistory()) bubble(m.role, m.content, m.role === "assistant" ? "completed" : null);
+  }
+
+  // Applies one turn event to the assistant bubble; returns true when the turn ended.
+  function apply(target, ev) {
+    const text = target.querySelector(".text");
+    if (ev.type === "text.delta") {
+      text.textContent += ev.text;
+      messagesEl.scrollTop = messagesEl.scrollHeight;
+    } else if (ev.type === "error") {
+      const err = document.createElement("span");
+      err.className = "error";
+      err.textContent = ev.message || ev.code || "error";
+      target.appendChild(err);
+    } else if (ev.type === "session.run.completed" || ev.type === "session.run.failed") {
+      const ok = ev.type === "session.run.completed";
+      target.dataset.state = ok ? "completed" : "failed";
+      setStatus(ok ? "completed" : "failed");
+      return true;
+    }
+    return false;
+  }
+
+  // Reads an NDJSON body line by line, handing each parsed object to onLine.
+  async function readLines(response, onLine) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, nl).trim();
+        buffer = buffer.slice(nl + 1);
+        if (line && onLine(JSON.parse(line))) return true;
+      }
+    }
+    return false;
+  }
+
+  function finish(target, pending) {
+    store.removeItem("ar.pending");
+    const ok = target.dataset.state === "completed";
+    if (ok) {
+      const h = loadHistory();
+      h.push({ role: "user", content: pending.text });
+      h.push({ role: "assistant", content: target.querySelector(".text").textContent });
+      saveHistory(h);
+    } else if (target.dataset.state === "streaming") {
+      target.dataset.state = "failed";
+      setStatus("failed", "connection lost");
+    }
+    sendBtn.disabled = false;
+  }
+
+  async function send(text) {
+    const history = loadHistory();
+    const turnIndex = history.filter((m) => m.role === "user").length;
+    const body = { session_id: sessionId, turn_index: turnIndex,
+      messages: [...history, { role: "user", content: text }] };
+    if (modelSel.value) body.model = modelSel.value;
+    bubble("user", text);
+    const target = bubble("assistant", "", "streaming");
+    setStatus("streaming");
+    sendBtn.disabled = true;
+    const pending = { text, turnIndex, sessionId, executionId: null };
+    try {
+      const response = await fetch("/api/chat", { method: "POST",
+        headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      if (!response.ok) {
+        const err = await response.json().catch(() => ({}));
+        apply(target, { type: "error", message: (err.error && err.error.message) || response.statusText });
+        apply(target, { type: "session.run.failed" });
+        sendBtn.disabled = false;
+        return;
+      }
+      pending.executionId = response.headers.get("x-execution-id");
+      store.setItem("ar.pending", JSON.stringify(pending));
+      await readLines(response, (ev) => apply(target, ev));
+    } catch (e) {
+      apply(target, { type: "error", message: String(e) });
+    }
+    finish(target, pending);
+  }
+
+  // After a reload: replay the unfinished turn's log from the start and follow it live.
+  async function reattach() {
+    const pending = JSON.parse(store.getItem("ar.pending") || "null");
+    if (!pending || !pending.executionId || pending.sessionId !== sessionId) {
+      store.removeItem("ar.pending");
+      return;
+    }
+    bubble("user", pending.text);
+    const target = bubble("assistant", "", "streaming");
+    setStatus("streaming", "re-attached");
+    sendBtn.disabled = true;
+    try {
+      const url = "/api/runs/" + encodeURIComponent(pending.executionId) + "/events";
+      const response = await fetch(url, { headers: { accept: "application/x-ndjson" } });
+      if (response.status === 200) await readLines(response, (rec) => apply(target, rec.payload));
+    } catch (e) {
+      apply(target, { type: "error", message: String(e) });
+    }
+    finish(target, pending);
+  }
+
+  async function loadModels() {
+    try {
+      const response = await fetch("/api/models");
+      if (!response.ok) return;
+      const data = await response.json();
+      for (const m of data.data) {
+        const opt = document.createElement("option");
+        opt.value = m.id;
+        opt.textContent = m.id;
+        if (m.id === data.default) opt.selected = true;
+        modelSel.appendChild(opt);
+      }
+    } catch (e) { /* the model list is optional */ }
+  }
+
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text || sendBtn.disabled) return;
+    input.value = "";
+    send(text);
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("composer").requestSubmit(); }
+  });
+  $("new-chat").addEventListener("click", () => {
+    sessionId = newId();
+    store.setItem("ar.session", sessionId);
+    store.removeItem("ar.pending");
+    render();
+    setStatus("idle");
+  });
+
+  render();
+  loadModels();
+  reattach();
+})();
