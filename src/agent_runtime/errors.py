@@ -20,6 +20,7 @@ __all__ = [
     "DurableRunLeaseLostError",
     "DurableRunNotFoundError",
     "DurableStepInputMismatchError",
+    "DurableTurnFailedError",
     "DurableValueError",
     "EventParseError",
     "InvalidArgumentError",
@@ -197,3 +198,18 @@ class ModelCatalogError(AgentRuntimeError):
     """A router's model list is malformed, or a model id is unusable for chat."""
 
     code = "model_catalog"
+
+
+# --- durable chat turns ------------------------------------------------------------------------
+
+
+class DurableTurnFailedError(DurableRunError):
+    """The durable turn a caller re-attached to ended failed; `error` is the recorded error."""
+
+    code = "turn_failed"
+
+    def __init__(
+        self, message: str, *, run_id: str | None = None, error: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, run_id=run_id)
+        self.error = error

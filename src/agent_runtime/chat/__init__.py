@@ -1,5 +1,16 @@
-"""Chat turns: a framework-neutral turn handler streaming NDJSON with a lifecycle envelope."""
+"""Chat turns: a framework-neutral turn handler streaming NDJSON with a lifecycle envelope,
+and its durable variants (checkpointed, re-attachable, replayable turns)."""
 
+from ._durable_turn import (
+    FINISH_INTENT,
+    PRODUCE_INTENT,
+    TURN_REPLAYED,
+    DurableTurn,
+    TurnMode,
+    run_durable_turn,
+    turn_event_id,
+)
+from ._engine import CHAT_TURN_TASK, DurableChatTurnEngine
 from ._turn import (
     ChatStreamEvent,
     ChatTurnHooks,
@@ -11,11 +22,20 @@ from ._turn import (
 )
 
 __all__ = [
+    "CHAT_TURN_TASK",
+    "FINISH_INTENT",
+    "PRODUCE_INTENT",
+    "TURN_REPLAYED",
     "ChatStreamEvent",
     "ChatTurnHooks",
     "ChatTurnIdentity",
     "ChatTurnProducer",
     "ChatTurnResult",
+    "DurableChatTurnEngine",
+    "DurableTurn",
+    "TurnMode",
     "derive_execution_id",
     "handle_chat_turn",
+    "run_durable_turn",
+    "turn_event_id",
 ]

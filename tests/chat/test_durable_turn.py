@@ -1,0 +1,201 @@
+"""run_durable_turn: fresh, replayed, attached and resumed turns on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from agent_runtime import DurableRunInputMismatchError, DurableValueError
+from agent_runtime.chat import (
+    TURN_REPLAYED,
+    run_durable_turn,
+    turn_event_id,
+)
+from agent_runtime.durable import DurableRunManifest, DurableRunStore
+
+MANIFEST = DurableRunManifest("chat-test", {"id": "turn", "intent": "say hi"}, {"q": "hi"})
+
+
+def deltas(n: int) -> list[dict[str, Any]]:
+    return [{"type": "text.delta", "text": f"t{i} "} for i in range(n)]
+
+
+class Producer:
+    """Deterministic: the same turn re-run yields the same events. `gate`, when set, holds
+    the stream after `hold_after` events until it is released."""
+
+    def __init__(self, n: int, gate: asyncio.Event | None = None, hold_after: int = 0) -> None:
+        self.events = deltas(n)
+        self.gate = gate
+        self.hold_after = hold_after
+        self.calls = 0
+        self.closed = False
+
+    def __call__(self) -> Producer:
+        self.calls += 1
+        return self
+
+    async def _gen(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            for i, e in enumerate(self.events):
+                if self.gate is not None and i == self.hold_after:
+                    await self.gate.wait()
+                yield e
+                await asyncio.sleep(0)
+        finally:
+            self.closed = True
+
+    @property
+    def stream(self) -> AsyncIterator[dict[str, Any]]:
+        return self._gen()
+
+    def final_text(self) -> str:
+        return "".join(e["text"] for e in self.events)
+
+
+async def collect(turn: Any) -> list[dict[str, Any]]:
+    return [e async for e in turn]
+
+
+async def wait_for(cond: Any, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await cond():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_fresh_turn_streams_logs_and_checkpoints(store: DurableRunStore) -> None:
+    producer = Producer(150)
+    turn = run_durable_turn(store, "p:s:0", MANIFEST, producer, batch_size=16)
+    events = await collect(turn)
+    assert events == producer.events and turn.mode == "fresh"
+    assert turn.text == producer.final_text() and turn.events == 150
+    log = await store.read_stream_events("p:s:0")
+    assert [r.payload for r in log] == producer.events
+    assert [r.event_id for r in log] == [turn_event_id(i) for i in range(150)]
+    assert [r.seq for r in log] == list(range(150))
+    steps = await store.load_steps("p:s:0")
+    assert [(s.intent, s.kind, s.result["text"]) for s in steps] == [
+        ("chat.turn.produce", "llm", producer.final_text())
+    ]
+
+
+async def test_completed_turn_replays_without_the_producer(store: DurableRunStore) -> None:
+    await collect(run_durable_turn(store, "p:s:1", MANIFEST, Producer(5)))
+    counting = Producer(5)
+    turn = run_durable_turn(store, "p:s:1", MANIFEST, counting)
+    events = await collect(turn)
+    assert events == [{"type": TURN_REPLAYED, "text": counting.final_text(), "events": 5}]
+    assert counting.calls == 0 and turn.mode == "replayed"
+    other = DurableRunManifest("chat-test", {"id": "turn", "intent": "say hi"}, {"q": "bye"})
+    with pytest.raises(DurableRunInputMismatchError):
+        await collect(run_durable_turn(store, "p:s:1", other, counting))
+
+
+async def test_second_request_attaches_to_the_live_worker(store: DurableRunStore) -> None:
+    gate = asyncio.Event()
+    first = Producer(40, gate=gate, hold_after=10)
+    a = run_durable_turn(store, "p:s:2", MANIFEST, first, worker_id="worker-a")
+    a_iter = aiter(a)
+    seen_a = [await anext(a_iter) for _ in range(10)]
+    # the first ten are logged once the writer catches up
+    await wait_for(lambda: _logged(store, "p:s:2", 10))
+
+    second = Producer(40)
+    b = run_durable_turn(store, "p:s:2", MANIFEST, second, worker_id="worker-b")
+    b_task = asyncio.create_task(collect(b))
+    await wait_for(lambda: _true(b.mode == "attached"))
+    gate.set()
+    seen_a += [e async for e in a_iter]
+    seen_b = await asyncio.wait_for(b_task, 10)
+    assert seen_a == first.events and seen_b == first.events
+    assert second.calls == 0 and b.mode == "attached" and b.text == first.final_text()
+
+
+async def test_dead_worker_is_resumed_and_each_event_seen_once(store: DurableRunStore) -> None:
+    # a worker that claimed the run, logged three events and died (its lease lapses)
+    await store.start_or_resume("p:s:3", MANIFEST, "dead-worker", lease_ms=300)
+    await store.append_stream_events(
+        "p:s:3", [(turn_event_id(i), e) for i, e in enumerate(deltas(3))]
+    )
+    producer = Producer(12)
+    turn = run_durable_turn(store, "p:s:3", MANIFEST, producer, worker_id="worker-b")
+    events = await asyncio.wait_for(collect(turn), 10)
+    assert events == producer.events  # the logged prefix, then positions 3..11
+    assert turn.mode == "resumed" and producer.calls == 1
+    log = await store.read_stream_events("p:s:3")
+    assert [r.event_id for r in log] == [turn_event_id(i) for i in range(12)]
+    # a client that had seen up to seq 7 reconnects to the completed turn: it replays
+    again = run_durable_turn(store, "p:s:3", MANIFEST, producer)
+    assert (await collect(again))[0]["type"] == TURN_REPLAYED
+
+
+async def test_reconnecting_client_skips_what_it_saw(store: DurableRunStore) -> None:
+    await store.start_or_resume("p:s:4", MANIFEST, "dead-worker", lease_ms=1)
+    await store.append_stream_events(
+        "p:s:4", [(turn_event_id(i), e) for i, e in enumerate(deltas(5))]
+    )
+    producer = Producer(9)
+    turn = run_durable_turn(store, "p:s:4", MANIFEST, producer, after_seq=6)
+    assert await asyncio.wait_for(collect(turn), 10) == producer.events[7:]
+
+
+async def test_client_disconnect_does_not_lose_the_turn(store: DurableRunStore) -> None:
+    producer = Producer(60)
+    turn = run_durable_turn(store, "p:s:5", MANIFEST, producer)
+    it = aiter(turn)
+    assert [await anext(it) for _ in range(3)] == producer.events[:3]
+    await it.aclose()  # the client went away; the turn goes on headless
+    await asyncio.wait_for(turn.wait(), 10)
+    run = await store.load_run("p:s:5")
+    assert run is not None and run.status == "completed"
+    assert [r.payload for r in await store.read_stream_events("p:s:5")] == producer.events
+    replay = await collect(run_durable_turn(store, "p:s:5", MANIFEST, producer))
+    assert replay[0]["text"] == producer.final_text() and producer.calls == 1
+
+
+async def test_failing_producer_fails_the_run_and_a_retry_runs_again(
+    store: DurableRunStore,
+) -> None:
+    class Boom(Producer):
+        async def _gen(self) -> AsyncIterator[dict[str, Any]]:
+            yield self.events[0]
+            raise RuntimeError("model went away")
+
+    with pytest.raises(RuntimeError, match="model went away"):
+        await collect(run_durable_turn(store, "p:s:6", MANIFEST, Boom(3)))
+    run = await store.load_run("p:s:6")
+    assert run is not None and run.status == "failed"
+    retry = Producer(3)
+    assert await collect(run_durable_turn(store, "p:s:6", MANIFEST, retry)) == retry.events
+    assert retry.calls == 1
+
+
+async def test_bad_arguments_are_refused_up_front(store: DurableRunStore) -> None:
+    for kwargs in (
+        {"run_id": ""},
+        {"manifest": {"not": "a manifest"}},
+        {"produce": 3},
+        {"after_seq": "7"},
+        {"batch_size": 0},
+        {"lease_ms": -1},
+    ):
+        args: dict[str, Any] = {"run_id": "p:s:7", "manifest": MANIFEST, "produce": Producer(1)}
+        args.update(kwargs)
+        with pytest.raises(DurableValueError):
+            run_durable_turn(store, **args)
+    with pytest.raises(DurableValueError):
+        run_durable_turn("not a store", "p:s:7", MANIFEST, Producer(1))  # type: ignore[arg-type]
+    assert await store.load_run("p:s:7") is None
+
+
+async def _logged(store: DurableRunStore, run_id: str, n: int) -> bool:
+    return len(await store.read_stream_events(run_id)) >= n
+
+
+async def _true(value: bool) -> bool:
+    return value
