@@ -1,0 +1,145 @@
+"""DurableChatTurnEngine: handle_chat_turn on a durable run, persist as a durable step."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from agent_runtime import DurableValueError, InvalidArgumentError
+from agent_runtime.chat import TURN_REPLAYED, ChatTurnIdentity, DurableChatTurnEngine
+from agent_runtime.durable import DurableRunStore
+
+IDENTITY = ChatTurnIdentity(tenant_id="t1", session_id="s1", user_id="u1", turn_index=2)
+DELTAS = [{"type": "text.delta", "text": "hello "}, {"type": "text.delta", "text": "world"}]
+
+
+class Producer:
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+
+    async def _gen(self) -> AsyncIterator[dict[str, Any]]:
+        for e in self.events:
+            yield e
+            await asyncio.sleep(0)
+
+    @property
+    def stream(self) -> AsyncIterator[dict[str, Any]]:
+        return self._gen()
+
+    def final_text(self) -> str:
+        return "".join(e["text"] for e in self.events)
+
+
+class Hooks:
+    def __init__(self, events: list[dict[str, Any]] = DELTAS, fail_persist: int = 0) -> None:
+        self.events = events
+        self.fail_persist = fail_persist
+        self.produced = 0
+        self.persisted: list[str] = []
+        self.completed: list[str] = []
+        self.seen: list[str] = []
+
+    def produce(self) -> Producer:
+        self.produced += 1
+        return Producer(self.events)
+
+    async def persist_assistant_message(self, identity: ChatTurnIdentity, text: str) -> None:
+        if self.fail_persist:
+            self.fail_persist -= 1
+            raise RuntimeError("db is read-only")
+        self.persisted.append(text)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        self.seen.append(event["type"])
+
+    def on_turn_complete(self, identity: ChatTurnIdentity, text: str) -> None:
+        self.completed.append(text)
+
+
+async def run(engine: DurableChatTurnEngine, hooks: Any, **kw: Any) -> list[dict[str, Any]]:
+    return [orjson.loads(line) async for line in engine.run_turn(IDENTITY, hooks, **kw).body]
+
+
+async def test_fresh_then_replayed_turn(store: DurableRunStore) -> None:
+    engine = DurableChatTurnEngine(store, "proj")
+    hooks = Hooks()
+    events = await run(engine, hooks, input={"message": "hi"})
+    assert [e["type"] for e in events] == [
+        "session.run.started",
+        "text.delta",
+        "text.delta",
+        "session.run.completed",
+    ]
+    assert events[1:3] == DELTAS and hooks.persisted == ["hello world"]
+    assert hooks.completed == ["hello world"] and hooks.seen == ["text.delta", "text.delta"]
+    run_id = engine.execution_id(IDENTITY)
+    assert run_id == "proj:s1:2"
+    steps = await store.load_steps(run_id)
+    assert [s.intent for s in steps] == ["chat.turn.produce", "chat.turn.finish"]
+
+    again = await run(engine, hooks, input={"message": "hi"})
+    assert [e["type"] for e in again] == [
+        "session.run.started",
+        TURN_REPLAYED,
+        "session.run.completed",
+    ]
+    assert again[1]["text"] == "hello world"
+    assert hooks.produced == 1 and hooks.persisted == ["hello world"]
+    assert hooks.completed == ["hello world"]  # not re-announced on a replay
+
+    changed = await run(engine, hooks, input={"message": "something else"})
+    assert changed[-2]["code"] == "input_mismatch" and changed[-1]["type"] == "session.run.failed"
+
+
+async def test_transform_is_persisted_not_streamed(store: DurableRunStore) -> None:
+    hooks = Hooks()
+    hooks.transform_final_text = lambda t: t.upper()  # type: ignore[attr-defined]
+    events = await run(DurableChatTurnEngine(store), hooks)
+    assert events[1:3] == DELTAS and hooks.persisted == ["HELLO WORLD"]
+    assert hooks.completed == ["HELLO WORLD"]
+
+
+async def test_persist_failure_then_retry_persists_once(store: DurableRunStore) -> None:
+    engine = DurableChatTurnEngine(store)
+    hooks = Hooks(fail_persist=1)
+    events = await run(engine, hooks)
+    assert [e["type"] for e in events][-2:] == ["error", "session.run.failed"]
+    assert events[-2]["stage"] == "persist" and "read-only" in events[-2]["message"]
+    assert hooks.persisted == [] and hooks.completed == []
+    retry = await run(engine, hooks)
+    assert retry[-1]["type"] == "session.run.completed"
+    assert hooks.produced == 1  # the checkpointed text is reused, the model is not called again
+    assert hooks.persisted == ["hello world"]
+
+
+async def test_disconnecting_client_does_not_lose_the_turn(store: DurableRunStore) -> None:
+    engine = DurableChatTurnEngine(store)
+    hooks = Hooks([{"type": "text.delta", "text": f"{i} "} for i in range(50)])
+    body = engine.run_turn(IDENTITY, hooks).body
+    first = [await anext(body) for _ in range(3)]
+    assert orjson.loads(first[0])["type"] == "session.run.started"
+    await body.aclose()  # what an ASGI server does when the client goes away
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not hooks.persisted:  # the turn finishes headless and persists
+        assert loop.time() < deadline
+        await asyncio.sleep(0.005)
+    assert hooks.persisted == ["".join(f"{i} " for i in range(50))]
+    log = await store.read_stream_events(engine.execution_id(IDENTITY))
+    assert len(log) == 50
+
+
+async def test_engine_refuses_bad_arguments(store: DurableRunStore) -> None:
+    with pytest.raises(DurableValueError):
+        DurableChatTurnEngine("nope")  # type: ignore[arg-type]
+    with pytest.raises(DurableValueError):
+        DurableChatTurnEngine(store, "")
+    engine = DurableChatTurnEngine(store)
+    with pytest.raises(InvalidArgumentError):
+        engine.run_turn("nope", Hooks())  # type: ignore[arg-type]
+    with pytest.raises(DurableValueError):
+        engine.run_turn(IDENTITY, Hooks(), input={"x": float("nan")})
