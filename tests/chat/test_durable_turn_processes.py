@@ -104,8 +104,9 @@ async def test_crash_between_llm_and_persist_loses_nothing(
     ]
 
     class Hooks:
-        produced = 0
-        persisted: list[str] = []
+        def __init__(self) -> None:
+            self.produced = 0
+            self.persisted: list[str] = []
 
         def produce(self) -> Any:
             self.produced += 1
