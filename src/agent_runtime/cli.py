@@ -1,4 +1,5 @@
-"""The `agent-runtime` command line: inspect durable runs and manage store schemas.
+"""The `agent-runtime` command line: serve and talk to the chat service, run a task, inspect
+durable runs and manage store schemas.
 
 Each command group is its own Typer app mounted on `app` (`runs`); top-level commands
 (`migrate`) are plain functions. Human output is Rich tables; `--json` prints JSON (one
@@ -25,6 +26,7 @@ from .errors import (
     ConfigurationError,
     DurableRunNotFoundError,
     DurableValueError,
+    StoreUnavailableError,
 )
 
 __all__ = ["DEFAULT_STORE_URL", "app", "main", "runs_app"]
@@ -36,7 +38,7 @@ STORE_ENV = "AGENT_RUNTIME_STORE"
 
 app = typer.Typer(
     name="agent-runtime",
-    help="Durable agent runtime: inspect runs, manage stores.",
+    help="Durable agent runtime: serve chat, run tasks, inspect runs, manage stores.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -281,6 +283,203 @@ def migrate(store: StoreOpt = DEFAULT_STORE_URL, as_json: JsonOpt = False) -> No
         _emit_json({"store": _display_url(store), "schema_version": version})
     else:
         _out.print(f"{_display_url(store)}: schema version {version}", highlight=False)
+
+
+# -- service ------------------------------------------------------------------------------------
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", help="A running server (http://host:port); default: in-process."),
+]
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8000,
+    store: StoreOpt = DEFAULT_STORE_URL,
+) -> None:
+    """Serve the chat API and page (backend: OPENAI_BASE_URL's endpoint, else echo)."""
+    try:
+        import uvicorn
+
+        from .server import create_app
+    except ImportError as exc:  # the `server` extra is not installed
+        raise _fail(
+            f"serve needs the server extra (pip install 'durable-agent-runtime[server]'): {exc}", 2
+        ) from None
+    try:
+        application = create_app(store_url=store)
+    except AgentRuntimeError as exc:
+        raise _fail(exc.message, 2) from None
+    _err.print(f"serving on http://{host}:{port} (store {_display_url(store)})", highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
+
+
+def _print_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _emit_json(event)
+        return
+    kind = event.get("type")
+    if kind == "text.delta":
+        sys.stdout.write(str(event.get("text", "")))
+        sys.stdout.flush()
+    elif kind == "error":
+        _err.print(f"[red]error[/red] {event.get('code')}: {event.get('message')}", highlight=False)
+
+
+async def _chat_remote(url: str, body: dict[str, Any], as_json: bool) -> bool:
+    import httpx2
+
+    ok = False
+    try:
+        async with (
+            httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None)) as client,
+            client.stream("POST", url.rstrip("/") + "/api/chat", json=body) as response,
+        ):
+            if response.status_code != 200:
+                detail = (await response.aread()).decode(errors="replace")[:500]
+                raise ConfigurationError(f"server answered {response.status_code}: {detail}")
+            async for line in response.aiter_lines():
+                if line.strip():
+                    event = orjson.loads(line)
+                    _print_event(event, as_json)
+                    ok = ok or event.get("type") == "session.run.completed"
+    except httpx2.HTTPError as exc:
+        raise StoreUnavailableError(f"cannot reach {url}: {exc}") from None
+    return ok
+
+
+async def _chat_local(store_url: str, body: dict[str, Any], as_json: bool) -> bool:
+    from .server import TurnRunner, backend_from_env, parse_chat_request
+
+    request = parse_chat_request(orjson.dumps(body))
+    config = backend_from_env()
+    store = await open_store(store_url)
+    ok = False
+    try:
+        runner = TurnRunner(store, config.backend)
+        run_id = await runner.start(request)
+        async for record in runner.tail(run_id, None):
+            _print_event(record.payload, as_json)
+            ok = ok or record.payload.get("type") == "session.run.completed"
+        await runner.aclose()
+    finally:
+        await store.close()
+    return ok
+
+
+@app.command("chat")
+def chat(
+    text: Annotated[str, typer.Argument(help="The user message.")],
+    url: UrlOpt = None,
+    session: Annotated[str | None, typer.Option(help="Session id (default: a new one).")] = None,
+    turn: Annotated[int, typer.Option(min=0, help="Turn index within the session.")] = 0,
+    model: Annotated[str | None, typer.Option(help="Model id for this turn.")] = None,
+    store: StoreOpt = DEFAULT_STORE_URL,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one chat turn and print its text as it streams (`--json`: every event)."""
+    import uuid
+
+    body: dict[str, Any] = {
+        "session_id": session or f"cli-{uuid.uuid4().hex[:12]}",
+        "turn_index": turn,
+        "text": text,
+    }
+    if model is not None:
+        body["model"] = model
+    try:
+        ok = asyncio.run(
+            _chat_remote(url, body, as_json) if url else _chat_local(store, body, as_json)
+        )
+    except AgentRuntimeError as exc:
+        raise _fail(exc.message, 2 if isinstance(exc, ConfigurationError) else 1) from None
+    if not as_json:
+        sys.stdout.write("\n")
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_task(
+    intent: Annotated[str, typer.Argument(help="What the agent should do.")],
+    task_id: Annotated[str, typer.Option("--id", help="Task id.")] = "cli-task",
+    model: Annotated[str | None, typer.Option(help="Model id.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one agent task (run_agent_task_stream) on the configured backend, printing events."""
+    from .runtime import AgentTaskRunOptions, run_agent_task_stream
+    from .server import backend_from_env
+    from .types import AgentTaskSpec
+
+    async def go() -> str:
+        config = backend_from_env()
+        spec = AgentTaskSpec(id=task_id, intent=intent, model=model)
+        status = "failed"
+        try:
+            async for event in run_agent_task_stream(
+                spec, config.backend, AgentTaskRunOptions(model=model)
+            ):
+                data = event.to_dict()
+                if as_json:
+                    _emit_json(data)
+                elif data["type"] == "text.delta":
+                    sys.stdout.write(data["text"])
+                    sys.stdout.flush()
+                elif data["type"] != "usage":
+                    _err.print(f"[dim]{_short(data, 160)}[/dim]", highlight=False)
+                if data["type"] == "run.finished":
+                    status = str(data["result"]["status"])
+        finally:
+            close = getattr(config.backend, "aclose", None)
+            if callable(close):
+                await close()
+        return status
+
+    try:
+        status = asyncio.run(go())
+    except AgentRuntimeError as exc:
+        raise _fail(exc.message, 2 if isinstance(exc, ConfigurationError) else 1) from None
+    if not as_json:
+        sys.stdout.write("\n")
+    if status != "completed":
+        raise typer.Exit(1)
+
+
+@app.command("models")
+def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """List the models of the configured endpoint (OPENAI_BASE_URL), or of a server's --url."""
+
+    async def go() -> list[str]:
+        if url:
+            import httpx2
+
+            try:
+                async with httpx2.AsyncClient(timeout=10.0) as client:
+                    response = await client.get(url.rstrip("/") + "/api/models")
+            except httpx2.HTTPError as exc:
+                raise StoreUnavailableError(f"cannot reach {url}: {exc}") from None
+            if response.status_code != 200:
+                raise ConfigurationError(f"server answered {response.status_code}")
+            return [str(m["id"]) for m in response.json()["data"]]
+        from .models import get_models
+        from .server import backend_from_env
+
+        config = backend_from_env()
+        if config.base_url is None:
+            return [config.model]
+        return [m.id for m in await get_models(config.base_url, config.api_key)]
+
+    try:
+        ids = asyncio.run(go())
+    except AgentRuntimeError as exc:
+        raise _fail(exc.message, 2 if isinstance(exc, ConfigurationError) else 1) from None
+    if as_json:
+        _emit_json(ids)
+    else:
+        for model_id in ids:
+            _out.print(model_id, highlight=False)
 
 
 def main() -> None:

@@ -1,0 +1,92 @@
+"""The chat page in real Chromium: type, see deltas stream in, see the turn complete, and
+re-attach to an unfinished turn after a reload."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_runtime.backends import create_iterable_backend
+from agent_runtime.server import create_app
+from agent_runtime.types import (
+    AgentBackendContext,
+    AgentBackendInput,
+    RuntimeStreamEvent,
+    TextDeltaEvent,
+)
+from tests.conftest import require
+from tests.server.conftest import serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+WORDS = 20
+
+
+def _slow_echo(
+    inp: AgentBackendInput, _ctx: AgentBackendContext
+) -> AsyncIterator[RuntimeStreamEvent]:
+    async def gen() -> AsyncIterator[RuntimeStreamEvent]:
+        for i in range(WORDS):
+            await asyncio.sleep(0.05)
+            yield TextDeltaEvent(text=f"{inp.prompt}-{i} ")
+
+    return gen()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[tuple[Any, str]]:
+    require(CHROMIUM.exists(), "chromium is not installed at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    app = create_app(
+        store_url=f"sqlite:///{tmp_path}/runs.db", backend=create_iterable_backend(_slow_echo)
+    )
+    with serving(app) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            tab = browser.new_page()
+            tab.set_default_timeout(15_000)
+            tab.goto(url)
+            yield tab, url
+        finally:
+            browser.close()
+
+
+def test_type_stream_complete_and_reattach_after_reload(page: tuple[Any, str]) -> None:
+    tab, _url = page
+    expected = "".join(f"hello-{i} " for i in range(WORDS)).strip()
+    tab.fill("#input", "hello")
+    tab.click("#send")
+    assistant = tab.locator(".msg.assistant").last
+    # partial text while the turn is still streaming
+    tab.wait_for_function(
+        "() => { const m = [...document.querySelectorAll('.msg.assistant')].pop();"
+        " return m && m.dataset.state === 'streaming' && m.textContent.includes('hello-0'); }"
+    )
+    tab.wait_for_selector(".msg.assistant[data-state=completed]")
+    assert assistant.inner_text().strip() == expected
+    assert tab.get_attribute("#status", "data-state") == "completed"
+
+    # second turn: reload mid-stream, the page re-attaches and finishes the same turn
+    tab.fill("#input", "again")
+    tab.click("#send")
+    tab.wait_for_function(
+        "() => [...document.querySelectorAll('.msg.assistant')].pop().textContent"
+        ".includes('again-1')"
+    )
+    tab.reload()
+    tab.wait_for_selector(".msg.assistant[data-state=completed] >> nth=1")
+    texts = [t.strip() for t in tab.locator(".msg.assistant").all_inner_texts()]
+    assert texts == [expected, "".join(f"again-{i} " for i in range(WORDS)).strip()]
+    assert tab.locator(".msg.user").all_inner_texts() == ["hello", "again"]
