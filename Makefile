@@ -1,11 +1,11 @@
-# Two commands matter: `make run` and `make test`. Both create .venv on first use.
+# Two commands matter: `make run` (the chat server) and `make test`. Both create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 XDIST ?= auto
 
-.PHONY: install run test lint bench services clean
+.PHONY: install run demo test lint bench services clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
 run: $(STAMP)
+	$(BIN)/agent-runtime serve --host $(HOST) --port $(PORT)
+
+demo: $(STAMP)
 	$(BIN)/python examples/crash_and_resume.py
 
 services:
