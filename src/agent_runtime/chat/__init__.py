@@ -11,6 +11,14 @@ from ._durable_turn import (
     turn_event_id,
 )
 from ._engine import CHAT_TURN_TASK, DurableChatTurnEngine
+from ._supervised import (
+    SandboxReconnectAdapter,
+    SubstrateEvent,
+    SupervisedMode,
+    SupervisedStart,
+    SupervisedTurn,
+    run_supervised_turn,
+)
 from ._turn import (
     ChatStreamEvent,
     ChatTurnHooks,
@@ -33,9 +41,15 @@ __all__ = [
     "ChatTurnResult",
     "DurableChatTurnEngine",
     "DurableTurn",
+    "SandboxReconnectAdapter",
+    "SubstrateEvent",
+    "SupervisedMode",
+    "SupervisedStart",
+    "SupervisedTurn",
     "TurnMode",
     "derive_execution_id",
     "handle_chat_turn",
     "run_durable_turn",
+    "run_supervised_turn",
     "turn_event_id",
 ]
