@@ -1,0 +1,52 @@
+"""A worker SIGKILLed mid-turn: its partial log stays readable, the tail ends once the lease
+lapses, and asking for the turn again closes it as failed instead of hanging or mixing a new
+model call into the old log."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import orjson
+
+from agent_runtime.backends import create_echo_backend
+from agent_runtime.server import create_app
+from tests.server.conftest import serving
+
+
+def test_turn_of_a_killed_worker_is_closed_as_interrupted(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path}/runs.db"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.server.crash_worker", store_url, "crash"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert worker.stdout is not None
+        line = worker.stdout.readline()
+        assert line == b"streaming\n", line + worker.stdout.read(2000)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    app = create_app(store_url=store_url, backend=create_echo_backend())
+    with serving(app) as url:
+        started = time.monotonic()
+        partial = httpx2.get(f"{url}/api/runs/chat:crash:0/events", timeout=10)
+        assert time.monotonic() - started < 5  # ends when the 1 s lease lapses
+        records = [orjson.loads(x) for x in partial.text.splitlines()]
+        assert records[0]["payload"]["type"] == "session.run.started"
+        assert len(records) >= 4
+        assert all(r["payload"]["type"] == "text.delta" for r in records[1:])
+        again = httpx2.post(
+            f"{url}/api/chat", json={"session_id": "crash", "turn_index": 0, "text": "go"}
+        )
+        events = [orjson.loads(x) for x in again.text.splitlines()]
+        assert events[: len(records)] == [r["payload"] for r in records]
+        assert events[-2]["type"] == "error" and events[-2]["code"] == "chat.interrupted"
+        assert events[-1]["type"] == "session.run.failed"
+        runs = httpx2.get(f"{url}/api/runs/chat:crash:0/events").text.splitlines()
+        assert len(runs) == len(events)
