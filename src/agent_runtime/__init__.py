@@ -173,6 +173,20 @@ from .chat import (
     handle_chat_turn,
 )
 
+# -- section: durable chat turns ----------------------------------------------------------------
+# isort: split
+from .chat import (
+    DurableChatTurnEngine,
+    DurableTurn,
+    SandboxReconnectAdapter,
+    SubstrateEvent,
+    SupervisedStart,
+    SupervisedTurn,
+    run_durable_turn,
+    run_supervised_turn,
+)
+from .errors import DurableTurnFailedError
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -211,6 +225,7 @@ __all__ = [
     "DataAcquisitionStep",
     "DoneEvent",
     "DurableAwaitEventTimeoutError",
+    "DurableChatTurnEngine",
     "DurableContext",
     "DurableRunDivergenceError",
     "DurableRunError",
@@ -221,6 +236,8 @@ __all__ = [
     "DurableRunNotFoundError",
     "DurableRunStore",
     "DurableStepInputMismatchError",
+    "DurableTurn",
+    "DurableTurnFailedError",
     "DurableValueError",
     "ErrorEvent",
     "EventParseError",
@@ -260,10 +277,14 @@ __all__ = [
     "SQLiteRuntimeSessionStore",
     "SandboxClient",
     "SandboxEvent",
+    "SandboxReconnectAdapter",
     "SanitizeOptions",
     "SessionMismatchError",
     "StatusEvent",
     "StoreUnavailableError",
+    "SubstrateEvent",
+    "SupervisedStart",
+    "SupervisedTurn",
     "TextDeltaEvent",
     "TokenUsage",
     "ToolCallEvent",
@@ -306,6 +327,8 @@ __all__ = [
     "run_agent_task",
     "run_agent_task_stream",
     "run_durable",
+    "run_durable_turn",
+    "run_supervised_turn",
     "runtime_stream_server_sent_event",
     "sanitize_agent_runtime_event",
     "sanitize_json",

@@ -52,3 +52,27 @@ __all__ = [
     "run_durable",
     "step_id",
 ]
+
+# durable chat turns live in `agent_runtime.chat` (they speak its event vocabulary); they are
+# re-exported here because they are part of the durable substrate's surface
+# isort: split
+from ..chat._durable_turn import DurableTurn, run_durable_turn
+from ..chat._engine import DurableChatTurnEngine
+from ..chat._supervised import (
+    SandboxReconnectAdapter,
+    SubstrateEvent,
+    SupervisedStart,
+    SupervisedTurn,
+    run_supervised_turn,
+)
+
+__all__ += [
+    "DurableChatTurnEngine",
+    "DurableTurn",
+    "SandboxReconnectAdapter",
+    "SubstrateEvent",
+    "SupervisedStart",
+    "SupervisedTurn",
+    "run_durable_turn",
+    "run_supervised_turn",
+]
