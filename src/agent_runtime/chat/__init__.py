@@ -19,6 +19,7 @@ from ._supervised import (
     SupervisedTurn,
     run_supervised_turn,
 )
+from ._supervisor import SweepTarget, TurnSupervisor, manifest_from_record
 from ._turn import (
     ChatStreamEvent,
     ChatTurnHooks,
@@ -46,9 +47,12 @@ __all__ = [
     "SupervisedMode",
     "SupervisedStart",
     "SupervisedTurn",
+    "SweepTarget",
     "TurnMode",
+    "TurnSupervisor",
     "derive_execution_id",
     "handle_chat_turn",
+    "manifest_from_record",
     "run_durable_turn",
     "run_supervised_turn",
     "turn_event_id",

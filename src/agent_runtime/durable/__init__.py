@@ -65,6 +65,7 @@ from ..chat._supervised import (
     SupervisedTurn,
     run_supervised_turn,
 )
+from ..chat._supervisor import SweepTarget, TurnSupervisor
 
 __all__ += [
     "DurableChatTurnEngine",
@@ -73,6 +74,8 @@ __all__ += [
     "SubstrateEvent",
     "SupervisedStart",
     "SupervisedTurn",
+    "SweepTarget",
+    "TurnSupervisor",
     "run_durable_turn",
     "run_supervised_turn",
 ]
