@@ -199,3 +199,18 @@ async def _logged(store: DurableRunStore, run_id: str, n: int) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_non_json_event_fails_the_turn(store: DurableRunStore) -> None:
+    class Bad(Producer):
+        async def _gen(self) -> AsyncIterator[dict[str, Any]]:
+            yield self.events[0]
+            yield {"type": "x", "v": float("nan")}
+            yield self.events[1]
+
+    with pytest.raises(DurableValueError):
+        await collect(run_durable_turn(store, "p:s:8", MANIFEST, Bad(3)))
+    run = await store.load_run("p:s:8")
+    assert run is not None and run.status == "failed"
+    log = [r.payload for r in await store.read_stream_events("p:s:8")]
+    assert log == deltas(len(log)) and len(log) <= 1  # nothing from the bad event on

@@ -1,0 +1,142 @@
+"""Cost of a durable chat turn per streamed event, against two baselines.
+
+- `plain`: the same producer iterated with no store at all (the floor: what streaming costs).
+- `per-event`: the obvious durable loop, one `append_stream_event` (one transaction) per event
+  before it is forwarded.
+- `durable`: `run_durable_turn` (events forwarded live, logged by a writer task in batches,
+  final text checkpointed as a step).
+
+Also the replay of a completed turn (one read, one synthetic event). Printed as ratios; exits 1
+when `durable` is not at least TARGET_SPEEDUP[store] times faster per event than `per-event`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from agent_runtime.chat import run_durable_turn
+from agent_runtime.durable import DurableRunManifest, DurableRunStore, open_store
+
+EVENTS = 2000
+TURNS = 5
+# per-event/durable; on SQLite a row insert (~6 us) is most of a commit, so batching saves less
+TARGET_SPEEDUP = {"sqlite": 2.5, "postgres": 5.0}
+REPLAY_TARGET_MS = 5.0
+PG = os.environ.get("AGENT_RUNTIME_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+MANIFEST = DurableRunManifest("bench", {"id": "turn", "intent": "bench"}, {"n": EVENTS})
+
+
+class Producer:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    async def _gen(self) -> AsyncIterator[dict[str, Any]]:
+        for i in range(self.n):
+            yield {"type": "text.delta", "text": f"token-{i} "}
+
+    @property
+    def stream(self) -> AsyncIterator[dict[str, Any]]:
+        return self._gen()
+
+    def final_text(self) -> str:
+        return "".join(f"token-{i} " for i in range(self.n))
+
+
+async def plain() -> float:
+    t0 = time.perf_counter()
+    for _ in range(TURNS):
+        async for _event in Producer(EVENTS).stream:
+            pass
+    return (time.perf_counter() - t0) / (TURNS * EVENTS)
+
+
+async def per_event(store: DurableRunStore, tag: str) -> float:
+    t0 = time.perf_counter()
+    for t in range(TURNS):
+        run_id = f"per-event-{tag}-{t}"
+        i = 0
+        async for event in Producer(EVENTS).stream:
+            await store.append_stream_event(run_id, f"turn:{i}", event)
+            i += 1
+    return (time.perf_counter() - t0) / (TURNS * EVENTS)
+
+
+async def durable(store: DurableRunStore, tag: str) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    for t in range(TURNS):
+        turn = run_durable_turn(store, f"durable-{tag}-{t}", MANIFEST, lambda: Producer(EVENTS))
+        async for _event in turn:
+            pass
+    per = (time.perf_counter() - t0) / (TURNS * EVENTS)
+    t1 = time.perf_counter()
+    reps = 50
+    for _ in range(reps):
+        turn = run_durable_turn(store, f"durable-{tag}-0", MANIFEST, lambda: Producer(EVENTS))
+        async for _event in turn:
+            pass
+    return per, (time.perf_counter() - t1) / reps
+
+
+async def one_store(name: str, url: str) -> tuple[float, float, float]:
+    store = await open_store(url)
+    try:
+        tag = f"{os.getpid()}-{time.time_ns()}"
+        pe = await per_event(store, tag)
+        du, replay = await durable(store, tag)
+    finally:
+        await store.close()
+    return pe, du, replay
+
+
+async def main() -> int:
+    floor = await plain()
+    stores = []
+    with tempfile.TemporaryDirectory() as tmp:
+        stores.append(("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}"))
+        schema = f"bench_{secrets.token_hex(6)}"
+        try:
+            import psycopg
+
+            with psycopg.connect(PG, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+            sep = "&" if "?" in PG else "?"
+            stores.append(("postgres", f"{PG}{sep}options={quote(f'-csearch_path={schema}')}"))
+        except Exception as exc:
+            print(f"postgres skipped: {exc}")
+            schema = ""
+        print(f"durable chat turn: {TURNS} turns x {EVENTS} events, producer as fast as it goes")
+        print(
+            f"{'store':<9} {'plain us/ev':>12} {'per-event us/ev':>16} {'durable us/ev':>14} "
+            f"{'per-event/durable':>18} {'replay ms':>10}"
+        )
+        status = 0
+        for name, url in stores:
+            pe, du, replay = await one_store(name, url)
+            speedup = pe / du
+            print(
+                f"{name:<9} {floor * 1e6:>12.2f} {pe * 1e6:>16.1f} {du * 1e6:>14.1f} "
+                f"{speedup:>17.1f}x {replay * 1e3:>10.2f}"
+            )
+            if speedup < TARGET_SPEEDUP[name] or replay * 1e3 > REPLAY_TARGET_MS:
+                print(
+                    f"  MISSED on {name}: target per-event/durable >= {TARGET_SPEEDUP[name]}x and "
+                    f"replay <= {REPLAY_TARGET_MS} ms"
+                )
+                status = 1
+        if schema:
+            with psycopg.connect(PG, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
