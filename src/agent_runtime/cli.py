@@ -321,8 +321,8 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
         _emit_json(event)
         return
     kind = event.get("type")
-    if kind == "text.delta":
-        sys.stdout.write(str(event.get("text", "")))
+    if kind in ("text.delta", "turn.replayed"):  # a replayed turn arrives as its whole text
+        sys.stdout.write(str(event.get("text") or ""))
         sys.stdout.flush()
     elif kind == "error":
         _err.print(f"[red]error[/red] {event.get('code')}: {event.get('message')}", highlight=False)
@@ -358,12 +358,11 @@ async def _chat_local(store_url: str, body: dict[str, Any], as_json: bool) -> bo
     store = await open_store(store_url)
     ok = False
     try:
-        runner = TurnRunner(store, config.backend)
-        run_id = await runner.start(request)
-        async for record in runner.tail(run_id, None):
-            _print_event(record.payload, as_json)
-            ok = ok or record.payload.get("type") == "session.run.completed"
-        await runner.aclose()
+        _run_id, turn = await TurnRunner(store, config.backend).run_turn(request)
+        async for line in turn.body:
+            event = orjson.loads(line)
+            _print_event(event, as_json)
+            ok = ok or event.get("type") == "session.run.completed"
     finally:
         await store.close()
     return ok

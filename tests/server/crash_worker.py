@@ -37,11 +37,11 @@ async def main(store_url: str, session: str) -> None:
     request = parse_chat_request(
         f'{{"session_id": "{session}", "turn_index": 0, "text": "go"}}'.encode()
     )
-    run_id = await runner.start(request)
-    async for record in runner.tail(run_id, None):
-        if record.seq >= 3:
+    run_id, turn = await runner.run_turn(request)
+    async for _line in turn.body:
+        if len(await store.read_stream_events(run_id, limit=4)) >= 4:
             print("streaming", flush=True)
-    await asyncio.sleep(3600)
+            await asyncio.sleep(3600)
 
 
 if __name__ == "__main__":

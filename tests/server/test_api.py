@@ -42,7 +42,6 @@ def test_chat_turn_streams_ndjson_with_envelope(echo_server: str) -> None:
     events = lines(response.text)
     assert events[0]["type"] == "session.run.started"
     assert events[0]["session_id"] == "s1" and events[0]["turn_index"] == 0
-    assert events[0]["execution_id"] == "chat:s1:0"
     assert events[-1]["type"] == "session.run.completed"
     deltas = [e for e in events if e["type"] == "text.delta"]
     assert len(deltas) > 1  # chunked, not one blob
@@ -51,24 +50,36 @@ def test_chat_turn_streams_ndjson_with_envelope(echo_server: str) -> None:
 
 def test_events_replay_cursor_and_sse(echo_server: str) -> None:
     turn = lines(chat(echo_server, "replay me", session="r").text)
-    replay = httpx2.get(f"{echo_server}/api/runs/chat:r:0/events")
+    produced = turn[1:-1]  # the log holds the producer's events; the envelope is per request
+    url = f"{echo_server}/api/runs/chat:r:0/events"
+    replay = httpx2.get(url)
     assert replay.status_code == 200
+    assert replay.headers["content-type"].startswith("application/x-ndjson")
     records = lines(replay.text)
-    assert [r["seq"] for r in records] == list(range(len(turn)))
-    assert [r["payload"] for r in records] == turn
-    tail = lines(httpx2.get(f"{echo_server}/api/runs/chat:r:0/events", params={"after": 2}).text)
-    assert [r["seq"] for r in tail] == list(range(3, len(turn)))
+    assert [r["seq"] for r in records] == [*range(len(produced)), None]
+    assert [r["payload"] for r in records[:-1]] == produced
+    assert records[-1]["payload"] == {
+        "type": "session.run.completed",
+        "execution_id": "chat:r:0",
+        "text": "echo: replay me",
+    }
+    tail = lines(httpx2.get(url, params={"after": 1}).text)
+    assert [r["seq"] for r in tail] == [*range(2, len(produced)), None]
     sse = httpx2.get(
-        f"{echo_server}/api/runs/chat:r:0/events",
-        params={"after": len(turn) - 2},
-        headers={"accept": "text/event-stream"},
+        url, params={"after": len(produced) - 2}, headers={"accept": "text/event-stream"}
     )
     assert sse.headers["content-type"].startswith("text/event-stream")
-    frames = [f for f in sse.text.split("\n\n") if f]
-    assert len(frames) == 1
-    assert frames[0].splitlines()[:2] == ["event: session.run.completed", f"id: {len(turn) - 1}"]
-    past_end = httpx2.get(f"{echo_server}/api/runs/chat:r:0/events", params={"after": 99})
-    assert past_end.status_code == 200 and past_end.text == ""
+    frames = [f.splitlines() for f in sse.text.split("\n\n") if f]
+    assert [f[:2] for f in frames] == [
+        ["event: done", f"id: {len(produced) - 1}"],
+        [
+            "event: session.run.completed",
+            'data: {"type":"session.run.completed",'
+            '"execution_id":"chat:r:0","text":"echo: replay me"}',
+        ],
+    ]
+    past_end = lines(httpx2.get(url, params={"after": 99}).text)
+    assert [r["payload"]["type"] for r in past_end] == ["session.run.completed"]
 
 
 def test_unknown_run_is_204(echo_server: str) -> None:
@@ -133,7 +144,18 @@ def test_retried_turn_replays_without_calling_the_backend(store_url: str) -> Non
         first = chat(url, "hi").text
         second = chat(url, "hi").text
         other = chat(url, "something else")
-    assert first == second and calls == ["hi"]
+    assert calls == ["hi"]
+    replayed = lines(second)
+    assert [e["type"] for e in replayed] == [
+        "session.run.started",
+        "turn.replayed",
+        "session.run.completed",
+    ]
+    assert replayed[1]["text"] == "one two"
+    assert [e for e in lines(first) if e["type"] == "text.delta"] == [
+        {"type": "text.delta", "text": "one ", "index": 0},
+        {"type": "text.delta", "text": "two", "index": 0},
+    ]
     assert other.status_code == 409
     assert other.json()["error"]["type"] == "DurableRunInputMismatchError"
 
@@ -152,7 +174,10 @@ def test_backend_error_fails_the_turn(store_url: str) -> None:
         "session.run.failed",
     ]
     assert events[2]["code"] == "backend.boom"
-    assert [r["payload"] for r in replay] == events
+    assert [r["payload"] for r in replay[:-1]] == [events[1]]
+    closing = replay[-1]["payload"]
+    assert closing["type"] == "session.run.failed"
+    assert "it broke" in closing["error"]["message"]
 
 
 def _slow_backend(n: int, delay: float) -> Any:
@@ -183,7 +208,7 @@ async def test_live_tail_and_disconnected_client(store_url: str) -> None:
                     if line:
                         records.append(orjson.loads(line))
     payloads = [r["payload"] for r in records]
-    assert [r["seq"] for r in records] == list(range(len(records)))
+    assert [r["seq"] for r in records] == [*range(len(records) - 1), None]
     assert payloads[-1]["type"] == "session.run.completed"
     text = "".join(p["text"] for p in payloads if p["type"] == "text.delta")
     assert text == "".join(f"{i} " for i in range(12))

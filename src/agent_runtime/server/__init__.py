@@ -3,12 +3,12 @@
 from ._app import MAX_BODY_BYTES, create_app
 from ._config import DEFAULT_STORE_URL, BackendConfig, backend_from_env
 from ._request import ChatRequest, RequestJSONError, parse_chat_request
-from ._turns import TERMINAL_EVENT_TYPES, TurnRunner
+from ._turns import CLOSING_EVENT_TYPES, TurnRunner
 
 __all__ = [
+    "CLOSING_EVENT_TYPES",
     "DEFAULT_STORE_URL",
     "MAX_BODY_BYTES",
-    "TERMINAL_EVENT_TYPES",
     "BackendConfig",
     "ChatRequest",
     "RequestJSONError",

@@ -1,7 +1,7 @@
 """The Starlette app: chat turns, run event streams, models, health, and the chat page.
 
 Routes: `POST /api/chat` (NDJSON turn), `GET /api/runs/{execution_id}/events?after=N`
-(NDJSON, or SSE when asked), `GET /api/models`, `GET /healthz`, `/` (static chat page).
+(the turn's stream log, NDJSON or SSE, closed by one line saying how the run stands), `GET /api/models`, `GET /healthz`, `/` (static chat page).
 Every error is a JSON body `{"error": {"type", "code", "message"}}` with a 4xx/5xx status.
 """
 
@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..backends import AgentExecutionBackend
-from ..durable import DurableRunStore, StreamEventRecord, open_store
+from ..durable import DurableRunStore, open_store
 from ..errors import (
     AgentRuntimeError,
     BackendTransportError,
@@ -97,26 +97,30 @@ def _wants_sse(request: Request) -> bool:
     return SSE_CONTENT_TYPE in request.headers.get("accept", "")
 
 
-async def _ndjson_payloads(records: AsyncIterator[StreamEventRecord]) -> AsyncIterator[bytes]:
-    async for record in records:
-        yield encode_ndjson(record.payload)
-
-
-async def _ndjson_records(records: AsyncIterator[StreamEventRecord]) -> AsyncIterator[bytes]:
-    async for record in records:
+async def _ndjson_records(
+    turns: TurnRunner, run_id: str, after: int | None
+) -> AsyncIterator[bytes]:
+    async for record in turns.tail(run_id, after):
         yield encode_ndjson(
             {"seq": record.seq, "event_id": record.event_id, "payload": record.payload}
         )
+    closing = await turns.closing(run_id)
+    yield encode_ndjson({"seq": None, "event_id": None, "payload": closing})
 
 
-async def _sse_records(records: AsyncIterator[StreamEventRecord]) -> AsyncIterator[bytes]:
-    async for record in records:
-        payload = record.payload
-        kind = payload.get("type") if isinstance(payload, dict) else None
-        frame = encode_server_sent_event(
-            payload, event=kind if isinstance(kind, str) else None, id=str(record.seq)
-        )
-        yield frame.encode()
+def _sse_frame(payload: Any, seq: int | None) -> bytes:
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    return encode_server_sent_event(
+        payload,
+        event=kind if isinstance(kind, str) else None,
+        id=None if seq is None else str(seq),
+    ).encode()
+
+
+async def _sse_records(turns: TurnRunner, run_id: str, after: int | None) -> AsyncIterator[bytes]:
+    async for record in turns.tail(run_id, after):
+        yield _sse_frame(record.payload, record.seq)
+    yield _sse_frame(await turns.closing(run_id), None)
 
 
 def create_app(
@@ -125,11 +129,12 @@ def create_app(
     *,
     store: DurableRunStore | None = None,
     project_id: str = "chat",
-    poll_s: float = 0.25,
+    poll_s: float = 0.1,
 ) -> Starlette:
     """The chat service. `store_url` (default: SQLite under `./.agent-runtime/`) is opened at
     startup unless an open `store` is given (the caller then closes it); `backend` defaults
-    to `OPENAI_BASE_URL`'s endpoint, else echo."""
+    to `OPENAI_BASE_URL`'s endpoint, else echo. `poll_s` bounds how long the events endpoint
+    waits between reads of a live run's log (it starts at 10 ms and backs off)."""
     if store_url is not None and store is not None:
         raise ConfigurationError("give store_url or store, not both")
     if store_url is not None and not isinstance(store_url, str):
@@ -165,7 +170,7 @@ def create_app(
         try:
             yield
         finally:
-            await state.pop("runner").aclose()
+            state.pop("runner")
             if store is None:
                 await opened.close()
             close = getattr(config.backend, "aclose", None)
@@ -175,16 +180,11 @@ def create_app(
     async def chat(request: Request) -> Response:
         try:
             parsed = parse_chat_request(await _read_body(request))
-            turns = runner()
-            run_id = await turns.start(parsed)
+            run_id, turn = await runner().run_turn(parsed)
         except AgentRuntimeError as exc:
             return _error(_status_for(exc), exc)
-        headers = {**_STREAM_HEADERS, "x-execution-id": run_id}
-        return StreamingResponse(
-            _ndjson_payloads(turns.tail(run_id, None)),
-            media_type=NDJSON_CONTENT_TYPE,
-            headers=headers,
-        )
+        headers = {**dict(turn.headers), **_STREAM_HEADERS, "x-execution-id": run_id}
+        return StreamingResponse(turn.body, media_type=turn.content_type, headers=headers)
 
     async def events(request: Request) -> Response:
         run_id = request.path_params["execution_id"]
@@ -198,13 +198,16 @@ def create_app(
                 return Response(status_code=204)
         except AgentRuntimeError as exc:
             return _error(_status_for(exc), exc)
-        records = turns.tail(run_id, after)
         if sse:
             return StreamingResponse(
-                _sse_records(records), media_type=SSE_CONTENT_TYPE, headers=_STREAM_HEADERS
+                _sse_records(turns, run_id, after),
+                media_type=SSE_CONTENT_TYPE,
+                headers=_STREAM_HEADERS,
             )
         return StreamingResponse(
-            _ndjson_records(records), media_type=NDJSON_CONTENT_TYPE, headers=_STREAM_HEADERS
+            _ndjson_records(turns, run_id, after),
+            media_type=NDJSON_CONTENT_TYPE,
+            headers=_STREAM_HEADERS,
         )
 
     async def models(_request: Request) -> Response:

@@ -43,12 +43,20 @@
     if (ev.type === "text.delta") {
       text.textContent += ev.text;
       messagesEl.scrollTop = messagesEl.scrollHeight;
+    } else if (ev.type === "turn.replayed") {
+      text.textContent = ev.text || "";  // a finished turn asked again: its whole text
     } else if (ev.type === "error") {
       const err = document.createElement("span");
       err.className = "error";
       err.textContent = ev.message || ev.code || "error";
       target.appendChild(err);
+    } else if (ev.type === "session.run.interrupted") {
+      apply(target, { type: "error", message: ev.message });
+      target.dataset.state = "failed";
+      setStatus("failed", "interrupted");
+      return true;
     } else if (ev.type === "session.run.completed" || ev.type === "session.run.failed") {
+      if (ev.error && ev.error.message) apply(target, { type: "error", message: ev.error.message });
       const ok = ev.type === "session.run.completed";
       target.dataset.state = ok ? "completed" : "failed";
       setStatus(ok ? "completed" : "failed");
