@@ -18,10 +18,9 @@ from agent_runtime.server import create_app
 from tests.server.conftest import serving
 
 
-def test_turn_of_a_killed_worker_is_resumed_by_the_next_request(tmp_path: Path) -> None:
-    store_url = f"sqlite:///{tmp_path}/runs.db"
+def _kill_worker_mid_turn(store_url: str, session: str) -> None:
     worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.server.crash_worker", store_url, "crash"],
+        [sys.executable, "-m", "tests.server.crash_worker", store_url, session],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -32,7 +31,12 @@ def test_turn_of_a_killed_worker_is_resumed_by_the_next_request(tmp_path: Path) 
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
-    app = create_app(store_url=store_url, backend=create_echo_backend())
+
+
+def test_turn_of_a_killed_worker_is_resumed_by_the_next_request(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path}/runs.db"
+    _kill_worker_mid_turn(store_url, "crash")
+    app = create_app(store_url=store_url, backend=create_echo_backend(), sweep_interval_ms=None)
     with serving(app) as url:
         started = time.monotonic()
         partial = httpx2.get(f"{url}/api/runs/chat:crash:0/events", timeout=10)
@@ -53,3 +57,27 @@ def test_turn_of_a_killed_worker_is_resumed_by_the_next_request(tmp_path: Path) 
             httpx2.get(f"{url}/api/runs/chat:crash:0/events").text.splitlines()[-1]
         )
         assert closing["payload"]["type"] == "session.run.completed"
+
+
+def test_orphaned_turn_is_swept_to_completion_without_a_request(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path}/runs.db"
+    _kill_worker_mid_turn(store_url, "orphan")
+    app = create_app(store_url=store_url, backend=create_echo_backend(), sweep_interval_ms=100)
+    with serving(app) as url:
+        deadline = time.monotonic() + 15
+        while True:
+            body = httpx2.get(f"{url}/api/runs/chat:orphan:0/events", timeout=10).text
+            closing = orjson.loads(body.splitlines()[-1])["payload"]
+            if closing["type"] == "session.run.completed":
+                break
+            assert closing["type"] == "session.run.interrupted"
+            assert time.monotonic() < deadline, "the sweeper did not finish the orphaned turn"
+            time.sleep(0.1)
+        replay = httpx2.post(
+            f"{url}/api/chat", json={"session_id": "orphan", "turn_index": 0, "text": "go"}
+        )
+    assert [orjson.loads(x)["type"] for x in replay.text.splitlines()] == [
+        "session.run.started",
+        "turn.replayed",
+        "session.run.completed",
+    ]

@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..backends import AgentExecutionBackend
+from ..chat import TurnSupervisor
 from ..durable import DurableRunStore, open_store
 from ..errors import (
     AgentRuntimeError,
@@ -130,17 +131,23 @@ def create_app(
     store: DurableRunStore | None = None,
     project_id: str = "chat",
     poll_s: float = 0.1,
+    sweep_interval_ms: int | None = 5_000,
 ) -> Starlette:
     """The chat service. `store_url` (default: SQLite under `./.agent-runtime/`) is opened at
     startup unless an open `store` is given (the caller then closes it); `backend` defaults
     to `OPENAI_BASE_URL`'s endpoint, else echo. `poll_s` bounds how long the events endpoint
-    waits between reads of a live run's log (it starts at 10 ms and backs off)."""
+    waits between reads of a live run's log (it starts at 10 ms and backs off). Every
+    `sweep_interval_ms` (None: never) turns whose worker died are re-driven to completion."""
     if store_url is not None and store is not None:
         raise ConfigurationError("give store_url or store, not both")
     if store_url is not None and not isinstance(store_url, str):
         raise ConfigurationError("store_url must be a string")
     if type(poll_s) not in (int, float) or not 0 < poll_s <= 10:
         raise ConfigurationError("poll_s must be a number of seconds in (0, 10]")
+    if sweep_interval_ms is not None and (
+        type(sweep_interval_ms) is not int or sweep_interval_ms < 1
+    ):
+        raise ConfigurationError("sweep_interval_ms must be a positive int or None")
     if backend is None:
         config = backend_from_env()
     elif isinstance(backend, BackendConfig):
@@ -166,9 +173,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         opened = store if store is not None else await open_store(url)
-        state["runner"] = TurnRunner(opened, config.backend, project_id=project_id, poll_s=poll_s)
+        turns = TurnRunner(opened, config.backend, project_id=project_id, poll_s=poll_s)
+        state["runner"] = turns
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if sweep_interval_ms is not None:
+                    supervisor = TurnSupervisor(
+                        opened, turns.resolve, sweep_interval_ms=sweep_interval_ms
+                    )
+                    await stack.enter_async_context(supervisor.running())
+                yield
         finally:
             state.pop("runner")
             if store is None:

@@ -11,27 +11,33 @@ resumed by the next request for it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from ..backends import AgentExecutionBackend
 from ..chat import (
+    CHAT_TURN_TASK,
     ChatStreamEvent,
     ChatTurnIdentity,
     ChatTurnResult,
     DurableChatTurnEngine,
+    SweepTarget,
     derive_execution_id,
 )
-from ..durable import DurableRunStore, StreamEventRecord
+from ..durable import DurableRunManifest, DurableRunStore, RunRecord, StreamEventRecord
 from ..durable._manifest import derive_worker_id
 from ..errors import AgentRuntimeError, DurableRunInputMismatchError
 from ..types import AgentBackendContext, AgentBackendInput, AgentTaskSpec, ErrorEvent
-from ._request import ChatRequest
+from ._request import ChatRequest, parse_chat_request
 
 __all__ = ["CLOSING_EVENT_TYPES", "LEASE_MS", "TurnRunner"]
 
 LEASE_MS = 15_000
+_log = logging.getLogger("agent_runtime.server")
 CLOSING_EVENT_TYPES = frozenset(
     ("session.run.completed", "session.run.failed", "session.run.interrupted")
 )
@@ -108,6 +114,35 @@ class TurnRunner:
     def execution_id(self, request: ChatRequest) -> str:
         return derive_execution_id(self.project_id, request.session_id, request.turn_index)
 
+    def _hooks(self, request: ChatRequest, run_id: str) -> _Hooks:
+        backend_input = AgentBackendInput(
+            task=AgentTaskSpec(id=run_id, intent=request.prompt, domain="chat"),
+            messages=request.messages,
+            run_id=run_id,
+            model=request.model,
+            session_id=request.session_id,
+        )
+        return _Hooks(self.backend, backend_input)
+
+    def resolve(self, run: RunRecord, manifest: DurableRunManifest) -> SweepTarget | None:
+        """How the orphan sweeper re-drives one of this service's turns (None for other
+        runs): the same producer and the same finish step the engine runs."""
+        task = manifest.task
+        if manifest.project_id != self.project_id or not isinstance(task, dict):
+            return None
+        if task.get("id") != CHAT_TURN_TASK["id"] or not isinstance(manifest.input, dict):
+            return None
+        try:
+            request = parse_chat_request(orjson.dumps(manifest.input.get("input")))
+        except AgentRuntimeError as exc:
+            _log.warning("cannot re-drive turn %s: %s", run.run_id, exc.message)
+            return None
+
+        async def finish(text: str) -> dict[str, Any]:
+            return {"text": text}
+
+        return SweepTarget(produce=self._hooks(request, run.run_id).produce, finish=finish)
+
     async def run_turn(self, request: ChatRequest) -> tuple[str, ChatTurnResult]:
         """The turn's execution id and NDJSON body. `DurableRunInputMismatchError` up front
         when this turn was already asked with other input."""
@@ -124,14 +159,7 @@ class TurnRunner:
             raise DurableRunInputMismatchError(
                 f"turn {run_id!r} was already asked with other input", run_id=run_id
             )
-        backend_input = AgentBackendInput(
-            task=AgentTaskSpec(id=run_id, intent=request.prompt, domain="chat"),
-            messages=request.messages,
-            run_id=run_id,
-            model=request.model,
-            session_id=request.session_id,
-        )
-        hooks = _Hooks(self.backend, backend_input)
+        hooks = self._hooks(request, run_id)
         return run_id, self.engine.run_turn(identity, hooks, input=request.to_input())
 
     async def tail(self, run_id: str, after: int | None) -> AsyncIterator[StreamEventRecord]:
