@@ -259,3 +259,28 @@ def test_echo_backend_is_the_default_without_openai_base_url(
 
 def test_echo_backend_chunks() -> None:
     assert create_echo_backend(chunk_chars=4).kind == "echo"
+
+
+def test_sse_reconnect_resumes_after_last_event_id(echo_server: str) -> None:
+    lines(chat(echo_server, "resume", session="sse").text)
+    url = f"{echo_server}/api/runs/chat:sse:0/events"
+    full = [f for f in httpx2.get(url, params={"format": "sse"}).text.split("\n\n") if f]
+    resumed = httpx2.get(url, headers={"accept": "text/event-stream", "last-event-id": "0"})
+    frames = [f for f in resumed.text.split("\n\n") if f]
+    assert frames == full[1:]
+
+
+async def test_shutdown_waits_for_a_headless_turn(store_url: str) -> None:
+    """A turn whose client left is finished, not cut, when the server stops."""
+    app = create_app(store_url=store_url, backend=_slow_backend(10, 0.05), sweep_interval_ms=None)
+    with serving(app) as url:
+        async with httpx2.AsyncClient(timeout=20) as client:
+            body = {"session_id": "bye", "turn_index": 0, "text": "go"}
+            async with client.stream("POST", f"{url}/api/chat", json=body) as response:
+                it = response.aiter_lines()
+                await it.__anext__()
+                await it.__anext__()
+    with serving(create_app(store_url=store_url, backend=create_echo_backend())) as url:
+        closing = lines(httpx2.get(f"{url}/api/runs/chat:bye:0/events").text)[-1]["payload"]
+    assert closing["type"] == "session.run.completed"
+    assert closing["text"] == "".join(f"{i} " for i in range(10))

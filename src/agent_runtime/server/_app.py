@@ -76,6 +76,8 @@ async def _read_body(request: Request) -> bytes:
 
 def _parse_after(request: Request) -> int | None:
     raw = request.query_params.get("after")
+    if raw is None:  # an EventSource reconnecting sends the last id it saw
+        raw = request.headers.get("last-event-id")
     if raw is None or raw == "":
         return None
     try:
@@ -185,6 +187,8 @@ def create_app(
                 yield
         finally:
             state.pop("runner")
+            with contextlib.suppress(AgentRuntimeError):  # a store outage: nothing to wait for
+                await turns.drain()
             if store is None:
                 await opened.close()
             close = getattr(config.backend, "aclose", None)

@@ -205,6 +205,21 @@ class TurnRunner:
             "message": "the worker driving this turn stopped; asking for the turn again resumes it",
         }
 
+    async def drain(self, grace_s: float = 5.0) -> list[str]:
+        """Wait up to `grace_s` for turns this worker still drives (clients gone, running
+        headless) to end; returns the ids still running (their lease lapses and the next
+        request or the orphan sweeper resumes them)."""
+        deadline = asyncio.get_running_loop().time() + grace_s
+        while True:
+            held = [
+                r.run_id
+                for r in await self.store.list_runs(limit=1000, status="running")
+                if r.lease_holder == self.worker_id
+            ]
+            if not held or asyncio.get_running_loop().time() >= deadline:
+                return held
+            await asyncio.sleep(0.05)
+
     async def known(self, run_id: str) -> bool:
         """Whether the store has a run or log entries under this id."""
         if await self.store.load_run(run_id) is not None:
