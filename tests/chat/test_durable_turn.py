@@ -214,3 +214,20 @@ async def test_a_non_json_event_fails_the_turn(store: DurableRunStore) -> None:
     assert run is not None and run.status == "failed"
     log = [r.payload for r in await store.read_stream_events("p:s:8")]
     assert log == deltas(len(log)) and len(log) <= 1  # nothing from the bad event on
+
+
+async def test_second_request_to_the_same_host_attaches_instead_of_fencing(
+    store: DurableRunStore,
+) -> None:
+    gate = asyncio.Event()
+    producer = Producer(20, gate=gate, hold_after=5)
+    a = run_durable_turn(store, "p:s:9", MANIFEST, producer, worker_id="host-1")
+    a_iter = aiter(a)
+    seen_a = [await anext(a_iter) for _ in range(5)]
+    b = run_durable_turn(store, "p:s:9", MANIFEST, producer, worker_id="host-1")
+    b_task = asyncio.create_task(collect(b))
+    await wait_for(lambda: _true(b.mode == "attached"))
+    gate.set()
+    seen_a += [e async for e in a_iter]
+    assert await asyncio.wait_for(b_task, 10) == producer.events == seen_a
+    assert producer.calls == 1 and a.mode == "fresh"

@@ -159,7 +159,7 @@ class DurableTurn:
             return
         fresh = run is None
         while True:
-            if run is not None and _leased_elsewhere(run, self._worker_id):
+            if run is not None and _leased_live(run):
                 self.mode = "attached"
                 async for event in self._tail():
                     yield event
@@ -201,7 +201,7 @@ class DurableTurn:
                     run_id=self.run_id,
                     error=error,
                 )
-            if not _leased_elsewhere(run, self._worker_id):
+            if not _leased_live(run):
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, self._max_poll)
@@ -344,10 +344,10 @@ class _Contended(Exception):
     """Another worker claimed the run between our read and our claim: tail it instead."""
 
 
-def _leased_elsewhere(run: RunRecord, worker_id: str | None) -> bool:
+def _leased_live(run: RunRecord) -> bool:
+    """Another driver holds a live lease: follow its log. This holds for a driver under our own
+    worker id too (a second request to the same host): claiming again would fence it."""
     if run.status != "running" or run.lease_expires_at is None:
-        return False
-    if worker_id is not None and run.lease_holder == worker_id:
         return False
     return run.lease_expires_at.timestamp() * 1000 > now_ms()
 
