@@ -231,3 +231,29 @@ async def test_second_request_to_the_same_host_attaches_instead_of_fencing(
     seen_a += [e async for e in a_iter]
     assert await asyncio.wait_for(b_task, 10) == producer.events == seen_a
     assert producer.calls == 1 and a.mode == "fresh"
+
+
+async def test_a_fenced_driver_keeps_its_client_served(store: DurableRunStore) -> None:
+    gate = asyncio.Event()
+    producer = Producer(20, gate=gate, hold_after=5)
+    turn = run_durable_turn(
+        store, "p:s:10", MANIFEST, producer, worker_id="host-a", lease_ms=600, heartbeat_ms=20
+    )
+    it = aiter(turn)
+    seen = [await anext(it) for _ in range(5)]
+    await wait_for(lambda: _logged(store, "p:s:10", 5))
+    # a restarted instance under the same worker id claims the run (and then dies): the epoch
+    # moves on, so the driver above is fenced at its next renewal
+    await store.start_or_resume("p:s:10", MANIFEST, "host-a", lease_ms=200)
+    rest = asyncio.create_task(_rest(it))
+    await wait_for(lambda: _true(turn.mode == "attached"))
+    gate.set()
+    seen += await asyncio.wait_for(rest, 10)
+    assert seen == producer.events  # each event once, across the takeover
+    assert turn.mode == "resumed" and producer.calls == 2
+    run = await store.load_run("p:s:10")
+    assert run is not None and run.status == "completed"
+
+
+async def _rest(it: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e async for e in it]

@@ -24,6 +24,7 @@ from ..durable._validate import check_id, check_lease_ms
 from ..errors import (
     DurableRunInputMismatchError,
     DurableRunLeaseHeldError,
+    DurableRunLeaseLostError,
     DurableTurnFailedError,
     DurableValueError,
     InvalidArgumentError,
@@ -266,6 +267,8 @@ class DurableTurn:
                     finished = True
                     if isinstance(value, DurableRunLeaseHeldError) and not state["started"]:
                         raise _Contended() from value
+                    if isinstance(value, DurableRunLeaseLostError):
+                        raise _Contended() from value  # taken over: follow the new driver
                     raise value
                 else:
                     finished = True
@@ -341,7 +344,8 @@ class DurableTurn:
 
 
 class _Contended(Exception):
-    """Another worker claimed the run between our read and our claim: tail it instead."""
+    """Another worker claimed the run between our read and our claim, or took it over from
+    us: follow its log from our cursor instead."""
 
 
 def _leased_live(run: RunRecord) -> bool:
