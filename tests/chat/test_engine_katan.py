@@ -1,0 +1,109 @@
+"""DurableChatTurnEngine against a real OpenAI-compatible server (llm-katan, echo backend):
+the model is called once per turn, whatever the client does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from agent_runtime import (
+    AgentTaskSpec,
+    BackendRetryPolicy,
+    create_openai_compatible_backend,
+    run_agent_task_stream,
+)
+from agent_runtime.chat import TURN_REPLAYED, ChatTurnIdentity, DurableChatTurnEngine
+from agent_runtime.durable import DurableRunStore
+from tests.katan import running_katan
+
+MODEL = "katan-echo"
+FAST = BackendRetryPolicy(max_retries=1, initial_delay_s=0.01, max_delay_s=0.02)
+
+
+@pytest.fixture(scope="module")
+def katan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_katan(tmp_path_factory.mktemp("katan"), name=MODEL) as base:
+        yield base
+
+
+class ModelProducer:
+    """A turn answered by the model: text deltas as chat events, then the assembled text."""
+
+    def __init__(self, base_url: str, prompt: str) -> None:
+        self.base_url = base_url
+        self.prompt = prompt
+        self.text = ""
+
+    async def _gen(self) -> AsyncIterator[dict[str, Any]]:
+        backend = create_openai_compatible_backend(self.base_url, "k", MODEL, retry=FAST)
+        try:
+            async for event in run_agent_task_stream(
+                AgentTaskSpec(id="chat", intent=self.prompt), backend
+            ):
+                if event.type == "text.delta":
+                    yield {"type": "text.delta", "text": event.text}  # type: ignore[union-attr]
+                elif event.type == "run.finished":
+                    self.text = event.result.text or ""  # type: ignore[union-attr]
+        finally:
+            await backend.aclose()
+
+    @property
+    def stream(self) -> AsyncIterator[dict[str, Any]]:
+        return self._gen()
+
+    def final_text(self) -> str:
+        return self.text
+
+
+class Hooks:
+    def __init__(self, base_url: str, prompt: str) -> None:
+        self.base_url = base_url
+        self.prompt = prompt
+        self.model_calls = 0
+        self.persisted: list[str] = []
+
+    def produce(self) -> ModelProducer:
+        self.model_calls += 1
+        return ModelProducer(self.base_url, self.prompt)
+
+    def persist_assistant_message(self, identity: ChatTurnIdentity, text: str) -> None:
+        self.persisted.append(text)
+
+
+async def test_a_model_turn_is_answered_once(
+    katan: str, store: DurableRunStore, tmp_path: Path
+) -> None:
+    engine = DurableChatTurnEngine(store, "katan")
+    identity = ChatTurnIdentity("t", f"s-{tmp_path.name}", "u", 0)
+    hooks = Hooks(katan, "tell me about durable turns please")
+    body = engine.run_turn(identity, hooks, input={"message": hooks.prompt}).body
+    first = [orjson.loads(await anext(body)) for _ in range(2)]
+    assert [e["type"] for e in first] == ["session.run.started", "text.delta"]
+    await body.aclose()  # the client went away after the first delta
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while not hooks.persisted:
+        assert loop.time() < deadline, "the turn did not finish headless"
+        await asyncio.sleep(0.01)
+    text = hooks.persisted[0]
+    assert "tell me about durable turns please" in text
+    log = await store.read_stream_events(engine.execution_id(identity))
+    assert "".join(r.payload["text"] for r in log) == text
+
+    again = [
+        orjson.loads(line)
+        async for line in engine.run_turn(identity, hooks, input={"message": hooks.prompt}).body
+    ]
+    assert [e["type"] for e in again] == [
+        "session.run.started",
+        TURN_REPLAYED,
+        "session.run.completed",
+    ]
+    assert again[1]["text"] == text
+    assert hooks.model_calls == 1 and hooks.persisted == [text]
