@@ -50,7 +50,9 @@ def page(tmp_path: Path) -> Iterator[tuple[Any, str]]:
     from playwright.sync_api import sync_playwright
 
     app = create_app(
-        store_url=f"sqlite:///{tmp_path}/runs.db", backend=create_iterable_backend(_slow_echo)
+        store_url=f"sqlite:///{tmp_path}/runs.db",
+        backend=create_iterable_backend(_slow_echo),
+        sweep_interval_ms=None,  # the page, not the sweeper, resumes an interrupted turn
     )
     with serving(app) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
@@ -90,3 +92,33 @@ def test_type_stream_complete_and_reattach_after_reload(page: tuple[Any, str]) -
     texts = [t.strip() for t in tab.locator(".msg.assistant").all_inner_texts()]
     assert texts == [expected, "".join(f"again-{i} " for i in range(WORDS)).strip()]
     assert tab.locator(".msg.user").all_inner_texts() == ["hello", "again"]
+
+
+def test_reload_after_the_worker_died_resumes_the_turn(
+    page: tuple[Any, str], tmp_path: Path
+) -> None:
+    """The page re-attaches to a turn whose worker was SIGKILLed, learns it was interrupted,
+    and asks for it again: the server resumes it and the page shows it completed."""
+    from tests.server.test_crash import _kill_worker_mid_turn
+
+    tab, _url = page
+    store_url = f"sqlite:///{tmp_path}/runs.db"
+    _kill_worker_mid_turn(store_url, "dead")
+    body = {"session_id": "dead", "turn_index": 0, "text": "go"}
+    pending = {
+        "text": "go",
+        "turnIndex": 0,
+        "sessionId": "dead",
+        "executionId": "chat:dead:0",
+        "body": body,
+    }
+    tab.evaluate(
+        "(p) => { localStorage.setItem('ar.session', 'dead');"
+        " localStorage.setItem('ar.pending', JSON.stringify(p)); }",
+        pending,
+    )
+    tab.reload()
+    tab.wait_for_selector(".msg.assistant[data-state=completed]")
+    assert tab.locator(".msg.assistant .text").inner_text().startswith("0 1 2 3 ")
+    assert tab.locator(".msg.assistant .error").count() == 0
+    assert tab.evaluate("() => localStorage.getItem('ar.pending')") is None

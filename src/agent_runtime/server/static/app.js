@@ -109,7 +109,7 @@
     const target = bubble("assistant", "", "streaming");
     setStatus("streaming");
     sendBtn.disabled = true;
-    const pending = { text, turnIndex, sessionId, executionId: null };
+    const pending = { text, turnIndex, sessionId, executionId: null, body };
     try {
       const response = await fetch("/api/chat", { method: "POST",
         headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -129,6 +129,19 @@
     finish(target, pending);
   }
 
+  // Asks for the same turn again: the server resumes a turn whose worker died (re-sending
+  // its logged events first), attaches to a live one, or replays a finished one.
+  async function resume(target, pending) {
+    target.querySelector(".text").textContent = "";
+    for (const err of target.querySelectorAll(".error")) err.remove();
+    target.dataset.state = "streaming";
+    setStatus("streaming", "resuming");
+    const response = await fetch("/api/chat", { method: "POST",
+      headers: { "content-type": "application/json" }, body: JSON.stringify(pending.body) });
+    if (response.ok) await readLines(response, (ev) => apply(target, ev));
+    else apply(target, { type: "session.run.failed" });
+  }
+
   // After a reload: replay the unfinished turn's log from the start and follow it live.
   async function reattach() {
     const pending = JSON.parse(store.getItem("ar.pending") || "null");
@@ -143,7 +156,16 @@
     try {
       const url = "/api/runs/" + encodeURIComponent(pending.executionId) + "/events";
       const response = await fetch(url, { headers: { accept: "application/x-ndjson" } });
-      if (response.status === 200) await readLines(response, (rec) => apply(target, rec.payload));
+      let closing = null;
+      if (response.status === 200) {
+        await readLines(response, (rec) => {
+          if (rec.seq === null) closing = rec.payload;
+          return apply(target, rec.payload);
+        });
+      }
+      if (closing && closing.type === "session.run.interrupted" && pending.body) {
+        await resume(target, pending);
+      }
     } catch (e) {
       apply(target, { type: "error", message: String(e) });
     }
