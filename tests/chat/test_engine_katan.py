@@ -88,12 +88,13 @@ async def test_a_model_turn_is_answered_once(
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 20
-    while not hooks.persisted:
+    run_id = engine.execution_id(identity)
+    while (run := await store.load_run(run_id)) is None or run.status != "completed":
         assert loop.time() < deadline, "the turn did not finish headless"
         await asyncio.sleep(0.01)
     text = hooks.persisted[0]
     assert "tell me about durable turns please" in text
-    log = await store.read_stream_events(engine.execution_id(identity))
+    log = await store.read_stream_events(run_id)
     assert "".join(r.payload["text"] for r in log) == text
 
     again = [
