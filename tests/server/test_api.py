@@ -284,3 +284,17 @@ async def test_shutdown_waits_for_a_headless_turn(store_url: str) -> None:
         closing = lines(httpx2.get(f"{url}/api/runs/chat:bye:0/events").text)[-1]["payload"]
     assert closing["type"] == "session.run.completed"
     assert closing["text"] == "".join(f"{i} " for i in range(10))
+
+
+def test_models_of_an_unreachable_endpoint_is_a_typed_502(store_url: str) -> None:
+    from agent_runtime.backends import create_openai_compatible_backend
+    from tests.katan import free_port
+
+    base = f"http://127.0.0.1:{free_port()}"
+    config = BackendConfig(
+        backend=create_openai_compatible_backend(base, None, "m"), model="m", base_url=base
+    )
+    with serving(create_app(store_url=store_url, backend=config)) as url:
+        response = httpx2.get(f"{url}/api/models")
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "BackendTransportError"

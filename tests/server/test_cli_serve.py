@@ -99,3 +99,29 @@ def test_chat_against_a_missing_server_fails_cleanly(tmp_path: Path) -> None:
     out = cli("chat", "x", "--url", f"http://127.0.0.1:{free_port()}", cwd=tmp_path)
     assert out.returncode == 1 and "cannot reach" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_openai_env_selects_the_endpoint(tmp_path: Path) -> None:
+    from tests.katan import running_katan
+
+    with running_katan(tmp_path, name="katan-cli") as base:
+        env = {
+            **_env(),
+            "OPENAI_BASE_URL": base,
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_MODEL": "katan-cli",
+        }
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(CLI), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+            )
+
+        models = run("models", "--json")
+        turn = run("chat", "what is durable?", "--json")
+    assert models.returncode == 0, models.stderr
+    assert "katan-cli" in orjson.loads(models.stdout)
+    assert turn.returncode == 0, turn.stderr
+    events = [orjson.loads(line) for line in turn.stdout.splitlines()]
+    assert events[-1]["type"] == "session.run.completed"
+    assert "".join(e["text"] for e in events if e["type"] == "text.delta").strip()
