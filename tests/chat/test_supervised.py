@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from agent_runtime import DurableRunLeaseHeldError, DurableValueError
+from agent_runtime import DurableRunLeaseHeldError, DurableRunLeaseLostError, DurableValueError
 from agent_runtime.chat import SandboxReconnectAdapter, run_supervised_turn
 from agent_runtime.durable import DurableRunManifest, DurableRunStore
 
@@ -136,3 +136,31 @@ async def test_sigkilled_worker_is_resumed_by_another(
     assert events == expected(n)  # the new client: every event exactly once, in order
     log = await store.read_stream_events("sup:4")
     assert [r.event_id for r in log] == [f"ev-{i}" for i in range(n)]
+
+
+async def test_a_client_leaving_does_not_stop_the_drain(
+    store: DurableRunStore, tmp_path: Path, adapters: list[FileSandboxAdapter]
+) -> None:
+    a = adapter(adapters, tmp_path, 15, delay_ms=2)
+    turn = run_supervised_turn(store, "sup:5", MANIFEST, "w1", a, lease_ms=2000)
+    it = aiter(turn)
+    assert [await anext(it) for _ in range(2)] == expected(2)
+    await it.aclose()
+    await asyncio.wait_for(turn.wait(), 10)
+    run = await store.load_run("sup:5")
+    assert run is not None and run.status == "completed"
+    assert [r.payload for r in await store.read_stream_events("sup:5")] == expected(15)
+
+
+async def test_a_fenced_drain_stops(
+    store: DurableRunStore, tmp_path: Path, adapters: list[FileSandboxAdapter]
+) -> None:
+    a = adapter(adapters, tmp_path, 200, delay_ms=5)
+    turn = run_supervised_turn(store, "sup:6", MANIFEST, "w1", a, lease_ms=2000, heartbeat_ms=10)
+    it = aiter(turn)
+    await anext(it)
+    await store.start_or_resume("sup:6", MANIFEST, "w1", lease_ms=2000)  # a later claim
+    with pytest.raises(DurableRunLeaseLostError):
+        async for _ in it:
+            pass
+    assert len(await store.read_stream_events("sup:6")) < 200
