@@ -18,6 +18,7 @@ from agent_runtime.durable import (
     run_durable,
 )
 from agent_runtime.durable._store import DEFAULT_LEASE_MS
+from agent_runtime.errors import DurableRunLeaseLostError
 
 MANIFEST = DurableRunManifest("p", {"id": "t"}, {"q": 1})
 
@@ -149,3 +150,46 @@ async def test_cancel_while_a_postgres_claim_waits_on_a_lock(pg_dsn: str) -> Non
     finally:
         await locker.close()
         await store.close()
+
+
+class TakenOverAtTheEnd(InMemoryDurableRunStore):
+    """Another worker takes the run over while the completion write is on its way, so the
+    heartbeat's cancel lands on `run_durable` waiting for that write."""
+
+    async def end_run(
+        self,
+        run_id: str,
+        worker_id: str | None,
+        status: Any,
+        outcome: Any = None,
+        *,
+        lease_epoch: int | None = None,
+    ) -> RunRecord:
+        if status == "completed" and worker_id != "thief":
+            await super().end_run(run_id, None, "suspended")
+            await super().start_or_resume(run_id, MANIFEST, "thief", lease_ms=DEFAULT_LEASE_MS)
+            await asyncio.sleep(0.2)  # several heartbeats (every 20 ms) see the takeover
+        return await super().end_run(run_id, worker_id, status, outcome, lease_epoch=lease_epoch)
+
+
+async def test_takeover_during_the_completion_write_is_a_lost_lease_not_a_cancel() -> None:
+    store = TakenOverAtTheEnd()
+
+    async def task(ctx: DurableContext) -> int:
+        return int(await ctx.step("a", lambda: 1))
+
+    with pytest.raises(DurableRunLeaseLostError):
+        await run_durable(
+            run_id="r",
+            manifest=MANIFEST,
+            store=store,
+            task_fn=task,
+            worker_id="w1",
+            lease_ms=300,
+            heartbeat_ms=20,
+        )
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+    await asyncio.sleep(0.3)  # the fenced completion write has been refused meanwhile
+    run = await store.load_run("r")
+    assert run is not None and run.lease_holder == "thief" and run.status == "running"

@@ -385,6 +385,12 @@ async def run_durable(
         record = await asyncio.shield(finish)
     except asyncio.CancelledError:
         finish.add_done_callback(_log_late_failure)
+        if ctx._lease_lost:
+            # the heartbeat saw a takeover just as the task returned: the completion write is
+            # fenced and refused, so report the lost lease, not a cancellation nobody asked for
+            if current is not None:
+                current.uncancel()
+            raise ctx._lost() from None
         raise
     except DurableValueError as exc:
         await store.end_run(
