@@ -143,6 +143,10 @@ async def test_lost_lease_aborts_run(store: DurableRunStore) -> None:
         )
     assert ran == []
     assert await store.load_step(run_id, 1) is None
+    # the heartbeat cancelled the task function, not the caller: nothing is left pending
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+    await asyncio.sleep(0.01)
 
 
 # -- steps and replay ---------------------------------------------------------------------------

@@ -250,7 +250,8 @@ def _new_uuid() -> str:
 
 class _Heartbeat:
     """Renews the lease every lease/3 from a timer; on refusal marks the lease lost and
-    cancels the task driving the run. A timer, not a task: short runs never pay for one."""
+    cancels the child task running the task function. A timer, not a task: short runs never
+    pay for one."""
 
     def __init__(
         self,
@@ -352,20 +353,21 @@ async def run_durable(
         completed=completed,
         lease_epoch=epoch,
     )
-    current = asyncio.current_task()
+    # the task runs as a child task: a lost lease cancels the child only, never the caller's
+    # task, so no stray cancellation can outlive this call
+    main = asyncio.ensure_future(task_fn(ctx))
     interval_ms = lease_ms / 3 if heartbeat_ms is None else heartbeat_ms
-    heartbeat = _Heartbeat(ctx, store, lease_ms, interval_ms, current)
+    heartbeat = _Heartbeat(ctx, store, lease_ms, interval_ms, main)
     try:
         try:
-            result = await task_fn(ctx)
+            result = await main
         finally:
             heartbeat.stop()
     except DurableRunLeaseLostError:
         raise
     except asyncio.CancelledError:
-        if ctx._lease_lost:
-            if current is not None:
-                current.uncancel()
+        current = asyncio.current_task()
+        if ctx._lease_lost and (current is None or current.cancelling() == 0):
             raise ctx._lost() from None
         await _release(store, run_id, worker, epoch)
         raise
@@ -385,12 +387,6 @@ async def run_durable(
         record = await asyncio.shield(finish)
     except asyncio.CancelledError:
         finish.add_done_callback(_log_late_failure)
-        if ctx._lease_lost:
-            # the heartbeat saw a takeover just as the task returned: the completion write is
-            # fenced and refused, so report the lost lease, not a cancellation nobody asked for
-            if current is not None:
-                current.uncancel()
-            raise ctx._lost() from None
         raise
     except DurableValueError as exc:
         await store.end_run(
