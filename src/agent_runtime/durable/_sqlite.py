@@ -115,6 +115,10 @@ def _run_record(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
 
 
 def _step_record(row: sqlite3.Row | tuple[Any, ...]) -> StepRecord:
+    started = ms_to_dt(row[9])
+    # a step begun and completed in one commit has one timestamp: build it once (resume
+    # loads every completed step, so this runs once per step on the replay path)
+    completed = started if row[10] == row[9] else ms_to_dt(row[10])
     return StepRecord(
         run_id=row[0],
         step_index=row[1],
@@ -125,8 +129,8 @@ def _step_record(row: sqlite3.Row | tuple[Any, ...]) -> StepRecord:
         attempts=row[6],
         result=loads_json(row[7]) if row[7] is not None else None,
         error=loads_json(row[8]) if row[8] is not None else None,
-        started_at=ms_to_dt(row[9]),
-        completed_at=ms_to_dt(row[10]),
+        started_at=started,
+        completed_at=completed,
     )
 
 
