@@ -378,15 +378,17 @@ async def run_durable(
             run_id, worker, "failed", {"error": error_to_dict(exc)}, lease_epoch=epoch
         )
         raise
-    # every step is done: a cancellation arriving now must not strand the run leased, so the
-    # completion write is shielded and finishes on its own
-    finish = asyncio.ensure_future(
-        store.end_run(run_id, worker, "completed", result, lease_epoch=epoch)
-    )
+    # every step is done: a cancellation landing during the completion write must not strand
+    # the run leased, so the write is issued again on its own (fenced, so at most one lands)
     try:
-        record = await asyncio.shield(finish)
+        record = await store.end_run(run_id, worker, "completed", result, lease_epoch=epoch)
     except asyncio.CancelledError:
-        finish.add_done_callback(_log_late_failure)
+        late = asyncio.ensure_future(
+            store.end_run(run_id, worker, "completed", result, lease_epoch=epoch)
+        )
+        _LATE_WRITES.add(late)
+        late.add_done_callback(_LATE_WRITES.discard)
+        late.add_done_callback(_log_late_failure)
         raise
     except DurableValueError as exc:
         await store.end_run(
@@ -396,9 +398,16 @@ async def run_durable(
     return RunDurableResult(result, record, ctx.steps, ctx.replayed, ctx.executed)
 
 
+# completion writes finishing after their caller was cancelled; referenced until they end
+_LATE_WRITES: set[asyncio.Future[Any]] = set()
+
+
 def _log_late_failure(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.warning("completing a cancelled run failed: %s", fut.exception())
+    exc = None if fut.cancelled() else fut.exception()
+    if isinstance(exc, DurableRunLeaseLostError):  # the first write had landed: nothing to do
+        log.debug("late completion write refused: %s", exc)
+    elif exc is not None:
+        log.warning("completing a cancelled run failed: %s", exc)
 
 
 async def _release(
