@@ -14,9 +14,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from ._sqlite import connect_sqlite
 from .errors import (
     DurableValueError,
     InvalidArgumentError,
@@ -157,16 +157,8 @@ class SQLiteRuntimeRunPersistence:
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=busy_timeout_ms / 1000,
-            )
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db = connect_sqlite(self.path, busy_timeout_ms=busy_timeout_ms)
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS runtime_runs (run_id TEXT PRIMARY KEY, "
                 "status TEXT NOT NULL, started_at_ms INTEGER NOT NULL, row TEXT NOT NULL)"

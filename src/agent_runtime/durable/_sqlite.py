@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
+from .._sqlite import SQLiteTransaction, connect_sqlite
 from ..errors import (
     DurableRunError,
     DurableRunInputMismatchError,
@@ -152,40 +152,6 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-class _Transaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any exception (a cheap context manager:
-    it sits on the per-step hot path). A database error (disk full, I/O error) becomes a
-    `StoreUnavailableError` naming its cause."""
-
-    __slots__ = ("_db", "_path")
-
-    def __init__(self, db: sqlite3.Connection, path: str) -> None:
-        self._db = db
-        self._path = path
-
-    def __enter__(self) -> sqlite3.Connection:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"SQLite store {self._path} is busy: {exc}") from exc
-        return self._db
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, _: object
-    ) -> None:
-        if exc_type is None:
-            try:
-                self._db.execute("COMMIT")
-                return
-            except sqlite3.Error as err:
-                exc = err
-        # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR do)
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise StoreUnavailableError(f"SQLite store {self._path}: {exc}") from exc
-
-
 class SQLiteDurableRunStore(StoreBase):
     """A `DurableRunStore` in one SQLite file (WAL), safe across processes on one host.
 
@@ -206,18 +172,12 @@ class SQLiteDurableRunStore(StoreBase):
             )
         self.path = str(path)
         self.durability = durability
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(
+            self._db = connect_sqlite(
                 self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=busy_timeout_ms / 1000,
+                busy_timeout_ms=busy_timeout_ms,
+                synchronous="FULL" if durability == "full" else "NORMAL",
             )
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute(f"PRAGMA synchronous = {durability.upper()}")
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {exc}") from exc
@@ -246,8 +206,8 @@ class SQLiteDurableRunStore(StoreBase):
         row = self._db.execute("SELECT MAX(version) FROM durable_schema_info").fetchone()
         return int(row[0] or 0)
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db, self.path)
+    def _tx(self) -> SQLiteTransaction:
+        return SQLiteTransaction(self._db, f"SQLite store {self.path}")
 
     def _missing_or_lost(
         self,

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._sqlite import SQLiteTransaction, connect_sqlite
 from ..errors import StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._records import (
@@ -51,18 +50,8 @@ class SQLiteRuntimeSessionStore:
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=busy_timeout_ms / 1000,
-            )
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db = connect_sqlite(self.path, busy_timeout_ms=busy_timeout_ms)
             with self._tx() as db:
                 for statement in _SCHEMA:
                     db.execute(statement)
@@ -71,21 +60,9 @@ class SQLiteRuntimeSessionStore:
                 f"cannot open SQLite session store {self.path}: {exc}"
             ) from exc
 
-    @contextmanager
-    def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+    def _tx(self, mode: str = "IMMEDIATE") -> SQLiteTransaction:
         """A write transaction (IMMEDIATE), or with mode DEFERRED a consistent read snapshot."""
-        db = self._db
-        try:
-            db.execute(f"BEGIN {mode}")
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"SQLite session store {self.path} is busy: {exc}") from exc
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
-            db.execute("COMMIT")
+        return SQLiteTransaction(self._db, f"SQLite session store {self.path}", mode)
 
     @staticmethod
     def _owned(

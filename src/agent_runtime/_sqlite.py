@@ -1,0 +1,69 @@
+"""SQLite plumbing shared by every SQLite-backed store: one way to open a file, one
+transaction context manager."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+from .errors import StoreUnavailableError
+
+__all__ = ["SQLiteTransaction", "connect_sqlite"]
+
+
+def connect_sqlite(
+    path: str | os.PathLike[str],
+    *,
+    busy_timeout_ms: int = 5000,
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+) -> sqlite3.Connection:
+    """Open `path` in WAL mode with a busy timeout, in autocommit (transactions are explicit),
+    usable from any thread; the parent folder is created. Raises `sqlite3.Error`."""
+    name = str(path)
+    if name != ":memory:":
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(
+        name, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+    )
+    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute(f"PRAGMA synchronous = {synchronous}")
+    return db
+
+
+class SQLiteTransaction:
+    """`BEGIN IMMEDIATE` (or `DEFERRED`, for a consistent read) ... `COMMIT`, rolled back on
+    any exception. A cheap context manager: it sits on per-step hot paths. A busy database or
+    a database error (disk full, I/O error) becomes a `StoreUnavailableError` naming `label`
+    and the cause."""
+
+    __slots__ = ("_db", "_label", "_mode")
+
+    def __init__(self, db: sqlite3.Connection, label: str, mode: str = "IMMEDIATE") -> None:
+        self._db = db
+        self._label = label
+        self._mode = mode
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self._db.execute(f"BEGIN {self._mode}")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"{self._label} is busy: {exc}") from exc
+        return self._db
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _: object
+    ) -> None:
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error as err:
+                exc = err
+        # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR do)
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StoreUnavailableError(f"{self._label}: {exc}") from exc
