@@ -54,7 +54,10 @@ async def run_mode(args: dict[str, Any]) -> dict[str, Any]:
         for i in range(args["steps"]):
 
             def fn(i: int = i) -> dict[str, Any]:
-                (fx / f"progress-{os.getpid()}").write_text(str(i))
+                # atomic: a reader (or a SIGSTOP) never sees a truncated, empty file
+                tmp = fx / f".progress-{os.getpid()}"
+                tmp.write_text(str(i))
+                os.replace(tmp, fx / f"progress-{os.getpid()}")
                 time.sleep(step_s)  # blocking on purpose: SIGSTOP lands inside a step
                 side_effect(fx, i)
                 return {"pid": os.getpid(), "i": i}

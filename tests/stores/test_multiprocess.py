@@ -85,7 +85,8 @@ def _wait_progress(fx: Path, pid: int, at_least: int, timeout: float = 20) -> No
     deadline = time.monotonic() + timeout
     path = fx / f"progress-{pid}"
     while True:
-        if path.exists() and path.read_text() and int(path.read_text()) >= at_least:
+        text = path.read_text() if path.exists() else ""
+        if text.isdigit() and int(text) >= at_least:
             return
         assert time.monotonic() < deadline, "worker made no progress"
         time.sleep(0.01)
