@@ -54,6 +54,7 @@ from ._validate import (
     check_id,
     check_index,
     check_lease_ms,
+    check_start,
     check_status,
 )
 
@@ -318,11 +319,7 @@ class PostgresDurableRunStore(StoreBase):
         worker_id: str,
         lease_ms: int = DEFAULT_LEASE_MS,
     ) -> StartOrResumeResult:
-        check_id(run_id, "run_id")
-        check_id(worker_id, "worker_id")
-        check_lease_ms(lease_ms)
-        if not isinstance(manifest, DurableRunManifest):
-            raise DurableRunError("manifest must be a DurableRunManifest", run_id=run_id)
+        check_start(run_id, manifest, worker_id, lease_ms)
         mhash, manifest_json = manifest.digest, manifest.encoded
 
         async def op(conn: Conn, attempt: int) -> StartOrResumeResult:

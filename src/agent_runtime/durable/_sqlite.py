@@ -53,6 +53,7 @@ from ._validate import (
     check_index,
     check_lease_ms,
     check_limit,
+    check_start,
     check_status,
 )
 
@@ -265,11 +266,7 @@ class SQLiteDurableRunStore(StoreBase):
         worker_id: str,
         lease_ms: int = DEFAULT_LEASE_MS,
     ) -> StartOrResumeResult:
-        check_id(run_id, "run_id")
-        check_id(worker_id, "worker_id")
-        check_lease_ms(lease_ms)
-        if not isinstance(manifest, DurableRunManifest):
-            raise DurableRunError("manifest must be a DurableRunManifest", run_id=run_id)
+        check_start(run_id, manifest, worker_id, lease_ms)
         mhash, manifest_json = manifest.digest, manifest.encoded
         with self._tx() as db:
             now = now_ms()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import DurableValueError
+from ..errors import DurableRunError, DurableValueError
 from ..jsoncanon import ensure_json
+from ._manifest import DurableRunManifest
 from ._records import RUN_STATUSES, STEP_KINDS, RunStatus, StepKind
 
 MAX_ID_LENGTH = 512
@@ -139,3 +140,12 @@ def check_epoch(value: Any) -> int | None:
     if value is not None and (type(value) is not int or value < 0):
         raise DurableValueError("lease_epoch must be an int >= 0 or None", path="lease_epoch")
     return value
+
+
+def check_start(run_id: Any, manifest: Any, worker_id: Any, lease_ms: Any) -> None:
+    """The boundary of `start_or_resume`, the same on every store."""
+    check_id(run_id, "run_id")
+    check_id(worker_id, "worker_id")
+    check_lease_ms(lease_ms)
+    if not isinstance(manifest, DurableRunManifest):
+        raise DurableRunError("manifest must be a DurableRunManifest", run_id=run_id)
