@@ -23,7 +23,6 @@ from ..errors import (
     DurableRunError,
     DurableRunInputMismatchError,
     DurableRunLeaseHeldError,
-    DurableRunLeaseLostError,
     DurableRunNotFoundError,
     DurableValueError,
     StoreUnavailableError,
@@ -56,6 +55,7 @@ from ._validate import (
     check_lease_ms,
     check_start,
     check_status,
+    lease_lost,
 )
 
 __all__ = ["FILESYSTEM_FORMAT_VERSION", "FileSystemDurableRunStore"]
@@ -247,11 +247,7 @@ class FileSystemDurableRunStore(StoreBase):
         if lease["holder"] != worker_id or (
             lease_epoch is not None and lease["epoch"] != lease_epoch
         ):
-            raise DurableRunLeaseLostError(
-                f"worker {worker_id!r} (lease epoch {lease_epoch}) no longer holds the lease of "
-                f"run {run_id!r} (holder: {lease['holder']!r}, epoch {lease['epoch']})",
-                run_id=run_id,
-            )
+            raise lease_lost(run_id, worker_id, lease_epoch, lease["holder"], lease["epoch"])
 
     # -- runs and leases ---------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from ..errors import (
     DurableRunError,
     DurableRunInputMismatchError,
     DurableRunLeaseHeldError,
-    DurableRunLeaseLostError,
     DurableRunNotFoundError,
 )
 from ..jsoncanon import dumps_json, loads_json
@@ -47,6 +46,7 @@ from ._validate import (
     check_limit,
     check_start,
     check_status,
+    lease_lost,
 )
 
 __all__ = ["InMemoryDurableRunStore"]
@@ -132,11 +132,7 @@ class InMemoryDurableRunStore(StoreBase):
         if run.lease_holder != worker_id or (
             lease_epoch is not None and run.lease_epoch != lease_epoch
         ):
-            raise DurableRunLeaseLostError(
-                f"worker {worker_id!r} (lease epoch {lease_epoch}) no longer holds the lease of "
-                f"run {run.run_id!r} (holder: {run.lease_holder!r}, epoch {run.lease_epoch})",
-                run_id=run.run_id,
-            )
+            raise lease_lost(run.run_id, worker_id, lease_epoch, run.lease_holder, run.lease_epoch)
 
     async def start_or_resume(
         self,

@@ -23,7 +23,6 @@ from ..errors import (
     DurableRunError,
     DurableRunInputMismatchError,
     DurableRunLeaseHeldError,
-    DurableRunLeaseLostError,
     DurableRunNotFoundError,
     DurableValueError,
     StoreUnavailableError,
@@ -56,6 +55,7 @@ from ._validate import (
     check_lease_ms,
     check_start,
     check_status,
+    lease_lost,
 )
 
 if TYPE_CHECKING:
@@ -453,11 +453,7 @@ class PostgresDurableRunStore(StoreBase):
                 raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
             if attempt > 0 and row[8] is None and row[5] == status and row[11] == encoded:
                 return _run_record(row)  # our first try committed before the connection broke
-            raise DurableRunLeaseLostError(
-                f"worker {worker_id!r} no longer holds the lease of run {run_id!r} "
-                f"(holder: {row[8]!r})",
-                run_id=run_id,
-            )
+            raise lease_lost(run_id, worker_id, lease_epoch, row[8], row[10])
 
         return await self._with_conn(op)
 
@@ -533,11 +529,7 @@ class PostgresDurableRunStore(StoreBase):
             if code == "missing":
                 raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
             if code == "lost":
-                raise DurableRunLeaseLostError(
-                    f"worker {worker_id!r} (lease epoch {lease_epoch}) no longer holds the "
-                    f"lease of run {run_id!r} (holder: {row[1]!r})",
-                    run_id=run_id,
-                )
+                raise lease_lost(run_id, worker_id, lease_epoch, row[1])
             if code == "not_begun":
                 raise DurableRunError(
                     f"step {step_index} of run {run_id!r} was not begun; pass its intent",

@@ -18,7 +18,6 @@ from ..errors import (
     DurableRunError,
     DurableRunInputMismatchError,
     DurableRunLeaseHeldError,
-    DurableRunLeaseLostError,
     DurableRunNotFoundError,
     DurableValueError,
     StoreUnavailableError,
@@ -55,6 +54,7 @@ from ._validate import (
     check_limit,
     check_start,
     check_status,
+    lease_lost,
 )
 
 __all__ = ["SQLiteDurableRunStore"]
@@ -222,11 +222,7 @@ class SQLiteDurableRunStore(StoreBase):
         ).fetchone()
         if row is None:
             raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
-        raise DurableRunLeaseLostError(
-            f"worker {worker_id!r} (lease epoch {lease_epoch}) no longer holds the lease of "
-            f"run {run_id!r} (holder: {row[0]!r}, epoch {row[1]})",
-            run_id=run_id,
-        )
+        raise lease_lost(run_id, worker_id, lease_epoch, row[0], row[1])
 
     def _fence(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import DurableRunError, DurableValueError
+from ..errors import DurableRunError, DurableRunLeaseLostError, DurableValueError
 from ..jsoncanon import ensure_json
 from ._manifest import DurableRunManifest
 from ._records import RUN_STATUSES, STEP_KINDS, RunStatus, StepKind
@@ -149,3 +149,19 @@ def check_start(run_id: Any, manifest: Any, worker_id: Any, lease_ms: Any) -> No
     check_lease_ms(lease_ms)
     if not isinstance(manifest, DurableRunManifest):
         raise DurableRunError("manifest must be a DurableRunManifest", run_id=run_id)
+
+
+def lease_lost(
+    run_id: str,
+    worker_id: str | None,
+    lease_epoch: int | None,
+    holder: str | None,
+    holder_epoch: int | None = None,
+) -> DurableRunLeaseLostError:
+    """The error every store raises when a fenced write finds another claim current."""
+    current = f"holder: {holder!r}" + ("" if holder_epoch is None else f", epoch {holder_epoch}")
+    return DurableRunLeaseLostError(
+        f"worker {worker_id!r} (lease epoch {lease_epoch}) no longer holds the lease of "
+        f"run {run_id!r} ({current})",
+        run_id=run_id,
+    )
