@@ -6,7 +6,7 @@ without matching message text.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "AgentRuntimeError",
@@ -137,50 +137,149 @@ class DurableValueError(DurableRunError, ValueError):
         self.reason = message
 
 
+# --- the agent-eval family (ORIGINAL §8): contract errors with the original's codes -----------
+
+AgentEvalErrorCode = Literal[
+    "validation", "not_found", "config", "capture_integrity", "judge", "verification", "replay"
+]
+AGENT_EVAL_ERROR_CODES: frozenset[str] = frozenset(
+    ("validation", "not_found", "config", "capture_integrity", "judge", "verification", "replay")
+)
+
+
+class AgentEvalError(AgentRuntimeError):
+    """A contract error of the original's agent-eval family: `code` is one of
+    `AGENT_EVAL_ERROR_CODES`; `cause` is the underlying error, when there is one."""
+
+    code = "validation"
+
+    def __init__(
+        self, code: AgentEvalErrorCode | str, message: str, *, cause: BaseException | None = None
+    ) -> None:
+        if code not in AGENT_EVAL_ERROR_CODES:
+            raise ValueError(f"unknown agent-eval error code {code!r}")
+        super().__init__(message, code=code)
+        self.cause = cause
+        if cause is not None:
+            self.__cause__ = cause
+
+    @property
+    def name(self) -> str:
+        """The class name, as the original's `error.name`."""
+        return type(self).__name__
+
+
+class _CodedEvalError(AgentEvalError):
+    """A member of the family whose code is fixed by its class."""
+
+    def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
+        super().__init__(type(self).code, message, cause=cause)
+
+
+class ValidationError(_CodedEvalError):
+    """An argument or record breaks a rule of the contract."""
+
+    code = "validation"
+
+
+class NotFoundError(_CodedEvalError):
+    """A referenced record does not exist."""
+
+    code = "not_found"
+
+
+class ConfigError(_CodedEvalError):
+    """A configuration or a backend it names is unusable."""
+
+    code = "config"
+
+
+class CaptureIntegrityError(_CodedEvalError):
+    """A captured trace or record is inconsistent."""
+
+    code = "capture_integrity"
+
+
+class JudgeError(_CodedEvalError):
+    """An evaluator (judge) failed."""
+
+    code = "judge"
+
+
+class VerificationError(_CodedEvalError):
+    """A verification step failed."""
+
+    code = "verification"
+
+
+class ReplayError(_CodedEvalError):
+    """A recorded run could not be replayed."""
+
+    code = "replay"
+
+
 # --- tasks, backends, sessions, telemetry ------------------------------------------------------
 
 
-class BackendTransportError(AgentRuntimeError):
-    """A backend could not be reached or answered with an error status."""
-
-    code = "backend.transport"
+class BackendTransportError(ConfigError):
+    """A backend could not be reached or answered with an error status (code `config`, as the
+    original). `status` is the HTTP status (0 when no response arrived), `body` the upstream
+    body cut to 2 KiB (diagnostic only); `retryable`/`attempts` are ours."""
 
     def __init__(
         self,
+        backend: str,
         message: str,
         *,
         status: int | None = None,
+        body: str | None = None,
+        cause: BaseException | None = None,
         retryable: bool = False,
         attempts: int = 1,
-        code: str | None = None,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, cause=cause)
+        self.backend = backend
         self.status = status
+        self.body = body[:2048] if isinstance(body, str) else None
         self.retryable = retryable
         self.attempts = attempts
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
-        data.update(status=self.status, retryable=self.retryable, attempts=self.attempts)
+        data.update(
+            backend=self.backend,
+            status=self.status,
+            retryable=self.retryable,
+            attempts=self.attempts,
+        )
         return data
+
+
+class SessionMismatchError(ValidationError):
+    """A session is resumed with a backend of another kind than the one that created it."""
+
+    def __init__(self, session_backend: str, requested_backend: str) -> None:
+        super().__init__(
+            f"Cannot resume {session_backend} session with {requested_backend} backend"
+        )
+        self.session_backend = session_backend
+        self.requested_backend = requested_backend
+
+
+class RuntimeRunStateError(ValidationError):
+    """A runtime-run handle was asked for a transition its state does not allow."""
+
+
+class ConversationOwnerError(AgentRuntimeError):
+    """A conversation id of the server's history is owned by another tenant or user."""
+
+    code = "conversation_owner_mismatch"
 
 
 class EventParseError(AgentRuntimeError, ValueError):
     """A serialized event is not valid (unknown type, missing or mistyped field)."""
 
     code = "event_parse_error"
-
-
-class SessionMismatchError(AgentRuntimeError):
-    """A session id is reused by another tenant or user."""
-
-    code = "session_mismatch"
-
-
-class RuntimeRunStateError(AgentRuntimeError):
-    """A runtime-run handle was completed or failed twice."""
-
-    code = "runtime_run_state"
 
 
 class InvalidArgumentError(AgentRuntimeError, ValueError):

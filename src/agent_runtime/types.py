@@ -1,28 +1,37 @@
-"""Task, backend and event data types.
+"""Task, backend, session and event data types (ORIGINAL §2 to §3).
 
-Events are frozen dataclasses tagged by a `type` string. `RuntimeStreamEvent` is what a backend
-yields; `AgentRuntimeEvent` is what the task runner yields (the stream events plus run start,
-readiness and the final result). Every event has `to_dict()` / `to_json()`, and `parse_event()`
-turns the JSON form back into the typed event, refusing anything malformed with
-`EventParseError`. The full vocabulary is documented in docs/events.md.
+Records are frozen dataclasses with snake_case fields; `to_dict()` is the original's wire form
+(camelCase keys, the original `type` strings, optional keys left out when None) and
+`parse_event()` turns that form back into the typed event, refusing anything else with
+`EventParseError`. One class stands for each `type` string: the lifecycle events that
+`run_agent_task` emits (no timestamp) and those `run_agent_task_stream` yields (always a
+timestamp) are the same classes. The vocabulary is documented in docs/events.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeAlias
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 import orjson
 
-from .errors import ConfigurationError, DurableValueError, EventParseError
-from .jsoncanon import dumps_json, ensure_json
-from .knowledge import (
+from ._wire import WireRecord
+from .errors import EventParseError, ValidationError
+from .eval._records import (
+    ControlBudget,
+    ControlEvalResult,
+    ControlRunResult,
+    ControlStep,
     DataAcquisitionPlan,
-    KnowledgeReadinessDecision,
+    KnowledgeReadinessReport,
     KnowledgeRequirement,
+    ReadinessSeverity,
+    RecommendedAction,
+    RunRecord,
     UserQuestion,
 )
 
@@ -30,8 +39,14 @@ __all__ = [
     "AGENT_RUNTIME_EVENT_TYPES",
     "AGENT_TASK_STATUSES",
     "RUNTIME_STREAM_EVENT_TYPES",
+    "AbortController",
+    "AbortSignal",
+    "AcquisitionEndEvent",
+    "AcquisitionStartEvent",
+    "AgentAdapter",
     "AgentBackendContext",
     "AgentBackendInput",
+    "AgentKnowledgeProvider",
     "AgentMessage",
     "AgentRuntimeEvent",
     "AgentTaskContext",
@@ -39,609 +54,168 @@ __all__ = [
     "AgentTaskRunSummary",
     "AgentTaskSpec",
     "AgentTaskStatus",
-    "DoneEvent",
-    "ErrorEvent",
-    "MessageEvent",
-    "ModelPrice",
-    "ReadinessEvent",
-    "RunFinishedEvent",
-    "RunStartedEvent",
+    "ArtifactEvent",
+    "BackendEndEvent",
+    "BackendErrorDetail",
+    "BackendErrorEvent",
+    "BackendStartEvent",
+    "ControlEndEvent",
+    "ControlStartEvent",
+    "ControlStepEvent",
+    "FinalEvent",
+    "KnowledgeReadinessDecision",
+    "LlmCallEvent",
+    "ProposalCreatedEvent",
+    "QuestionsEndEvent",
+    "QuestionsStartEvent",
+    "ReadinessEndEvent",
+    "ReadinessStartEvent",
+    "ReasoningDeltaEvent",
+    "RuntimeSession",
+    "RuntimeSessionStatus",
     "RuntimeStreamEvent",
-    "StatusEvent",
+    "SessionCreatedEvent",
+    "SessionResumedEvent",
+    "TaskEndEvent",
+    "TaskStartEvent",
     "TextDeltaEvent",
-    "TokenUsage",
     "ToolCallEvent",
     "ToolResultEvent",
-    "UsageEvent",
+    "now_iso",
     "parse_event",
     "parse_runtime_stream_event",
 ]
 
-AgentTaskStatus = Literal["pending", "running", "needs_input", "completed", "failed", "cancelled"]
-AGENT_TASK_STATUSES: frozenset[str] = frozenset(
-    ("pending", "running", "needs_input", "completed", "failed", "cancelled")
-)
-MessageRole = Literal["system", "user", "assistant", "tool"]
-_ROLES: frozenset[str] = frozenset(("system", "user", "assistant", "tool"))
+AgentTaskStatus: TypeAlias = Literal["completed", "blocked", "failed", "aborted"]
+AGENT_TASK_STATUSES: tuple[str, ...] = ("completed", "blocked", "failed", "aborted")
+RuntimeSessionStatus: TypeAlias = Literal["active", "completed", "failed", "aborted"]
+ReadinessStatus: TypeAlias = Literal["ready", "blocked", "caveat"]
+MessageRole: TypeAlias = Literal["system", "user", "assistant", "tool"]
+_ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
 
-# --- field checkers used by parse_event --------------------------------------------------------
-
-_Checker: TypeAlias = Callable[[Any, str], Any]
-_MISSING: Any = object()
-
-
-def _str(v: Any, where: str) -> str:
-    if type(v) is not str:
-        raise EventParseError(f"{where} must be a string, got {type(v).__name__}")
-    return v
+def now_iso() -> str:
+    """The current UTC time as the original writes it (`2026-12-01T08:14:37.123Z`)."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
-def _opt_str(v: Any, where: str) -> str | None:
-    return None if v is None else _str(v, where)
+def _need(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValidationError(message)
 
 
-def _count(v: Any, where: str) -> int:
-    if type(v) is not int or v < 0:
-        raise EventParseError(f"{where} must be a non-negative integer")
-    return v
+def _opt_json_mapping(owner: Any, name: str, where: str) -> None:
+    v = getattr(owner, name)
+    if v is not None:
+        _need(isinstance(v, Mapping), f"{where}.{name} must be a mapping or None")
+        object.__setattr__(owner, name, dict(v))
 
 
-def _opt_count(v: Any, where: str) -> int | None:
-    return None if v is None else _count(v, where)
-
-
-def _bool(v: Any, where: str) -> bool:
-    if type(v) is not bool:
-        raise EventParseError(f"{where} must be a boolean")
-    return v
-
-
-def _number(v: Any, where: str) -> float:
-    if type(v) not in (int, float) or not math.isfinite(v) or v < 0:
-        raise EventParseError(f"{where} must be a finite non-negative number")
-    return float(v)
-
-
-def _opt_number(v: Any, where: str) -> float | None:
-    return None if v is None else _number(v, where)
-
-
-def _json(v: Any, where: str) -> Any:
-    try:
-        ensure_json(v, root=where)
-    except DurableValueError as exc:
-        raise EventParseError(str(exc)) from None
-    except RecursionError:  # nesting deeper than the JSON checker can walk
-        raise EventParseError(f"{where} is nested too deeply") from None
-    return v
-
-
-def _opt_obj(v: Any, where: str) -> dict[str, Any] | None:
-    if v is None:
-        return None
-    if type(v) is not dict:
-        raise EventParseError(f"{where} must be an object or null")
-    return dict(_json(v, where))
-
-
-def _role(v: Any, where: str) -> str:
-    if type(v) is not str or v not in _ROLES:
-        raise EventParseError(f"{where} must be one of {sorted(_ROLES)}")
-    return str(v)
-
-
-def _status(v: Any, where: str) -> str:
-    if type(v) is not str or v not in AGENT_TASK_STATUSES:
-        raise EventParseError(f"{where} must be one of {sorted(AGENT_TASK_STATUSES)}")
-    return str(v)
-
-
-def _wrap_parse(fn: Callable[[Any], Any]) -> _Checker:
-    def check(v: Any, where: str) -> Any:
-        try:
-            return fn(v)
-        except EventParseError as exc:
-            raise EventParseError(f"{where}: {exc.message}") from None
-        except (TypeError, ValueError, KeyError, ConfigurationError) as exc:
-            raise EventParseError(f"{where}: {exc}") from None
-
-    return check
-
-
-# --- base ---------------------------------------------------------------------------------------
-
-
-class _Event:
-    """Shared serialization: `_fields` lists (name, checker, default) in declaration order."""
-
-    __slots__ = ()
-    type: str
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form: `{"type": ..., <fields>}`."""
-        out: dict[str, Any] = {"type": self.type}
-        for name, _check, _default in self._fields:
-            out[name] = getattr(self, name)
-        return out
-
-    def to_json(self) -> str:
-        """Compact JSON text of `to_dict()`; refuses non-JSON payloads (NaN, objects)."""
-        try:
-            return dumps_json(self.to_dict(), root=self.type).decode()
-        except DurableValueError as exc:
-            raise EventParseError(f"event is not serializable: {exc}") from None
-
-    @classmethod
-    def _from_dict(cls, data: Mapping[str, Any]) -> Any:
-        kwargs: dict[str, Any] = {}
-        for name, check, default in cls._fields:
-            if name in data:
-                kwargs[name] = check(data[name], f"{data['type']}.{name}")
-            elif default is _MISSING:
-                raise EventParseError(f"{data['type']}: missing field {name!r}")
-            else:
-                kwargs[name] = default
-        extra = set(data) - {"type"} - {f[0] for f in cls._fields}
-        if extra:
-            names = sorted(map(repr, extra))
-            raise EventParseError(f"{data['type']}: unknown field(s) {', '.join(names)}")
-        return cls(**kwargs)
-
-
-# --- stream events (what a backend yields) ------------------------------------------------------
+# --- tasks, sessions, backend inputs -----------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class TextDeltaEvent(_Event):
-    """A fragment of assistant text; the fragments of one choice concatenate to the reply."""
+class AgentTaskSpec(WireRecord):
+    """A task: `id`, a fixed `intent` (shown unredacted in telemetry, so never user input),
+    an optional `domain`, the user's `inputs`, its knowledge requirements and budget."""
 
-    type: Literal["text.delta"] = field(default="text.delta", init=False, repr=False)
-    text: str
-    index: int = 0
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("text", _str, _MISSING),
-        ("index", _count, 0),
-    )
+    id: str
+    intent: str
+    domain: str | None = None
+    inputs: Mapping[str, Any] | None = None
+    required_knowledge: tuple[KnowledgeRequirement, ...] | None = None
+    budget: ControlBudget | None = None
+    metadata: Mapping[str, Any] | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class MessageEvent(_Event):
-    """A complete message (an agent's assistant turn, a system note, a tool message)."""
-
-    type: Literal["message"] = field(default="message", init=False, repr=False)
-    role: MessageRole
-    content: str
-    name: str | None = None
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("role", _role, _MISSING),
-        ("content", _str, _MISSING),
-        ("name", _opt_str, None),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallEvent(_Event):
-    """A complete tool call; `arguments` is the model's raw JSON text (possibly invalid)."""
-
-    type: Literal["tool.call"] = field(default="tool.call", init=False, repr=False)
-    call_id: str
-    name: str
-    arguments: str = ""
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("call_id", _str, _MISSING),
-        ("name", _str, _MISSING),
-        ("arguments", _str, ""),
-    )
-
-    def parsed_arguments(self) -> Any:
-        """The arguments as JSON, or None when the model produced invalid JSON."""
-        try:
-            return orjson.loads(self.arguments) if self.arguments else {}
-        except orjson.JSONDecodeError:
-            return None
-
-
-@dataclass(frozen=True, slots=True)
-class ToolResultEvent(_Event):
-    """The JSON output of a tool call; `is_error` marks a failed tool."""
-
-    type: Literal["tool.result"] = field(default="tool.result", init=False, repr=False)
-    call_id: str
-    output: Any = None
-    name: str | None = None
-    is_error: bool = False
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("call_id", _str, _MISSING),
-        ("output", _json, None),
-        ("name", _opt_str, None),
-        ("is_error", _bool, False),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class UsageEvent(_Event):
-    """Token usage of one model call. Usage events of a run are summed, so a backend reports
-    each call once (never a running total)."""
-
-    type: Literal["usage"] = field(default="usage", init=False, repr=False)
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int | None = None
-    model: str | None = None
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("input_tokens", _count, _MISSING),
-        ("output_tokens", _count, _MISSING),
-        ("total_tokens", _opt_count, None),
-        ("model", _opt_str, None),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class StatusEvent(_Event):
-    """A progress note: the run's status or a backend phase (`thinking`, `tool_running`)."""
-
-    type: Literal["status"] = field(default="status", init=False, repr=False)
-    status: str
-    message: str | None = None
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("status", _str, _MISSING),
-        ("message", _opt_str, None),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorEvent(_Event):
-    """A typed failure: `code` is stable (`backend.stream_interrupted`, `backend.transport`)."""
-
-    type: Literal["error"] = field(default="error", init=False, repr=False)
-    code: str
-    message: str
-    retryable: bool = False
-    status: int | None = None
-    details: dict[str, Any] | None = None
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("code", _str, _MISSING),
-        ("message", _str, _MISSING),
-        ("retryable", _bool, False),
-        ("status", _opt_count, None),
-        ("details", _opt_obj, None),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class DoneEvent(_Event):
-    """The backend finished its stream normally; `finish_reason` as the model reported it."""
-
-    type: Literal["done"] = field(default="done", init=False, repr=False)
-    finish_reason: str | None = None
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (("finish_reason", _opt_str, None),)
-
-
-RuntimeStreamEvent: TypeAlias = (
-    TextDeltaEvent
-    | MessageEvent
-    | ToolCallEvent
-    | ToolResultEvent
-    | UsageEvent
-    | StatusEvent
-    | ErrorEvent
-    | DoneEvent
-)
-
-
-# --- results --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
-    """Token totals of a run."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "total_tokens": self.total_tokens,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> TokenUsage:
-        if type(data) is not dict:
-            raise EventParseError("usage must be an object")
-        return cls(
-            input_tokens=_count(data.get("input_tokens", 0), "usage.input_tokens"),
-            output_tokens=_count(data.get("output_tokens", 0), "usage.output_tokens"),
-            total_tokens=_count(data.get("total_tokens", 0), "usage.total_tokens"),
+    def __post_init__(self) -> None:
+        _need(isinstance(self.id, str) and bool(self.id), "AgentTaskSpec.id: a non-empty string")
+        _need(isinstance(self.intent, str), "AgentTaskSpec.intent must be a string")
+        _need(self.domain is None or isinstance(self.domain, str), "AgentTaskSpec.domain: str")
+        _opt_json_mapping(self, "inputs", "AgentTaskSpec")
+        _opt_json_mapping(self, "metadata", "AgentTaskSpec")
+        if self.required_knowledge is not None:
+            reqs = self.required_knowledge
+            _need(
+                not isinstance(reqs, str | bytes | Mapping) and hasattr(reqs, "__iter__"),
+                "AgentTaskSpec.required_knowledge must be a list of KnowledgeRequirement",
+            )
+            t = tuple(reqs)
+            _need(
+                all(isinstance(r, KnowledgeRequirement) for r in t),
+                "AgentTaskSpec.required_knowledge must be a list of KnowledgeRequirement",
+            )
+            object.__setattr__(self, "required_knowledge", t)
+        _need(
+            self.budget is None or isinstance(self.budget, ControlBudget),
+            "AgentTaskSpec.budget must be a ControlBudget",
         )
 
 
-def _event_list(cls: type[_Event]) -> _Checker:
-    def check(v: Any, where: str) -> tuple[Any, ...]:
-        if type(v) is not list:
-            raise EventParseError(f"{where} must be a list")
-        out = []
-        for i, item in enumerate(v):
-            event = parse_event(item)
-            if not isinstance(event, cls):
-                raise EventParseError(f"{where}[{i}] must be a {cls.__name__}")
-            out.append(event)
-        return tuple(out)
-
-    return check
-
-
-def _opt_error(v: Any, where: str) -> ErrorEvent | None:
-    if v is None:
-        return None
-    event = parse_event(v)
-    if not isinstance(event, ErrorEvent):
-        raise EventParseError(f"{where} must be an error event")
-    return event
-
-
 @dataclass(frozen=True, slots=True)
-class AgentTaskRunResult:
-    """Everything a finished run produced: final status, text, tool calls, usage, cost, error,
-    and the readiness decision (with questions and plan when the status is `needs_input`)."""
+class RuntimeSession(WireRecord):
+    """A backend session: which backend kind owns it, its status, an opaque resume token."""
 
-    run_id: str
-    task_id: str
-    status: AgentTaskStatus
+    id: str
     backend: str
-    started_at_ms: int
-    duration_ms: float
-    text: str = ""
-    model: str | None = None
-    messages: tuple[MessageEvent, ...] = ()
-    tool_calls: tuple[ToolCallEvent, ...] = ()
-    tool_results: tuple[ToolResultEvent, ...] = ()
-    usage: TokenUsage | None = None
-    finish_reason: str | None = None
-    error: ErrorEvent | None = None
-    readiness: KnowledgeReadinessDecision | None = None
-    time_to_first_event_ms: float | None = None
-    cost_usd: float | None = None
-    event_count: int = 0
+    status: RuntimeSessionStatus
+    created_at: str
+    updated_at: str
+    resume_token: str | None = None
+    metadata: Mapping[str, Any] | None = None
 
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("run_id", _str, _MISSING),
-        ("task_id", _str, _MISSING),
-        ("status", _status, _MISSING),
-        ("backend", _str, _MISSING),
-        ("started_at_ms", _count, _MISSING),
-        ("duration_ms", _number, _MISSING),
-        ("text", _str, ""),
-        ("model", _opt_str, None),
-        ("messages", _event_list(MessageEvent), ()),
-        ("tool_calls", _event_list(ToolCallEvent), ()),
-        ("tool_results", _event_list(ToolResultEvent), ()),
-        (
-            "usage",
-            lambda v, w: None if v is None else _wrap_parse(TokenUsage.from_dict)(v, w),
-            None,
-        ),
-        ("finish_reason", _opt_str, None),
-        ("error", _opt_error, None),
-        (
-            "readiness",
-            lambda v, w: (
-                None if v is None else _wrap_parse(KnowledgeReadinessDecision.from_dict)(v, w)
-            ),
-            None,
-        ),
-        ("time_to_first_event_ms", _opt_number, None),
-        ("cost_usd", _opt_number, None),
-        ("event_count", _count, 0),
-    )
-
-    @property
-    def questions(self) -> tuple[UserQuestion, ...]:
-        return self.readiness.questions if self.readiness is not None else ()
-
-    @property
-    def acquisition_plan(self) -> DataAcquisitionPlan | None:
-        return self.readiness.acquisition_plan if self.readiness is not None else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "status": self.status,
-            "backend": self.backend,
-            "started_at_ms": self.started_at_ms,
-            "duration_ms": self.duration_ms,
-            "text": self.text,
-            "model": self.model,
-            "messages": [m.to_dict() for m in self.messages],
-            "tool_calls": [c.to_dict() for c in self.tool_calls],
-            "tool_results": [r.to_dict() for r in self.tool_results],
-            "usage": self.usage.to_dict() if self.usage is not None else None,
-            "finish_reason": self.finish_reason,
-            "error": self.error.to_dict() if self.error is not None else None,
-            "readiness": self.readiness.to_dict() if self.readiness is not None else None,
-            "time_to_first_event_ms": self.time_to_first_event_ms,
-            "cost_usd": self.cost_usd,
-            "event_count": self.event_count,
-        }
+    def __post_init__(self) -> None:
+        _need(isinstance(self.id, str) and bool(self.id), "RuntimeSession.id: a non-empty str")
+        _need(isinstance(self.backend, str), "RuntimeSession.backend must be a string")
+        _need(
+            self.status in ("active", "completed", "failed", "aborted"),
+            "RuntimeSession.status must be active, completed, failed or aborted",
+        )
+        for name in ("created_at", "updated_at"):
+            _need(isinstance(getattr(self, name), str), f"RuntimeSession.{name}: an ISO string")
+        _need(
+            self.resume_token is None or isinstance(self.resume_token, str),
+            "RuntimeSession.resume_token must be a string or None",
+        )
+        _opt_json_mapping(self, "metadata", "RuntimeSession")
 
     @classmethod
-    def from_dict(cls, data: Any) -> AgentTaskRunResult:
-        """Validating inverse of `to_dict` (raises `EventParseError`)."""
-        if type(data) is not dict:
-            raise EventParseError("result must be an object")
-        kwargs: dict[str, Any] = {}
-        for name, check, default in cls._fields:
-            if name in data:
-                kwargs[name] = check(data[name], f"result.{name}")
-            elif default is _MISSING:
-                raise EventParseError(f"result: missing field {name!r}")
-            else:
-                kwargs[name] = default
-        return cls(**kwargs)
+    def new(
+        cls,
+        backend: str,
+        requested_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RuntimeSession:
+        """A fresh `active` session (the original's `newRuntimeSession`): the requested id, or
+        a random UUID when it is empty or missing."""
+        now = now_iso()
+        return cls(
+            id=requested_id or str(uuid.uuid4()),
+            backend=backend,
+            status="active",
+            created_at=now,
+            updated_at=now,
+            metadata=metadata,
+        )
 
-
-@dataclass(frozen=True, slots=True)
-class AgentTaskRunSummary:
-    """The accountable numbers of a run: status, durations, tokens, cost (None = unknown)."""
-
-    run_id: str
-    task_id: str
-    status: AgentTaskStatus
-    backend: str
-    model: str | None
-    duration_ms: float
-    time_to_first_event_ms: float | None
-    input_tokens: int | None
-    output_tokens: int | None
-    total_tokens: int | None
-    cost_usd: float | None
-    tool_call_count: int
-    text_chars: int
-    finish_reason: str | None
-    error_code: str | None
-    question_count: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "status": self.status,
+    def touched(self, **changes: Any) -> RuntimeSession:
+        """A copy with `updated_at` = now (the original's `touchSession`) and `changes`."""
+        data: dict[str, Any] = {
+            "id": self.id,
             "backend": self.backend,
-            "model": self.model,
-            "duration_ms": self.duration_ms,
-            "time_to_first_event_ms": self.time_to_first_event_ms,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "total_tokens": self.total_tokens,
-            "cost_usd": self.cost_usd,
-            "tool_call_count": self.tool_call_count,
-            "text_chars": self.text_chars,
-            "finish_reason": self.finish_reason,
-            "error_code": self.error_code,
-            "question_count": self.question_count,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": now_iso(),
+            "resume_token": self.resume_token,
+            "metadata": self.metadata,
         }
-
-
-# --- runner events ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RunStartedEvent(_Event):
-    """First event of every run."""
-
-    type: Literal["run.started"] = field(default="run.started", init=False, repr=False)
-    run_id: str
-    task_id: str
-    backend: str
-    model: str | None = None
-    started_at_ms: int = 0
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("run_id", _str, _MISSING),
-        ("task_id", _str, _MISSING),
-        ("backend", _str, _MISSING),
-        ("model", _opt_str, None),
-        ("started_at_ms", _count, 0),
-    )
+        data.update(changes)
+        return RuntimeSession(**data)
 
 
 @dataclass(frozen=True, slots=True)
-class ReadinessEvent(_Event):
-    """The knowledge-readiness decision taken before the backend is called."""
-
-    type: Literal["readiness"] = field(default="readiness", init=False, repr=False)
-    decision: KnowledgeReadinessDecision
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("decision", _wrap_parse(KnowledgeReadinessDecision.from_dict), _MISSING),
-    )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "decision": self.decision.to_dict()}
-
-
-@dataclass(frozen=True, slots=True)
-class RunFinishedEvent(_Event):
-    """Last event of every run; carries the full result."""
-
-    type: Literal["run.finished"] = field(default="run.finished", init=False, repr=False)
-    result: AgentTaskRunResult
-    _fields: ClassVar[tuple[tuple[str, _Checker, Any], ...]] = (
-        ("result", _wrap_parse(AgentTaskRunResult.from_dict), _MISSING),
-    )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "result": self.result.to_dict()}
-
-
-AgentRuntimeEvent: TypeAlias = (
-    RuntimeStreamEvent | RunStartedEvent | ReadinessEvent | RunFinishedEvent
-)
-
-_STREAM_CLASSES: dict[str, type[_Event]] = {
-    "text.delta": TextDeltaEvent,
-    "message": MessageEvent,
-    "tool.call": ToolCallEvent,
-    "tool.result": ToolResultEvent,
-    "usage": UsageEvent,
-    "status": StatusEvent,
-    "error": ErrorEvent,
-    "done": DoneEvent,
-}
-_ALL_CLASSES: dict[str, type[_Event]] = {
-    **_STREAM_CLASSES,
-    "run.started": RunStartedEvent,
-    "readiness": ReadinessEvent,
-    "run.finished": RunFinishedEvent,
-}
-RUNTIME_STREAM_EVENT_TYPES: frozenset[str] = frozenset(_STREAM_CLASSES)
-AGENT_RUNTIME_EVENT_TYPES: frozenset[str] = frozenset(_ALL_CLASSES)
-
-
-def _load(data: str | bytes | bytearray | Mapping[str, Any]) -> Mapping[str, Any]:
-    if isinstance(data, str | bytes | bytearray):
-        try:
-            data = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise EventParseError(f"event is not valid JSON: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise EventParseError(f"event must be a JSON object, got {type(data).__name__}")
-    return data
-
-
-def parse_event(data: str | bytes | bytearray | Mapping[str, Any]) -> AgentRuntimeEvent:
-    """Parse the JSON text (or dict) form of any event; `EventParseError` on anything invalid."""
-    d = _load(data)
-    kind = d.get("type")
-    cls = _ALL_CLASSES.get(kind) if type(kind) is str else None
-    if cls is None:
-        raise EventParseError(f"unknown event type {kind!r}")
-    event: AgentRuntimeEvent = cls._from_dict(d)
-    return event
-
-
-def parse_runtime_stream_event(
-    data: str | bytes | bytearray | Mapping[str, Any],
-) -> RuntimeStreamEvent:
-    """Like `parse_event` but accepts only the backend stream vocabulary."""
-    d = _load(data)
-    kind = d.get("type")
-    cls = _STREAM_CLASSES.get(kind) if type(kind) is str else None
-    if cls is None:
-        raise EventParseError(f"unknown stream event type {kind!r}")
-    event: RuntimeStreamEvent = cls._from_dict(d)
-    return event
-
-
-# --- tasks and backend inputs -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AgentMessage:
-    """One chat message sent to a backend."""
+class AgentMessage(WireRecord):
+    """One message of the conversation a backend receives (`{role, content}` on the wire)."""
 
     role: MessageRole
     content: str
@@ -649,128 +223,625 @@ class AgentMessage:
     tool_call_id: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.role, str) or self.role not in _ROLES:
-            raise ConfigurationError(f"message role must be one of {sorted(_ROLES)}")
-        if not isinstance(self.content, str):
-            raise ConfigurationError("message content must be a string")
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.name is not None:
-            out["name"] = self.name
-        if self.tool_call_id is not None:
-            out["tool_call_id"] = self.tool_call_id
-        return out
+        _need(self.role in _ROLES, f"message role must be one of {', '.join(_ROLES)}")
+        _need(isinstance(self.content, str), "message content must be a string")
 
 
-@dataclass(frozen=True, slots=True)
-class ModelPrice:
-    """USD per one million input and output tokens for one model."""
+class AbortSignal:
+    """Cancellation a caller hands to a run: `aborted`, `reason`, `await wait()`."""
 
-    input_per_million: float
-    output_per_million: float
+    __slots__ = ("_event", "_listeners", "_reason", "aborted")
 
-    def __post_init__(self) -> None:
-        for name in ("input_per_million", "output_per_million"):
-            v = getattr(self, name)
-            if type(v) not in (int, float) or not math.isfinite(v) or v < 0:
-                raise ConfigurationError(f"ModelPrice.{name} must be a finite number >= 0")
+    def __init__(self) -> None:
+        self.aborted = False
+        self._reason: Any = None
+        self._event: asyncio.Event | None = None
+        self._listeners: list[Callable[[], None]] = []
 
-    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
-        return (
-            input_tokens * self.input_per_million + output_tokens * self.output_per_million
-        ) / 1_000_000
+    @property
+    def reason(self) -> Any:
+        return self._reason
+
+    def add_listener(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` once on abort (at once when already aborted); returns a remover."""
+        if self.aborted:
+            callback()
+            return lambda: None
+        self._listeners.append(callback)
+
+        def remove() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return remove
+
+    async def wait(self) -> Any:
+        """Wait until aborted; returns the reason."""
+        if not self.aborted:
+            if self._event is None:
+                self._event = asyncio.Event()
+            await self._event.wait()
+        return self._reason
+
+    def throw_if_aborted(self) -> None:
+        """Raise the reason (an exception) or `asyncio.CancelledError` when aborted."""
+        if self.aborted:
+            if isinstance(self._reason, BaseException):
+                raise self._reason
+            raise asyncio.CancelledError(str(self._reason) if self._reason else "aborted")
+
+    def _abort(self, reason: Any) -> None:
+        if self.aborted:
+            return
+        self.aborted = True
+        self._reason = reason if reason is not None else "aborted"
+        if self._event is not None:
+            self._event.set()
+        listeners, self._listeners = self._listeners, []
+        for callback in listeners:
+            callback()
 
 
-@dataclass(frozen=True, slots=True)
-class AgentTaskSpec:
-    """A task: id, the user's ask (`intent`), domain, knowledge requirements, optional model."""
+class AbortController:
+    """Owns an `AbortSignal`: `abort(reason)` trips it (once; later calls do nothing)."""
 
-    id: str
-    intent: str
-    domain: str | None = None
-    requirements: tuple[KnowledgeRequirement, ...] = ()
-    model: str | None = None
-    system_prompt: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    __slots__ = ("signal",)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id:
-            raise ConfigurationError("AgentTaskSpec.id must be a non-empty string")
-        if not isinstance(self.intent, str) or not self.intent.strip():
-            raise ConfigurationError("AgentTaskSpec.intent must be a non-empty string")
-        for name in ("domain", "model", "system_prompt"):
-            if not isinstance(getattr(self, name), str | None):
-                raise ConfigurationError(f"AgentTaskSpec.{name} must be a string or None")
-        if not isinstance(self.requirements, Iterable) or isinstance(self.requirements, str):
-            raise ConfigurationError("AgentTaskSpec.requirements must be KnowledgeRequirements")
-        if not isinstance(self.metadata, Mapping):
-            raise ConfigurationError("AgentTaskSpec.metadata must be a mapping")
-        reqs = tuple(self.requirements)
-        if not all(isinstance(r, KnowledgeRequirement) for r in reqs):
-            raise ConfigurationError("AgentTaskSpec.requirements must be KnowledgeRequirements")
-        object.__setattr__(self, "requirements", reqs)
-        try:
-            ensure_json(dict(self.metadata), root="task.metadata")
-        except DurableValueError as exc:
-            raise ConfigurationError(str(exc)) from None
+    def __init__(self) -> None:
+        self.signal = AbortSignal()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "intent": self.intent,
-            "domain": self.domain,
-            "requirements": [r.to_dict() for r in self.requirements],
-            "model": self.model,
-            "system_prompt": self.system_prompt,
-            "metadata": dict(self.metadata),
-        }
+    def abort(self, reason: Any = None) -> None:
+        self.signal._abort(reason)
 
 
 @dataclass(frozen=True, slots=True)
 class AgentBackendInput:
-    """What a backend receives: the task, the messages to send (or a bare prompt) and ids."""
+    """What a backend receives: the task, an optional message or messages, the inputs."""
 
     task: AgentTaskSpec
-    messages: tuple[AgentMessage, ...]
-    run_id: str
-    model: str | None = None
-    session_id: str | None = None
+    message: str | None = None
+    messages: tuple[AgentMessage, ...] | None = None
+    inputs: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.task, AgentTaskSpec), "AgentBackendInput.task: an AgentTaskSpec")
+        _need(self.message is None or isinstance(self.message, str), "message must be a str")
+        if self.messages is not None:
+            out = []
+            for m in self.messages:
+                if isinstance(m, Mapping):
+                    m = AgentMessage(**{k: m[k] for k in m if k in ("role", "content", "name")})
+                _need(isinstance(m, AgentMessage), "messages must be AgentMessage or mappings")
+                out.append(m)
+            object.__setattr__(self, "messages", tuple(out))
+        _opt_json_mapping(self, "inputs", "AgentBackendInput")
 
     @property
     def prompt(self) -> str:
-        """The last user message (what a single-prompt backend such as a sandbox sends)."""
-        for m in reversed(self.messages):
-            if m.role == "user":
-                return m.content
+        """`message`, else the last message's content, else the task's intent."""
+        if self.message is not None:
+            return self.message
+        if self.messages:
+            return self.messages[-1].content
         return self.task.intent
 
 
 @dataclass(frozen=True, slots=True)
 class AgentBackendContext:
-    """Per-run signals for a backend: cancellation, the session and an optional event sink."""
+    """What a backend's `start`/`resume`/`stream` see: the task, the readiness report, the
+    session (None in `start`), the caller's abort signal and the requested session id."""
 
-    cancelled: asyncio.Event
-    run_id: str
-    session_id: str | None = None
-    emit: Callable[[RuntimeStreamEvent], None] | None = None
+    task: AgentTaskSpec
+    knowledge: KnowledgeReadinessReport | None = None
+    session: RuntimeSession | None = None
+    signal: AbortSignal | None = None
+    requested_session_id: str | None = None
 
     @property
-    def is_cancelled(self) -> bool:
-        return self.cancelled.is_set()
+    def aborted(self) -> bool:
+        return self.signal is not None and self.signal.aborted
+
+
+# --- readiness decision ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class AgentTaskContext:
-    """Caller-side handle for a run: call `cancel()` to stop the backend and end `cancelled`."""
+class KnowledgeReadinessDecision(WireRecord):
+    """Whether a task may run: `ready`, `caveat` (runs, below the minimum) or `blocked`."""
 
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    session_id: str | None = None
-    run_id: str | None = None
+    passed: bool
+    status: ReadinessStatus
+    reason: str
+    readiness_score: float
+    recommended_action: RecommendedAction
+    severity: ReadinessSeverity
+    blocking_gap_ids: tuple[str, ...] = ()
+    non_blocking_gap_ids: tuple[str, ...] = ()
 
-    def cancel(self) -> None:
-        self.cancelled.set()
+
+# --- events ------------------------------------------------------------------------------------
+
+
+class _Event(WireRecord):
+    """Base of every event: a `type` tag (class constant) and the wire codec."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str]
 
     @property
-    def is_cancelled(self) -> bool:
-        return self.cancelled.is_set()
+    def type(self) -> str:
+        return self.TYPE
+
+    def to_json(self) -> str:
+        """Compact JSON text of `to_dict()` (`EventParseError` if a payload is not JSON)."""
+        try:
+            return orjson.dumps(self.to_dict()).decode()
+        except TypeError as exc:
+            raise EventParseError(f"{self.TYPE} is not serializable: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStartEvent(_Event):
+    TYPE: ClassVar[str] = "task_start"
+    task: AgentTaskSpec
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessStartEvent(_Event):
+    TYPE: ClassVar[str] = "readiness_start"
+    task: AgentTaskSpec
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessEndEvent(_Event):
+    """The readiness report; in the stream also the decision taken on it."""
+
+    TYPE: ClassVar[str] = "readiness_end"
+    task: AgentTaskSpec
+    knowledge: KnowledgeReadinessReport
+    decision: KnowledgeReadinessDecision | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionsStartEvent(_Event):
+    TYPE: ClassVar[str] = "questions_start"
+    task: AgentTaskSpec
+    questions: tuple[UserQuestion, ...]
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionsEndEvent(_Event):
+    TYPE: ClassVar[str] = "questions_end"
+    task: AgentTaskSpec
+    questions: tuple[UserQuestion, ...]
+    user_answers: Mapping[str, Any]
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcquisitionStartEvent(_Event):
+    TYPE: ClassVar[str] = "acquisition_start"
+    task: AgentTaskSpec
+    acquisition_plans: tuple[DataAcquisitionPlan, ...]
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcquisitionEndEvent(_Event):
+    TYPE: ClassVar[str] = "acquisition_end"
+    task: AgentTaskSpec
+    acquisition_plans: tuple[DataAcquisitionPlan, ...]
+    acquired_evidence_ids: tuple[str, ...]
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlStartEvent(_Event):
+    TYPE: ClassVar[str] = "control_start"
+    task: AgentTaskSpec
+    knowledge: KnowledgeReadinessReport
+
+
+@dataclass(frozen=True, slots=True)
+class ControlStepEvent(_Event):
+    TYPE: ClassVar[str] = "control_step"
+    task: AgentTaskSpec
+    step: ControlStep
+
+
+@dataclass(frozen=True, slots=True)
+class ControlEndEvent(_Event):
+    TYPE: ClassVar[str] = "control_end"
+    task: AgentTaskSpec
+    control: ControlRunResult
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEndEvent(_Event):
+    TYPE: ClassVar[str] = "task_end"
+    task: AgentTaskSpec
+    status: AgentTaskStatus
+    reason: str
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreatedEvent(_Event):
+    TYPE: ClassVar[str] = "session_created"
+    task: AgentTaskSpec
+    session: RuntimeSession
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResumedEvent(_Event):
+    TYPE: ClassVar[str] = "session_resumed"
+    task: AgentTaskSpec
+    session: RuntimeSession
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStartEvent(_Event):
+    TYPE: ClassVar[str] = "backend_start"
+    task: AgentTaskSpec
+    session: RuntimeSession
+    backend: str
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDeltaEvent(_Event):
+    """A fragment of assistant text; the fragments of a run concatenate to `final.text`."""
+
+    TYPE: ClassVar[str] = "text_delta"
+    text: str
+    task: AgentTaskSpec | None = None
+    session: RuntimeSession | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDeltaEvent(_Event):
+    TYPE: ClassVar[str] = "reasoning_delta"
+    text: str
+    task: AgentTaskSpec | None = None
+    session: RuntimeSession | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEvent(_Event):
+    TYPE: ClassVar[str] = "tool_call"
+    tool_name: str
+    tool_call_id: str | None = None
+    args: Any = None
+    task: AgentTaskSpec | None = None
+    session: RuntimeSession | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResultEvent(_Event):
+    TYPE: ClassVar[str] = "tool_result"
+    tool_name: str
+    tool_call_id: str | None = None
+    result: Any = None
+    task: AgentTaskSpec | None = None
+    session: RuntimeSession | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LlmCallEvent(_Event):
+    """One model call's usage; `cost_usd` only when the model is priced (never a made-up 0)."""
+
+    TYPE: ClassVar[str] = "llm_call"
+    model: str
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    finish_reason: str | None = None
+    task: AgentTaskSpec | None = None
+    session: RuntimeSession | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactEvent(_Event):
+    TYPE: ClassVar[str] = "artifact"
+    artifact_id: str
+    name: str | None = None
+    mime_type: str | None = None
+    uri: str | None = None
+    content: Any = None
+    metadata: Mapping[str, Any] | None = None
+    task: AgentTaskSpec | None = None
+    session: RuntimeSession | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalCreatedEvent(_Event):
+    TYPE: ClassVar[str] = "proposal_created"
+    proposal_id: str
+    title: str
+    status: Literal["pending", "approved", "rejected"] | None = None
+    content: Any = None
+    task: AgentTaskSpec | None = None
+    session: RuntimeSession | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendErrorDetail(WireRecord):
+    """Why a backend failed: `transport` (with the HTTP status, 0 when none arrived, and the
+    upstream body cut to 2 KiB) or `backend`."""
+
+    kind: Literal["transport", "backend"]
+    message: str
+    status: int | None = None
+    body: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendErrorEvent(_Event):
+    TYPE: ClassVar[str] = "backend_error"
+    task: AgentTaskSpec
+    backend: str
+    message: str
+    recoverable: bool
+    session: RuntimeSession | None = None
+    error: BackendErrorDetail | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendEndEvent(_Event):
+    TYPE: ClassVar[str] = "backend_end"
+    task: AgentTaskSpec
+    session: RuntimeSession
+    backend: str
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinalEvent(_Event):
+    """The last event of every stream: status, reason, the concatenated text."""
+
+    TYPE: ClassVar[str] = "final"
+    task: AgentTaskSpec
+    status: AgentTaskStatus
+    reason: str
+    session: RuntimeSession | None = None
+    text: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    error: BackendErrorDetail | None = None
+    timestamp: str | None = None
+
+
+RuntimeStreamEvent: TypeAlias = (
+    TaskStartEvent
+    | ReadinessStartEvent
+    | ReadinessEndEvent
+    | QuestionsStartEvent
+    | QuestionsEndEvent
+    | AcquisitionStartEvent
+    | AcquisitionEndEvent
+    | SessionCreatedEvent
+    | SessionResumedEvent
+    | BackendStartEvent
+    | TextDeltaEvent
+    | ReasoningDeltaEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | LlmCallEvent
+    | ArtifactEvent
+    | ProposalCreatedEvent
+    | BackendErrorEvent
+    | BackendEndEvent
+    | TaskEndEvent
+    | FinalEvent
+)
+AgentRuntimeEvent: TypeAlias = (
+    TaskStartEvent
+    | ReadinessStartEvent
+    | ReadinessEndEvent
+    | QuestionsStartEvent
+    | QuestionsEndEvent
+    | AcquisitionStartEvent
+    | AcquisitionEndEvent
+    | ControlStartEvent
+    | ControlStepEvent
+    | ControlEndEvent
+    | TaskEndEvent
+)
+
+_STREAM_CLASSES: dict[str, type[_Event]] = {
+    c.TYPE: c
+    for c in (
+        TaskStartEvent,
+        ReadinessStartEvent,
+        ReadinessEndEvent,
+        QuestionsStartEvent,
+        QuestionsEndEvent,
+        AcquisitionStartEvent,
+        AcquisitionEndEvent,
+        SessionCreatedEvent,
+        SessionResumedEvent,
+        BackendStartEvent,
+        TextDeltaEvent,
+        ReasoningDeltaEvent,
+        ToolCallEvent,
+        ToolResultEvent,
+        LlmCallEvent,
+        ArtifactEvent,
+        ProposalCreatedEvent,
+        BackendErrorEvent,
+        BackendEndEvent,
+        TaskEndEvent,
+        FinalEvent,
+    )
+}
+_ALL_CLASSES: dict[str, type[_Event]] = {
+    **_STREAM_CLASSES,
+    **{c.TYPE: c for c in (ControlStartEvent, ControlStepEvent, ControlEndEvent)},
+}
+RUNTIME_STREAM_EVENT_TYPES: frozenset[str] = frozenset(_STREAM_CLASSES)
+AGENT_RUNTIME_EVENT_TYPES: frozenset[str] = frozenset(
+    (
+        "task_start",
+        "readiness_start",
+        "readiness_end",
+        "questions_start",
+        "questions_end",
+        "acquisition_start",
+        "acquisition_end",
+        "control_start",
+        "control_step",
+        "control_end",
+        "task_end",
+    )
+)
+
+
+def _load(data: str | bytes | bytearray | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(data, str | bytes | bytearray):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise EventParseError(f"event is not valid JSON: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise EventParseError(f"event must be a JSON object, got {type(data).__name__}")
+    return dict(data)
+
+
+def _parse(data: Any, classes: Mapping[str, type[_Event]], what: str) -> Any:
+    d = _load(data)
+    kind = d.get("type")
+    cls = classes.get(kind) if type(kind) is str else None
+    if cls is None:
+        raise EventParseError(f"unknown {what} type {kind!r}")
+    try:
+        return cls.from_dict(d)
+    except RecursionError:
+        raise EventParseError(f"{kind} is nested too deeply") from None
+
+
+def parse_event(
+    data: str | bytes | bytearray | Mapping[str, Any],
+) -> RuntimeStreamEvent | AgentRuntimeEvent:
+    """Parse the wire form (JSON text or dict) of any event; `EventParseError` otherwise."""
+    result: RuntimeStreamEvent | AgentRuntimeEvent = _parse(data, _ALL_CLASSES, "event")
+    return result
+
+
+def parse_runtime_stream_event(
+    data: str | bytes | bytearray | Mapping[str, Any],
+) -> RuntimeStreamEvent:
+    """Like `parse_event`, but only the `RuntimeStreamEvent` vocabulary."""
+    result: RuntimeStreamEvent = _parse(data, _STREAM_CLASSES, "stream event")
+    return result
+
+
+# --- run results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTaskRunResult(WireRecord):
+    """What `run_agent_task` returns: the status, the readiness report, the preflight's
+    questions, plans, answers and evidence, the control loop's result and the run records."""
+
+    task: AgentTaskSpec
+    status: AgentTaskStatus
+    knowledge: KnowledgeReadinessReport
+    control: ControlRunResult
+    questions: tuple[UserQuestion, ...] = ()
+    acquisition_plans: tuple[DataAcquisitionPlan, ...] = ()
+    user_answers: Mapping[str, Any] = field(default_factory=dict)
+    acquired_evidence_ids: tuple[str, ...] = ()
+    run_records: tuple[RunRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTaskRunSummary(WireRecord):
+    """The accountable projection of a run (ORIGINAL §4.5)."""
+
+    task_id: str
+    status: AgentTaskStatus
+    reason: str
+    readiness_status: ReadinessStatus
+    readiness_score: float
+    recommended_action: RecommendedAction
+    blocking_gap_ids: tuple[str, ...]
+    non_blocking_gap_ids: tuple[str, ...]
+    question_count: int
+    acquisition_plan_count: int
+    acquired_evidence_count: int
+    control_step_count: int
+    pass_: bool
+    wall_ms: float
+    cost_usd: float
+    domain: str | None = None
+    failure_class: str | None = None
+
+
+_S = TypeVar("_S")
+_A = TypeVar("_A")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTaskContext(Generic[_S, _A, _R]):
+    """What `decide`/`act`/`should_stop` of an adapter see at each step."""
+
+    task: AgentTaskSpec
+    knowledge: KnowledgeReadinessReport
+    state: _S
+    evals: tuple[ControlEvalResult, ...]
+    history: tuple[ControlStep, ...]
+    budget: ControlBudget
+    step_index: int
+    wall_ms: float
+    spent_cost_usd: float
+    abort_signal: AbortSignal
+    remaining_cost_usd: float | None = None
+
+
+_T = TypeVar("_T")
+MaybeAwaitable: TypeAlias = _T | Awaitable[_T]
+
+
+@runtime_checkable
+class AgentKnowledgeProvider(Protocol):
+    """Where readiness comes from; every method is optional and may be sync or async:
+    `build_readiness(task)`, `answer_questions(questions, task)` → {question id: answer},
+    `execute_acquisition_plans(plans, task)` → evidence ids, `refresh_readiness(*, task,
+    previous, user_answers, acquired_evidence_ids)` → a new report."""
+
+
+@runtime_checkable
+class AgentAdapter(Protocol):
+    """Drives a task through the control loop; each method may be sync or async.
+
+    Required: `observe(*, task, knowledge, history, abort_signal)` → state;
+    `validate(*, task, knowledge, state, history, abort_signal)` → evals;
+    `decide(ctx)` → `ControlDecision`; `act(action, ctx)` → the action's result.
+    Optional: `should_stop(ctx)` → `{stop, pass, reason, score?}`;
+    `on_knowledge_blocked(*, task, knowledge, questions, acquisition_plans)` → a decision;
+    `get_action_cost_usd(*, action, result, task, state, evals, history)` → USD or None;
+    `project_run_records(control, task)` → `RunRecord`s.
+    """
+
+    def observe(self, **kwargs: Any) -> Any: ...
+
+    def validate(self, **kwargs: Any) -> Any: ...
+
+    def decide(self, ctx: AgentTaskContext[Any, Any, Any]) -> Any: ...
+
+    def act(self, action: Any, ctx: AgentTaskContext[Any, Any, Any]) -> Any: ...
