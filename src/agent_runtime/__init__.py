@@ -1,6 +1,7 @@
 """durable-agent-runtime: streamed, durable and accountable chat turns and agent tasks."""
 
 from .durable import (
+    DURABLE_SCHEMA_SQL,
     DURABLE_SCHEMA_VERSION,
     DurableContext,
     DurableRunManifest,
@@ -163,6 +164,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_ROUTER_BASE_URL",
+    "DURABLE_SCHEMA_SQL",
     "DURABLE_SCHEMA_VERSION",
     "NDJSON_CONTENT_TYPE",
     "SSE_CONTENT_TYPE",

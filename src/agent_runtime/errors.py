@@ -105,13 +105,13 @@ class DurableRunLeaseLostError(DurableRunError):
 class DurableRunInputMismatchError(DurableRunError):
     """The run id exists with a different manifest hash."""
 
-    code = "input_mismatch"
+    code = "manifest_mismatch"
 
 
 class DurableRunDivergenceError(DurableRunError):
     """The task asked for a different step than the one recorded at this position."""
 
-    code = "divergence"
+    code = "step_divergence"
 
 
 class DurableStepInputMismatchError(DurableRunError):

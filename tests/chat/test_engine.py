@@ -92,7 +92,7 @@ async def test_fresh_then_replayed_turn(store: DurableRunStore) -> None:
     assert hooks.completed == ["hello world"]  # not re-announced on a replay
 
     changed = await run(engine, hooks, input={"message": "something else"})
-    assert changed[-2]["code"] == "input_mismatch" and changed[-1]["type"] == "session.run.failed"
+    assert changed[-2]["code"] == "manifest_mismatch" and changed[-1]["type"] == "session.run.failed"
 
 
 async def test_transform_is_persisted_not_streamed(store: DurableRunStore) -> None:

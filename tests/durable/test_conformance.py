@@ -229,6 +229,50 @@ async def test_divergence_at_same_position(store: DurableRunStore) -> None:
         await run_durable(run_id=run_id, manifest=manifest(), store=store, task_fn=v2)
 
 
+async def test_failed_step_retried_under_another_intent_diverges(store: DurableRunStore) -> None:
+    """A failed step retried under another intent raises divergence, it never overwrites."""
+    run_id = rid()
+
+    async def v1(ctx: DurableContext) -> None:
+        await ctx.step("fetch", lambda: 1 / 0)
+
+    async def v2(ctx: DurableContext) -> int:
+        return int(await ctx.step("summarize", lambda: 2))
+
+    with pytest.raises(ZeroDivisionError):
+        await run_durable(run_id=run_id, manifest=manifest(), store=store, task_fn=v1)
+    with pytest.raises(DurableRunDivergenceError) as info:
+        await run_durable(run_id=run_id, manifest=manifest(), store=store, task_fn=v2)
+    assert info.value.code == "step_divergence"
+    assert "'fetch' -> 'summarize'" in str(info.value)
+    step = await store.load_step(run_id, 0)
+    assert step is not None and step.intent == "fetch" and step.status == "failed"
+
+
+@pytest.mark.parametrize("status", ["running", "failed", "completed"])
+async def test_store_refuses_another_intent_at_a_recorded_position(
+    store: DurableRunStore, status: str
+) -> None:
+    """`begin_step` (and a completion or failure naming an intent) at a recorded position with
+    another intent raises `DurableRunDivergenceError` whatever that step's status."""
+    run_id = rid()
+    await store.start_or_resume(run_id, manifest(), "w1", lease_ms=5000)
+    await store.begin_step(run_id, 0, "fetch", "logic", None, worker_id="w1")
+    if status == "failed":
+        await store.fail_step(run_id, 0, {"message": "boom"}, worker_id="w1")
+    elif status == "completed":
+        await store.complete_step(run_id, 0, 1, worker_id="w1")
+    with pytest.raises(DurableRunDivergenceError):
+        await store.begin_step(run_id, 0, "summarize", "logic", None, worker_id="w1")
+    with pytest.raises(DurableRunDivergenceError):
+        await store.complete_step(run_id, 0, 2, intent="summarize", worker_id="w1")
+    with pytest.raises(DurableRunDivergenceError):
+        await store.fail_step(run_id, 0, {"message": "x"}, intent="summarize", worker_id="w1")
+    step = await store.load_step(run_id, 0)
+    assert step is not None and step.intent == "fetch" and step.status == status
+    assert step.attempts == 1
+
+
 async def test_completed_run_returns_its_outcome_without_calling_the_task(
     store: DurableRunStore,
 ) -> None:

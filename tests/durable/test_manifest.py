@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from agent_runtime import DurableValueError
+from agent_runtime import DurableValueError, canonical_hash
 from agent_runtime.durable import DurableRunManifest, derive_worker_id, manifest_hash, step_id
 
 
@@ -60,7 +60,9 @@ def test_step_id_is_stable_and_distinct() -> None:
         )
         == 4
     )
-    assert a.startswith("step_") and len(a) == 37
+    # the original's stepId: canonicalHash({runId, stepIndex, intent})
+    assert a == canonical_hash({"runId": "run-1", "stepIndex": 0, "intent": "plan"})
+    assert len(a) == 64 and int(a, 16) >= 0
     with pytest.raises(DurableValueError):
         step_id("", 0, "plan")
     with pytest.raises(DurableValueError):

@@ -41,6 +41,36 @@ async def test_schema_created_once_and_recorded(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
+async def test_a_version_1_file_is_upgraded_and_keeps_its_runs(tmp_path: Path) -> None:
+    """A file written at schema 1 opens at the current version with its rows intact, and the
+    database itself then refuses to change a recorded step's intent."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE durable_schema_info (version INTEGER PRIMARY KEY, description TEXT "
+            "NOT NULL, checksum TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)"
+        )
+        first = SQLITE_MIGRATIONS[0]
+        db.executescript(first.sql)
+        db.execute(
+            "INSERT INTO durable_schema_info VALUES (1, ?, ?, 0)",
+            (first.description, first.checksum),
+        )
+        db.execute(
+            "INSERT INTO durable_steps VALUES ('r', 0, 'fetch', 'logic', NULL, 'failed', 1, "
+            "NULL, NULL, 0, 0)"
+        )
+    store = SQLiteDurableRunStore(path)
+    try:
+        assert store.schema_version() == DURABLE_SCHEMA_VERSION
+        step = await store.load_step("r", 0)
+        assert step is not None and step.intent == "fetch"
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError, match="divergence"):
+        db.execute("UPDATE durable_steps SET intent = 'other' WHERE run_id = 'r'")
+
+
 async def test_edited_past_migration_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     await SQLiteDurableRunStore(path).close()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.durable import (
+    DURABLE_SCHEMA_VERSION,
     FileSystemDurableRunStore,
     InMemoryDurableRunStore,
     PostgresDurableRunStore,
@@ -61,7 +62,7 @@ async def test_postgres_both_schemes(pg_dsn: str) -> None:
     for url in (pg_dsn, pg_dsn.replace("postgresql://", "postgres://", 1) + "&pool_max=2"):
         store = await open_store(url)
         assert isinstance(store, PostgresDurableRunStore)
-        assert await store.schema_version() == 1
+        assert await store.schema_version() == DURABLE_SCHEMA_VERSION
         await store.close()
 
 

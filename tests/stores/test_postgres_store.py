@@ -33,7 +33,7 @@ async def test_concurrent_migrations_apply_once(pg_dsn: str) -> None:
         assert [await s.schema_version() for s in stores] == [DURABLE_SCHEMA_VERSION] * 6
         async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
             cur = await conn.execute("SELECT count(*) FROM durable_schema_info")
-            assert await cur.fetchone() == (1,)
+            assert await cur.fetchone() == (DURABLE_SCHEMA_VERSION,)
     finally:
         for s in stores:
             await s.close()

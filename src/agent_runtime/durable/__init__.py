@@ -21,10 +21,12 @@ from ._records import (
 )
 from ._run import DurableContext, EmitOutcome, RunDurableResult, run_durable
 from ._sqlite import SQLiteDurableRunStore
+from ._sqlite_schema import DURABLE_SCHEMA_SQL
 from ._store import DEFAULT_LEASE_MS, DurableRunStore
 
 __all__ = [
     "DEFAULT_LEASE_MS",
+    "DURABLE_SCHEMA_SQL",
     "DURABLE_SCHEMA_VERSION",
     "AppendStreamResult",
     "DurableContext",

@@ -55,6 +55,7 @@ from ._validate import (
     check_lease_ms,
     check_start,
     check_status,
+    diverged,
     lease_lost,
 )
 
@@ -438,6 +439,8 @@ class FileSystemDurableRunStore(StoreBase):
             self._fence(run_id, self._read_lease(files), worker_id, lease_epoch)
             now = now_ms()
             prev = files.step_map().get(step_index)
+            if prev is not None and intent is not None and prev["intent"] != intent:
+                raise diverged(run_id, step_index, prev["intent"], intent)
             if prev is not None and prev["status"] == "completed":
                 raise DurableRunError(
                     f"step {step_index} of run {run_id!r} is already completed",

@@ -86,11 +86,11 @@ def manifest_hash(manifest: DurableRunManifest) -> str:
 
 
 def step_id(run_id: str, index: int, intent: str) -> str:
-    """A stable id for the step at `index` of `run_id`: usable as an idempotency key."""
-    if not run_id or index < 0 or not isinstance(intent, str):
+    """The original's `stepId`: the canonical hash of `{runId, stepIndex, intent}` (lower-case
+    hex sha256), a stable idempotency key for the step at `index` of `run_id`."""
+    if not run_id or type(index) is not int or index < 0 or not isinstance(intent, str):
         raise DurableValueError("step_id needs a run id, an index >= 0 and an intent")
-    digest = hashlib.sha256(canonical_json([run_id, index, intent]).encode()).hexdigest()
-    return f"step_{digest[:32]}"
+    return canonical_hash({"runId": run_id, "stepIndex": index, "intent": intent})
 
 
 def derive_worker_id() -> str:

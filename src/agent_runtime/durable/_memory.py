@@ -46,6 +46,7 @@ from ._validate import (
     check_limit,
     check_start,
     check_status,
+    diverged,
     lease_lost,
 )
 
@@ -274,6 +275,8 @@ class InMemoryDurableRunStore(StoreBase):
         self._fence(run, worker_id, lease_epoch)
         now = now_ms()
         prev = run.steps.get(step_index)
+        if prev is not None and intent is not None and prev.intent != intent:
+            raise diverged(run_id, step_index, prev.intent, intent)
         if prev is not None and prev.status == "completed":
             raise DurableRunError(
                 f"step {step_index} of run {run_id!r} is already completed",

@@ -14,8 +14,8 @@ from ..errors import StoreUnavailableError
 
 __all__ = ["DURABLE_SCHEMA_VERSION", "Migration", "check_applied"]
 
-DURABLE_SCHEMA_VERSION = 1
-"""The schema version this library writes and reads."""
+DURABLE_SCHEMA_VERSION = 2
+"""The durable schema version this library writes and reads (its migration count)."""
 
 
 class Migration(NamedTuple):
@@ -33,11 +33,12 @@ def check_applied(
 ) -> list[Migration]:
     """Validate recorded migrations against ours and return the ones still to apply."""
     known = {m.version: m for m in migrations}
+    ours = max(known, default=0)
     newest = max(applied, default=0)
-    if newest > DURABLE_SCHEMA_VERSION:
+    if newest > ours:
         raise StoreUnavailableError(
             f"{where} has schema version {newest}, newer than this library's "
-            f"{DURABLE_SCHEMA_VERSION}; upgrade durable-agent-runtime"
+            f"{ours}; upgrade durable-agent-runtime"
         )
     for version, checksum in applied.items():
         m = known.get(version)

@@ -55,6 +55,7 @@ from ._validate import (
     check_lease_ms,
     check_start,
     check_status,
+    diverged,
     lease_lost,
 )
 
@@ -530,6 +531,8 @@ class PostgresDurableRunStore(StoreBase):
                 raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
             if code == "lost":
                 raise lease_lost(run_id, worker_id, lease_epoch, row[1])
+            if code == "diverged":
+                raise diverged(run_id, step_index, row[2], intent or "")
             if code == "not_begun":
                 raise DurableRunError(
                     f"step {step_index} of run {run_id!r} was not begun; pass its intent",

@@ -178,4 +178,83 @@ END
 $fn$;
 """,
     ),
+    Migration(
+        2,
+        "a step write under another intent than the recorded one is refused (divergence)",
+        r"""
+CREATE OR REPLACE FUNCTION durable_write_step(
+    p_run_id text, p_index integer, p_status text, p_worker text, p_epoch bigint,
+    p_intent text, p_kind text, p_input_hash text, p_result text, p_error text
+) RETURNS TABLE (
+    o_code text, o_holder text, o_intent text, o_kind text, o_input_hash text,
+    o_status text, o_attempts integer, o_result text, o_error text,
+    o_started_at_ms bigint, o_completed_at_ms bigint
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_now bigint := durable_now_ms();
+    v_holder text;
+    v_epoch bigint;
+    v_prev durable_steps%ROWTYPE;
+    v_intent text := p_intent;
+    v_kind text := p_kind;
+BEGIN
+    -- the fence: lock the run row and check the lease holder (and, when given, the lease
+    -- epoch: the fencing token of the claim) in this transaction
+    SELECT r.lease_holder, r.lease_epoch INTO v_holder, v_epoch
+        FROM durable_runs r WHERE r.run_id = p_run_id FOR UPDATE;
+    IF NOT FOUND THEN
+        o_code := 'missing'; RETURN NEXT; RETURN;
+    END IF;
+    IF p_worker IS NOT NULL AND (v_holder IS DISTINCT FROM p_worker
+            OR (p_epoch IS NOT NULL AND v_epoch <> p_epoch)) THEN
+        o_code := 'lost'; o_holder := v_holder; RETURN NEXT; RETURN;
+    END IF;
+    SELECT * INTO v_prev FROM durable_steps s
+        WHERE s.run_id = p_run_id AND s.step_index = p_index;
+    -- a recorded position keeps its intent, whatever its status (divergence)
+    IF FOUND AND p_intent IS NOT NULL AND v_prev.intent <> p_intent THEN
+        o_code := 'diverged'; o_intent := v_prev.intent; RETURN NEXT; RETURN;
+    END IF;
+    IF FOUND AND v_prev.status = 'completed' THEN
+        o_code := 'completed'; o_intent := v_prev.intent; o_kind := v_prev.kind;
+        o_input_hash := v_prev.input_hash; o_status := v_prev.status;
+        o_attempts := v_prev.attempts; o_result := v_prev.result; o_error := v_prev.error;
+        o_started_at_ms := v_prev.started_at_ms; o_completed_at_ms := v_prev.completed_at_ms;
+        RETURN NEXT; RETURN;
+    END IF;
+    IF v_intent IS NULL THEN
+        IF NOT FOUND THEN
+            o_code := 'not_begun'; RETURN NEXT; RETURN;
+        END IF;
+        v_intent := v_prev.intent; v_kind := v_prev.kind;
+    END IF;
+    UPDATE durable_runs r SET step_count = GREATEST(r.step_count, p_index + 1), updated_at_ms = v_now
+        WHERE r.run_id = p_run_id;
+    INSERT INTO durable_steps AS s (run_id, step_index, intent, kind, input_hash, status,
+        attempts, result, error, started_at_ms, completed_at_ms)
+    VALUES (p_run_id, p_index, v_intent, v_kind, p_input_hash, p_status, 1, p_result, p_error,
+        v_now, CASE WHEN p_status = 'running' THEN NULL ELSE v_now END)
+    ON CONFLICT (run_id, step_index) DO UPDATE SET
+        intent = excluded.intent,
+        kind = excluded.kind,
+        input_hash = COALESCE(excluded.input_hash, s.input_hash),
+        status = excluded.status,
+        result = excluded.result,
+        error = excluded.error,
+        attempts = CASE WHEN s.status = 'running' AND excluded.status <> 'running'
+                        THEN s.attempts ELSE s.attempts + 1 END,
+        started_at_ms = CASE WHEN s.status = 'running' THEN s.started_at_ms
+                             ELSE excluded.started_at_ms END,
+        completed_at_ms = excluded.completed_at_ms
+    WHERE s.status <> 'completed'
+    RETURNING s.intent, s.kind, s.input_hash, s.status, s.attempts, s.result, s.error,
+        s.started_at_ms, s.completed_at_ms
+    INTO o_intent, o_kind, o_input_hash, o_status, o_attempts, o_result, o_error,
+        o_started_at_ms, o_completed_at_ms;
+    o_code := 'ok';
+    RETURN NEXT;
+END
+$fn$;
+""",
+    ),
 )

@@ -101,8 +101,7 @@ class DurableContext:
             return None
         if stored.intent != intent:
             raise DurableRunDivergenceError(
-                f"step {index} of run {self.run_id!r} was recorded as {stored.intent!r}, "
-                f"the task now asks for {intent!r}",
+                f"step {index}: intent changed across replays ({stored.intent!r} -> {intent!r})",
                 run_id=self.run_id,
             )
         if (

@@ -54,6 +54,7 @@ from ._validate import (
     check_limit,
     check_start,
     check_status,
+    diverged,
     lease_lost,
 )
 
@@ -90,7 +91,7 @@ ON CONFLICT (run_id, step_index) DO UPDATE SET
     started_at_ms = CASE WHEN durable_steps.status = 'running'
                          THEN durable_steps.started_at_ms ELSE excluded.started_at_ms END,
     completed_at_ms = excluded.completed_at_ms
-WHERE durable_steps.status != 'completed'
+WHERE durable_steps.status != 'completed' AND durable_steps.intent = excluded.intent
 RETURNING {_STEP_COLUMNS}
 """
 
@@ -531,6 +532,12 @@ class SQLiteDurableRunStore(StoreBase):
                 ),
             ).fetchone()
             if row is None:
+                prev = db.execute(
+                    "SELECT intent FROM durable_steps WHERE run_id = ? AND step_index = ?",
+                    (run_id, step_index),
+                ).fetchone()
+                if prev is not None and prev[0] != intent:
+                    raise diverged(run_id, step_index, prev[0], intent)
                 raise DurableRunError(
                     f"step {step_index} of run {run_id!r} is already completed",
                     code="step_completed",

@@ -59,4 +59,18 @@ CREATE TABLE durable_stream (
 CREATE UNIQUE INDEX durable_stream_event_id ON durable_stream (run_id, event_id);
 """,
     ),
+    Migration(
+        2,
+        "a recorded step keeps its intent (divergence is refused by the database too)",
+        """
+CREATE TRIGGER durable_steps_intent_fixed BEFORE UPDATE OF intent ON durable_steps
+WHEN NEW.intent IS NOT OLD.intent
+BEGIN
+    SELECT RAISE(ABORT, 'step_divergence: a recorded step keeps its intent');
+END;
+""",
+    ),
 )
+
+DURABLE_SCHEMA_SQL = "".join(m.sql for m in SQLITE_MIGRATIONS)
+"""The SQLite DDL of the current durable schema, as one string (every migration in order)."""

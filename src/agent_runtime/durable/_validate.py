@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import DurableRunError, DurableRunLeaseLostError, DurableValueError
+from ..errors import (
+    DurableRunDivergenceError,
+    DurableRunError,
+    DurableRunLeaseLostError,
+    DurableValueError,
+)
 from ..jsoncanon import ensure_json
 from ._manifest import DurableRunManifest
 from ._records import RUN_STATUSES, STEP_KINDS, RunStatus, StepKind
@@ -164,4 +169,12 @@ def lease_lost(
         f"worker {worker_id!r} (lease epoch {lease_epoch}) no longer holds the lease of "
         f"run {run_id!r} ({current})",
         run_id=run_id,
+    )
+
+
+def diverged(run_id: str, step_index: int, recorded: str, asked: str) -> DurableRunDivergenceError:
+    """The error every store raises when a position recorded under one intent is written
+    under another, whatever the recorded step's status (ORIGINAL §18.4 `beginStep`)."""
+    return DurableRunDivergenceError(
+        f"step {step_index}: intent changed ({recorded!r} -> {asked!r})", run_id=run_id
     )
