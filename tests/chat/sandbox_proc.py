@@ -17,7 +17,7 @@ def main(out: str, n: int, delay_ms: int) -> None:
     fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     for i in range(n):
         time.sleep(delay_ms / 1000)
-        line = {"id": f"ev-{i}", "payload": {"type": "text.delta", "text": f"s{i} "}}
+        line = {"id": f"ev-{i}", "payload": {"type": "text_delta", "text": f"s{i} "}}
         os.write(fd, orjson.dumps(line) + b"\n")
     os.write(fd, b'{"end": true}\n')
 

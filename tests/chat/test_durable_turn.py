@@ -20,7 +20,7 @@ MANIFEST = DurableRunManifest("chat-test", {"id": "turn", "intent": "say hi"}, {
 
 
 def deltas(n: int) -> list[dict[str, Any]]:
-    return [{"type": "text.delta", "text": f"t{i} "} for i in range(n)]
+    return [{"type": "text_delta", "text": f"t{i} "} for i in range(n)]
 
 
 class Producer:

@@ -17,7 +17,7 @@ from agent_runtime.durable import DurableRunStore
 
 CHILD = Path(__file__).with_name("turn_child.py")
 N = 30
-ALL = [{"type": "text.delta", "text": f"t{i} "} for i in range(N)]
+ALL = [{"type": "text_delta", "text": f"t{i} "} for i in range(N)]
 TEXT = "".join(e["text"] for e in ALL)
 
 pytestmark = pytest.mark.slow
@@ -121,7 +121,7 @@ async def test_crash_between_llm_and_persist_loses_nothing(
     body = [orjson.loads(b) async for b in engine.run_turn(identity, hooks).body]
     assert [e["type"] for e in body] == [
         "session.run.started",
-        *["text.delta"] * N,
+        *["text_delta"] * N,
         "session.run.completed",
     ]
     assert body[1:-1] == ALL and hooks.produced == 0 and hooks.persisted == [TEXT]

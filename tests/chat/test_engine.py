@@ -14,7 +14,7 @@ from agent_runtime.chat import TURN_REPLAYED, ChatTurnIdentity, DurableChatTurnE
 from agent_runtime.durable import DurableRunStore
 
 IDENTITY = ChatTurnIdentity(tenant_id="t1", session_id="s1", user_id="u1", turn_index=2)
-DELTAS = [{"type": "text.delta", "text": "hello "}, {"type": "text.delta", "text": "world"}]
+DELTAS = [{"type": "text_delta", "text": "hello "}, {"type": "text_delta", "text": "world"}]
 
 
 class Producer:
@@ -70,12 +70,12 @@ async def test_fresh_then_replayed_turn(store: DurableRunStore) -> None:
     events = await run(engine, hooks, input={"message": "hi"})
     assert [e["type"] for e in events] == [
         "session.run.started",
-        "text.delta",
-        "text.delta",
+        "text_delta",
+        "text_delta",
         "session.run.completed",
     ]
     assert events[1:3] == DELTAS and hooks.persisted == ["hello world"]
-    assert hooks.completed == ["hello world"] and hooks.seen == ["text.delta", "text.delta"]
+    assert hooks.completed == ["hello world"] and hooks.seen == ["text_delta", "text_delta"]
     run_id = engine.execution_id(IDENTITY)
     assert run_id == "proj:s1:2"
     steps = await store.load_steps(run_id)
@@ -118,7 +118,7 @@ async def test_persist_failure_then_retry_persists_once(store: DurableRunStore) 
 
 async def test_disconnecting_client_does_not_lose_the_turn(store: DurableRunStore) -> None:
     engine = DurableChatTurnEngine(store)
-    hooks = Hooks([{"type": "text.delta", "text": f"{i} "} for i in range(50)])
+    hooks = Hooks([{"type": "text_delta", "text": f"{i} "} for i in range(50)])
     body = engine.run_turn(IDENTITY, hooks).body
     first = [await anext(body) for _ in range(3)]
     assert orjson.loads(first[0])["type"] == "session.run.started"

@@ -24,7 +24,7 @@ CHILD = Path(__file__).with_name("supervised_child.py")
 
 
 def expected(n: int) -> list[dict[str, Any]]:
-    return [{"type": "text.delta", "text": f"s{i} "} for i in range(n)]
+    return [{"type": "text_delta", "text": f"s{i} "} for i in range(n)]
 
 
 @pytest.fixture

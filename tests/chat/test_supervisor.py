@@ -29,7 +29,7 @@ CHILD = Path(__file__).with_name("turn_child.py")
 
 
 def deltas(n: int) -> list[dict[str, Any]]:
-    return [{"type": "text.delta", "text": f"t{i} "} for i in range(n)]
+    return [{"type": "text_delta", "text": f"t{i} "} for i in range(n)]
 
 
 class Producer:
@@ -142,7 +142,7 @@ async def test_turn_of_a_sigkilled_worker_completes_headless(
         assert loop.time() < deadline
         await asyncio.sleep(0.02)
     log = await store.read_stream_events("o:4")
-    assert [r.payload for r in log] == [{"type": "text.delta", "text": f"t{i} "} for i in range(n)]
+    assert [r.payload for r in log] == [{"type": "text_delta", "text": f"t{i} "} for i in range(n)]
     later = await asyncio.create_subprocess_exec(
         sys.executable, str(CHILD), store_url, "o:4", "stream", str(n),
         stdout=asyncio.subprocess.PIPE,

@@ -73,7 +73,7 @@ async def drain(hooks: Any, **kwargs: Any) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in lines]
 
 
-DELTAS = [{"type": "text.delta", "text": "hello "}, {"type": "text.delta", "text": "world"}]
+DELTAS = [{"type": "text_delta", "text": "hello "}, {"type": "text_delta", "text": "world"}]
 
 
 async def test_happy_path_order_and_envelope() -> None:
@@ -81,8 +81,8 @@ async def test_happy_path_order_and_envelope() -> None:
     events = await drain(hooks)
     assert [e["type"] for e in events] == [
         "session.run.started",
-        "text.delta",
-        "text.delta",
+        "text_delta",
+        "text_delta",
         "session.run.completed",
     ]
     assert events[0] == {"type": "session.run.started", **IDENTITY.to_dict()}
@@ -90,8 +90,8 @@ async def test_happy_path_order_and_envelope() -> None:
     assert events[-1]["events"] == 2 and events[-1]["turn_index"] == 3
     assert hooks.calls == [
         ("produce", None),
-        ("event", "text.delta"),
-        ("event", "text.delta"),
+        ("event", "text_delta"),
+        ("event", "text_delta"),
         ("persist", (3, "hello world")),
         ("complete", "hello world"),
         ("flush", None),
@@ -126,7 +126,7 @@ async def test_producer_failure_becomes_error_then_failed() -> None:
     events = await drain(hooks)
     assert [e["type"] for e in events] == [
         "session.run.started",
-        "text.delta",
+        "text_delta",
         "error",
         "session.run.failed",
     ]
@@ -173,7 +173,7 @@ async def test_trace_flush_goes_to_wait_until() -> None:
 
 
 async def test_client_disconnect_closes_the_producer() -> None:
-    producer = Producer([{"type": "text.delta", "text": str(i)} for i in range(100)])
+    producer = Producer([{"type": "text_delta", "text": str(i)} for i in range(100)])
     hooks = Hooks(producer)
     body = handle_chat_turn(IDENTITY, hooks).body
     seen = [await body.__anext__() for _ in range(3)]

@@ -38,7 +38,7 @@ class Producer:
                 while not self.gate.exists():
                     await asyncio.sleep(0.005)
             await asyncio.sleep(0.01)
-            yield {"type": "text.delta", "text": f"t{i} "}
+            yield {"type": "text_delta", "text": f"t{i} "}
 
     @property
     def stream(self) -> AsyncIterator[dict[str, Any]]:
