@@ -1,192 +1,175 @@
-"""A transparent intent classifier: keyword and pattern rules with weights, no model.
-
-Every point of score comes with a reason (`keyword 'refactor' -> code (+1)`), so a routing
-decision can be explained and the rules tuned by reading them.
+"""The intent router (ORIGINAL §14): pick a profile's subagent for a message from the keyword
+and pattern matchers on `subagent.metadata.matchers`. Pure; no model call.
 """
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any
+from typing import Any, TypeGuard
 
-from .errors import InvalidArgumentError
+from .errors import ValidationError
 
 __all__ = [
-    "DEFAULT_INTENT_RULES",
     "ClassifyIntentOptions",
     "ClassifyIntentResult",
-    "IntentRule",
+    "SubagentMatcher",
     "classify_intent",
 ]
 
+SubagentMatcher = Mapping[str, Any]
+"""`{keywords?, patterns?, weight?, minScore?}` as it sits on a subagent's metadata."""
 
-@dataclass(frozen=True, slots=True)
-class IntentRule:
-    """An intent and its evidence: keywords/phrases (whole words, case-insensitive) and
-    regular expressions; each distinct match adds `weight` to the intent's score."""
-
-    name: str
-    keywords: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
-    weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        # lists are accepted as written; the rule stays hashable (compiled rules are cached)
-        for name in ("keywords", "patterns"):
-            value = getattr(self, name)
-            if isinstance(value, list):
-                object.__setattr__(self, name, tuple(value))
-
-
-def _kw(phrases: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in phrases.split("|"))
-
-
-DEFAULT_INTENT_RULES: tuple[IntentRule, ...] = (
-    IntentRule(
-        "code",
-        keywords=_kw(
-            "code|function|bug|stack trace|traceback|refactor|compile|exception|regex|python|"
-            "typescript|javascript|sql|unit test|api|class|method|debug"
-        ),
-        patterns=(r"```", r"\b\w+\(\)", r"\b[\w/]+\.(?:py|ts|js|go|rs|java|sql)\b"),
-    ),
-    IntentRule(
-        "data_analysis",
-        keywords=_kw(
-            "analyze|analyse|analysis|chart|csv|dataset|average|median|trend|plot|statistics|"
-            "spreadsheet|correlation|forecast"
-        ),
-    ),
-    IntentRule(
-        "research",
-        keywords=_kw("search|find|look up|latest|news|sources|compare|research"),
-    ),
-    IntentRule(
-        "action",
-        keywords=_kw("create|schedule|send|book|remind|deploy|cancel|order|email|set up"),
-    ),
-    IntentRule(
-        "question",
-        keywords=_kw("what|why|how|when|who|which|explain|can you"),
-        patterns=(r"\?\s*$",),
-        weight=0.5,
-    ),
-    IntentRule(
-        "greeting",
-        keywords=_kw("hi|hello|hey|good morning|good evening|thanks|thank you"),
-    ),
-)
+_PATTERN_WEIGHT = 1.5
 
 
 @dataclass(frozen=True, slots=True)
 class ClassifyIntentOptions:
-    """The rules (earlier rules win ties), the fallback intent and the score it takes to win."""
+    """`default_min_score` for matchers without one; `skip` ids; `filter(subagent, id)`."""
 
-    intents: tuple[IntentRule, ...] = DEFAULT_INTENT_RULES
-    default_intent: str = "chat"
-    min_score: float = 1.0
+    default_min_score: float = 1
+    skip: tuple[str, ...] = ()
+    filter: Callable[[Mapping[str, Any], str], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.default_min_score) not in (int, float):
+            raise ValidationError("ClassifyIntentOptions.default_min_score must be a number")
+        if isinstance(self.skip, str) or not all(isinstance(s, str) for s in self.skip):
+            raise ValidationError("ClassifyIntentOptions.skip must be a list of ids")
+        object.__setattr__(self, "skip", tuple(self.skip))
+        if self.filter is not None and not callable(self.filter):
+            raise ValidationError("ClassifyIntentOptions.filter must be callable")
 
 
 @dataclass(frozen=True, slots=True)
 class ClassifyIntentResult:
-    """The winning intent, a 0..1 confidence (share of the evidence, damped when thin) and
-    the reasons that produced the score; `scores` has every intent's total."""
+    """The chosen subagent (`id`/`subagent`, None when nothing matched), its `score`, every
+    evaluated subagent's score and `{keywordHits, patternHits, minScore}`."""
 
-    intent: str
-    confidence: float
-    reasons: tuple[str, ...]
+    id: str | None
+    subagent: Mapping[str, Any] | None
+    score: float
     scores: dict[str, float] = field(default_factory=dict)
+    evaluated: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "intent": self.intent,
-            "confidence": self.confidence,
-            "reasons": list(self.reasons),
+            "id": self.id,
+            "subagent": self.subagent,
+            "score": self.score,
             "scores": dict(self.scores),
+            "evaluated": {k: dict(v) for k, v in self.evaluated.items()},
         }
 
 
-@lru_cache(maxsize=256)
-def _compile(rule: IntentRule) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    compiled: list[tuple[str, re.Pattern[str]]] = []
-    for kw in rule.keywords:
-        words = r"\s+".join(re.escape(w) for w in kw.split())
-        compiled.append((f"keyword {kw!r}", re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)))
-    for i, pattern in enumerate(rule.patterns):
+def _is_number(v: Any) -> TypeGuard[int | float]:
+    return type(v) in (int, float)
+
+
+def _list(v: Any) -> list[Any] | None:
+    return list(v) if isinstance(v, Sequence) and not isinstance(v, str | bytes) else None
+
+
+def _valid(block: Any) -> bool:
+    return isinstance(block, Mapping) and (
+        _list(block.get("keywords")) is not None
+        or _list(block.get("patterns")) is not None
+        or _is_number(block.get("minScore"))
+    )
+
+
+def _matcher(subagent: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The subagent's matcher: `metadata.matchers`, else `metadata.matcher`; a list of blocks
+    merges (keywords and patterns concatenated, the last `minScore` wins, weights dropped)."""
+    meta = subagent.get("metadata")
+    if not isinstance(meta, Mapping):
+        return None
+    raw = meta.get("matchers")
+    if raw is None:
+        raw = meta.get("matcher")
+    blocks = _list(raw)
+    if blocks is None:
+        return dict(raw) if isinstance(raw, Mapping) and _valid(raw) else None
+    merged: dict[str, Any] = {"keywords": [], "patterns": []}
+    for block in blocks:
+        if not isinstance(block, Mapping):
+            continue
+        merged["keywords"] += _list(block.get("keywords")) or []
+        merged["patterns"] += _list(block.get("patterns")) or []
+        if _is_number(block.get("minScore")):
+            merged["minScore"] = block["minScore"]
+    return merged if _valid(merged) else None
+
+
+def _pattern_hit(pattern: Any, message: str) -> bool:
+    if isinstance(pattern, re.Pattern):
+        return pattern.search(message) is not None
+    if isinstance(pattern, str):
         try:
-            compiled.append((f"pattern {pattern!r}", re.compile(pattern, re.IGNORECASE)))
-        except re.error as exc:
-            raise InvalidArgumentError(
-                f"bad regular expression: {exc}", path=f"intents[{rule.name}].patterns[{i}]"
-            ) from None
-    return tuple(compiled)
-
-
-def _check_options(options: Any) -> ClassifyIntentOptions:
-    if options is None:
-        return ClassifyIntentOptions()
-    if not isinstance(options, ClassifyIntentOptions):
-        raise InvalidArgumentError("must be ClassifyIntentOptions", path="options")
-    names: set[str] = set()
-    for i, rule in enumerate(options.intents):
-        if not isinstance(rule, IntentRule) or not isinstance(rule.name, str) or not rule.name:
-            raise InvalidArgumentError("must be an IntentRule with a name", path=f"intents[{i}]")
-        if rule.name in names:
-            raise InvalidArgumentError(f"duplicate intent {rule.name!r}", path=f"intents[{i}]")
-        if not isinstance(rule.weight, int | float) or not rule.weight > 0:
-            raise InvalidArgumentError("must be > 0", path=f"intents[{i}].weight")
-        for field_name in ("keywords", "patterns"):
-            values = getattr(rule, field_name)
-            if not isinstance(values, tuple):
-                raise InvalidArgumentError(
-                    "must be a tuple of strings", path=f"intents[{i}].{field_name}"
-                )
-            for j, value in enumerate(values):
-                if not isinstance(value, str) or not value.strip():
-                    raise InvalidArgumentError(
-                        "must be a non-blank string", path=f"intents[{i}].{field_name}[{j}]"
-                    )
-        names.add(rule.name)
-    score = options.min_score
-    if type(score) not in (int, float) or not math.isfinite(score) or score < 0:
-        raise InvalidArgumentError("must be a finite number >= 0", path="min_score")
-    return options
+            return re.search(pattern, message, re.IGNORECASE) is not None
+        except re.error:
+            return False
+    return False
 
 
 def classify_intent(
-    text: str, options: ClassifyIntentOptions | None = None
+    profile: Mapping[str, Any], message: str, options: ClassifyIntentOptions | None = None
 ) -> ClassifyIntentResult:
-    """Score `text` against each rule; the best score at or above `min_score` wins, else the
-    default intent (confidence 0 when nothing matched at all)."""
-    if not isinstance(text, str):
-        raise InvalidArgumentError("must be a string", path="text")
-    opts = _check_options(options)
+    """Score each of `profile["subagents"]` (in insertion order) against `message`:
+    keyword hits * weight + pattern hits * 1.5 * weight; the highest score at or above its
+    matcher's `minScore` wins, the first on a tie."""
+    if not isinstance(profile, Mapping):
+        raise ValidationError("classify_intent: profile must be an object")
+    if not isinstance(message, str):
+        raise ValidationError("classify_intent: message must be a string")
+    opts = options if options is not None else ClassifyIntentOptions()
+    if not isinstance(opts, ClassifyIntentOptions):
+        raise ValidationError("classify_intent: options must be ClassifyIntentOptions")
+    subagents = profile.get("subagents")
     scores: dict[str, float] = {}
-    reasons: dict[str, list[str]] = {}
-    for rule in opts.intents:
-        score = 0.0
-        for label, regex in _compile(rule):
-            if regex.search(text):
-                score += rule.weight
-                reasons.setdefault(rule.name, []).append(
-                    f"{label} -> {rule.name} (+{rule.weight:g})"
-                )
-        scores[rule.name] = score
-    ranked = sorted(opts.intents, key=lambda r: -scores[r.name])  # stable: rule order breaks ties
-    top = ranked[0].name if ranked else None
-    top_score = scores[top] if top is not None else 0.0
-    if top is None or top_score < opts.min_score:
-        total = sum(scores.values())
-        why = [f"no intent reached {opts.min_score:g}; default {opts.default_intent!r}"]
-        for rule in ranked:
-            why.extend(reasons.get(rule.name, ()))
-        confidence = 0.0 if total == 0 else round(1.0 / (1.0 + total), 4)
-        return ClassifyIntentResult(opts.default_intent, confidence, tuple(why), scores)
-    second = scores[ranked[1].name] if len(ranked) > 1 else 0.0
-    # share of the evidence against the runner-up, damped by +1 so one hit is not certainty
-    confidence = round(top_score / (top_score + second + 1.0), 4)
-    return ClassifyIntentResult(top, confidence, tuple(reasons[top]), scores)
+    evaluated: dict[str, dict[str, float]] = {}
+    best_id: str | None = None
+    best: Mapping[str, Any] | None = None
+    best_score: float = 0
+    lowered = message.lower()
+    if not isinstance(subagents, Mapping):
+        return ClassifyIntentResult(None, None, 0, scores, evaluated)
+    for sid, subagent in subagents.items():
+        if not isinstance(subagent, Mapping) or sid in opts.skip:
+            continue
+        if opts.filter is not None and not opts.filter(subagent, sid):
+            continue
+        matcher = _matcher(subagent)
+        if matcher is None:
+            scores[sid] = 0
+            evaluated[sid] = {
+                "keywordHits": 0,
+                "patternHits": 0,
+                "minScore": opts.default_min_score,
+            }
+            continue
+        keyword_hits = sum(
+            1
+            for k in _list(matcher.get("keywords")) or []
+            if isinstance(k, str) and k and k.lower() in lowered
+        )
+        pattern_hits = sum(
+            1 for p in _list(matcher.get("patterns")) or [] if _pattern_hit(p, message)
+        )
+        weight = matcher.get("weight")
+        w = float(weight) if _is_number(weight) else 1.0
+        min_score = matcher.get("minScore")
+        minimum = float(min_score) if _is_number(min_score) else float(opts.default_min_score)
+        score = keyword_hits * w + pattern_hits * _PATTERN_WEIGHT * w
+        scores[sid] = score
+        evaluated[sid] = {
+            "keywordHits": keyword_hits,
+            "patternHits": pattern_hits,
+            "minScore": minimum,
+        }
+        if score >= minimum and score > best_score:
+            best_id, best, best_score = sid, subagent, score
+    if best_id is None:
+        return ClassifyIntentResult(None, None, 0, scores, evaluated)
+    return ClassifyIntentResult(best_id, best, best_score, scores, evaluated)

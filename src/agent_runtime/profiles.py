@@ -1,318 +1,347 @@
-"""Agent profiles: a base profile, a per-turn overlay, and a conformance check against policy.
+"""Agent profiles in the original's shape (JSON dicts), their merge, the per-turn composition and
+the conformance linter (ORIGINAL §15, §16, §21).
 
-An overlay may narrow a profile (fewer tools, lower limits, extra instructions) but never grant
-a tool the base profile lacks, so a per-turn request cannot widen what an agent may do.
+A profile is a dict such as `{"name", "prompt": {"systemPrompt", "instructions"},
+"resources": {"files": [...]}, "subagents": {id: {...}}, "tools": {...}, "mcp": {...},
+"model": {"default"}, "metadata": {"backend": {"type"}}}`; `AgentProfile` types it.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
 
-from .errors import DurableValueError, InvalidArgumentError, ModelCatalogError
-from .jsoncanon import dumps_json, loads_json
-from .models import validate_chat_model_id
+from .errors import ValidationError
 
 __all__ = [
+    "DEFAULT_SHELL_CAPABILITIES",
     "AgentProfile",
+    "ChatTurnOverlay",
     "ConformanceIssue",
     "ConformanceOptions",
     "ConformanceResult",
-    "TurnProfileOverlay",
     "assert_profile_conformance",
     "compose_turn_profile",
+    "merge_agent_profiles",
 ]
 
-_PROFILE_KEYS = frozenset(
-    ("name", "instructions", "model", "tools", "temperature", "max_output_tokens", "metadata")
-)
 
-
-def _json_obj(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidArgumentError("must be a JSON object", path=path)
-    try:
-        return loads_json(dumps_json(dict(value), root=path))  # type: ignore[no-any-return]
-    except DurableValueError as exc:
-        raise InvalidArgumentError(exc.reason, path=exc.path) from None
-
-
-def _tools(value: Any, path: str) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise InvalidArgumentError("must be a list of tool names", path=path)
-    out = tuple(value)
-    for i, t in enumerate(out):
-        if not isinstance(t, str) or not t:
-            raise InvalidArgumentError("must be a non-empty string", path=f"{path}[{i}]")
-    return out
-
-
-def _opt_number(value: Any, path: str) -> float | None:
-    if value is None:
-        return None
-    if type(value) not in (int, float) or not math.isfinite(value):
-        raise InvalidArgumentError("must be a finite number", path=path)
-    return float(value)
-
-
-def _opt_int(value: Any, path: str) -> int | None:
-    if value is None:
-        return None
-    if type(value) is not int or value <= 0:
-        raise InvalidArgumentError("must be an int > 0", path=path)
-    return value
-
-
-def _opt_str(value: Any, path: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidArgumentError("must be a string", path=path)
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class AgentProfile:
-    """How an agent runs: instructions, model, the tools it may call and sampling limits."""
+class AgentProfile(TypedDict, total=False):
+    """The sandbox SDK's agent profile, as the JSON dict it is on the wire."""
 
     name: str
-    instructions: str = ""
-    model: str | None = None
-    tools: tuple[str, ...] = ()
-    temperature: float | None = None
-    max_output_tokens: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    description: str
+    version: str
+    prompt: dict[str, Any]
+    resources: dict[str, Any]
+    subagents: dict[str, dict[str, Any]]
+    tools: dict[str, Any]
+    mcp: dict[str, Any]
+    permissions: dict[str, Any]
+    model: dict[str, Any]
+    metadata: dict[str, Any]
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise InvalidArgumentError("must be a non-empty string", path="profile.name")
-        if not isinstance(self.instructions, str):
-            raise InvalidArgumentError("must be a string", path="profile.instructions")
-        _opt_str(self.model, "profile.model")
-        object.__setattr__(self, "tools", _tools(self.tools, "profile.tools"))
-        object.__setattr__(
-            self, "temperature", _opt_number(self.temperature, "profile.temperature")
-        )
-        _opt_int(self.max_output_tokens, "profile.max_output_tokens")
-        object.__setattr__(self, "metadata", _json_obj(self.metadata, "profile.metadata"))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "instructions": self.instructions,
-            "model": self.model,
-            "tools": list(self.tools),
-            "temperature": self.temperature,
-            "max_output_tokens": self.max_output_tokens,
-            "metadata": dict(self.metadata),
-        }
+def _profile(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{where} must be a profile object")
+    return dict(value)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AgentProfile:
-        """Validating constructor from the JSON form; unknown keys are refused."""
-        if not isinstance(data, Mapping):
-            raise InvalidArgumentError("must be a JSON object", path="profile")
-        extra = set(data) - _PROFILE_KEYS
-        if extra:
-            raise InvalidArgumentError(f"unknown key(s) {sorted(extra)}", path="profile")
-        if "name" not in data:
-            raise InvalidArgumentError("is required", path="profile.name")
-        return cls(**dict(data))
+
+def _instructions(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence):
+        return list(value)
+    raise ValidationError("prompt.instructions must be a string or a list of strings")
+
+
+def _merge_prompt(base: Any, extra: Any) -> dict[str, Any]:
+    merged = dict(base) if isinstance(base, Mapping) else {}
+    if not isinstance(extra, Mapping):
+        return merged
+    for key, value in extra.items():
+        if key == "instructions":
+            combined = _instructions(merged.get("instructions")) + _instructions(value)
+            merged["instructions"] = combined
+        elif key == "systemPrompt" and merged.get("systemPrompt"):
+            continue  # the base system prompt is kept
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _merge_resources(base: Any, extra: Any) -> dict[str, Any]:
+    merged = copy.deepcopy(dict(base)) if isinstance(base, Mapping) else {}
+    if not isinstance(extra, Mapping):
+        return merged
+    for key, value in extra.items():
+        if key == "files" and isinstance(value, Sequence) and not isinstance(value, str):
+            files = [f for f in merged.get("files") or [] if isinstance(f, Mapping)]
+            added = [copy.deepcopy(dict(f)) for f in value if isinstance(f, Mapping)]
+            paths = {f.get("path") for f in added}
+            merged["files"] = [f for f in files if f.get("path") not in paths] + added
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def merge_agent_profiles(
+    base: Mapping[str, Any], extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """`base` with `extra` laid over it: the base system prompt is kept and `extra`'s
+    instructions are appended, resource files are added (a file of the same path replaced),
+    subagent, tool, MCP and permission maps are unioned (`extra` wins on a key), metadata is
+    merged, any other key of `extra` replaces the base's. Neither argument is modified."""
+    merged = copy.deepcopy(_profile(base, "base profile"))
+    if extra is None:
+        return merged
+    for key, value in _profile(extra, "profile overlay").items():
+        if key == "prompt":
+            merged["prompt"] = _merge_prompt(merged.get("prompt"), value)
+        elif key == "resources":
+            merged["resources"] = _merge_resources(merged.get("resources"), value)
+        elif key in ("subagents", "tools", "mcp", "permissions", "metadata") and isinstance(
+            value, Mapping
+        ):
+            current = merged.get(key)
+            union = dict(current) if isinstance(current, Mapping) else {}
+            union.update(copy.deepcopy(dict(value)))
+            merged[key] = union
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 @dataclass(frozen=True, slots=True)
-class TurnProfileOverlay:
-    """Per-turn changes: `instructions` are appended, `tools` narrows to a subset, the other
-    fields replace the base's when set, `metadata` is merged."""
+class ChatTurnOverlay:
+    """Per-turn additions to a profile: `prompt_overlay` (a `prompt` part, its instructions
+    appended), `resources_overlay`, `subagents_overlay`, `metadata`."""
 
-    instructions: str | None = None
-    model: str | None = None
-    tools: tuple[str, ...] | None = None
-    temperature: float | None = None
-    max_output_tokens: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    prompt_overlay: Mapping[str, Any] | None = None
+    resources_overlay: Mapping[str, Any] | None = None
+    subagents_overlay: Mapping[str, Any] | None = None
+    metadata: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        _opt_str(self.instructions, "overlay.instructions")
-        _opt_str(self.model, "overlay.model")
-        if self.tools is not None:
-            object.__setattr__(self, "tools", _tools(self.tools, "overlay.tools"))
-        object.__setattr__(
-            self, "temperature", _opt_number(self.temperature, "overlay.temperature")
-        )
-        _opt_int(self.max_output_tokens, "overlay.max_output_tokens")
-        object.__setattr__(self, "metadata", _json_obj(self.metadata, "overlay.metadata"))
+        for name in ("prompt_overlay", "resources_overlay", "subagents_overlay", "metadata"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Mapping):
+                raise ValidationError(f"ChatTurnOverlay.{name} must be a mapping or None")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TurnProfileOverlay:
+    def from_dict(cls, data: Mapping[str, Any]) -> ChatTurnOverlay:
+        """From the original's camelCase form (`promptOverlay`, `resourcesOverlay`, …)."""
         if not isinstance(data, Mapping):
-            raise InvalidArgumentError("must be a JSON object", path="overlay")
-        extra = set(data) - _PROFILE_KEYS - {"name"}
-        if extra or "name" in data:
-            raise InvalidArgumentError(
-                f"unknown key(s) {sorted(extra | {'name'} & set(data))}", path="overlay"
-            )
-        return cls(**dict(data))
+            raise ValidationError("a chat-turn overlay must be an object")
+        known = {"promptOverlay", "resourcesOverlay", "subagentsOverlay", "metadata"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValidationError(f"unknown overlay key(s): {', '.join(sorted(unknown))}")
+        return cls(
+            prompt_overlay=data.get("promptOverlay"),
+            resources_overlay=data.get("resourcesOverlay"),
+            subagents_overlay=data.get("subagentsOverlay"),
+            metadata=data.get("metadata"),
+        )
 
 
 def compose_turn_profile(
-    base: AgentProfile | Mapping[str, Any],
-    overlay: TurnProfileOverlay | Mapping[str, Any] | None = None,
-) -> AgentProfile:
-    """The profile for one turn: `base` with `overlay` applied (see `TurnProfileOverlay`).
-
-    An overlay naming a tool the base does not allow is refused with `InvalidArgumentError`."""
-    profile = base if isinstance(base, AgentProfile) else AgentProfile.from_dict(base)
+    base: Mapping[str, Any], overlay: ChatTurnOverlay | Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The profile of one turn: a partial profile built from the overlay's present fields
+    (`prompt`, `resources`, `subagents`, `metadata`) merged over `base`."""
     if overlay is None:
-        return profile
-    ov = (
-        overlay
-        if isinstance(overlay, TurnProfileOverlay)
-        else TurnProfileOverlay.from_dict(overlay)
-    )
-    tools = profile.tools
-    if ov.tools is not None:
-        granted = [t for t in ov.tools if t not in profile.tools]
-        if granted:
-            raise InvalidArgumentError(
-                f"a turn cannot grant tools the profile lacks: {granted}", path="overlay.tools"
-            )
-        tools = tuple(t for t in profile.tools if t in ov.tools)
-    instructions = profile.instructions
-    if ov.instructions:
-        instructions = f"{instructions}\n\n{ov.instructions}" if instructions else ov.instructions
-    return AgentProfile(
-        name=profile.name,
-        instructions=instructions,
-        model=ov.model if ov.model is not None else profile.model,
-        tools=tools,
-        temperature=ov.temperature if ov.temperature is not None else profile.temperature,
-        max_output_tokens=(
-            ov.max_output_tokens if ov.max_output_tokens is not None else profile.max_output_tokens
-        ),
-        metadata={**profile.metadata, **ov.metadata},
-    )
+        return dict(_profile(base, "base profile"))
+    ov = overlay if isinstance(overlay, ChatTurnOverlay) else ChatTurnOverlay.from_dict(overlay)
+    partial: dict[str, Any] = {}
+    if ov.prompt_overlay is not None:
+        partial["prompt"] = dict(ov.prompt_overlay)
+    if ov.resources_overlay is not None:
+        partial["resources"] = dict(ov.resources_overlay)
+    if ov.subagents_overlay is not None:
+        partial["subagents"] = dict(ov.subagents_overlay)
+    if ov.metadata is not None:
+        partial["metadata"] = dict(ov.metadata)
+    return merge_agent_profiles(base, partial)
 
 
-Severity = Literal["error", "warning"]
+# --- conformance -------------------------------------------------------------------------------
+
+DEFAULT_SHELL_CAPABILITIES: tuple[str, ...] = (
+    "bash",
+    "sh",
+    "python",
+    "node",
+    "curl",
+    "web",
+    "browser",
+    "shell",
+)
+Severity = Literal["error", "warn"]
 
 
 @dataclass(frozen=True, slots=True)
 class ConformanceIssue:
-    """One way a profile breaks policy: a stable `code`, the field `path`, a message."""
+    """One finding: `severity` error or warn, a stable `code`, the field `path`, a message."""
 
+    severity: Severity
     code: str
     path: str
     message: str
-    severity: Severity = "error"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "severity": self.severity,
             "code": self.code,
             "path": self.path,
             "message": self.message,
-            "severity": self.severity,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class ConformanceResult:
-    """`ok` is True when no issue has severity `error` (warnings are reported, not fatal)."""
+    """`valid` is True when there are no errors; warnings are reported, not fatal."""
 
-    ok: bool
-    issues: tuple[ConformanceIssue, ...] = ()
+    valid: bool
+    errors: tuple[ConformanceIssue, ...] = ()
+    warnings: tuple[ConformanceIssue, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "issues": [i.to_dict() for i in self.issues]}
+        return {
+            "valid": self.valid,
+            "errors": [i.to_dict() for i in self.errors],
+            "warnings": [i.to_dict() for i in self.warnings],
+        }
 
 
 @dataclass(frozen=True, slots=True)
 class ConformanceOptions:
-    """The policy a profile must meet; every check is off when its option is None/empty."""
+    """The linter's settings (the original's defaults). `check_secrets` is ours and opt-in:
+    a credential in a prompt is an error `secret-in-prompt`."""
 
-    allowed_models: frozenset[str] | None = None
-    allowed_tools: frozenset[str] | None = None
-    required_tools: frozenset[str] = frozenset()
-    require_instructions: bool = False
-    max_instructions_chars: int | None = None
-    min_temperature: float = 0.0
-    max_temperature: float = 2.0
-    max_output_tokens: int | None = None
-    forbidden_phrases: tuple[str, ...] = ()
-    check_secrets: bool = True
+    known_shell_capabilities: tuple[str, ...] = DEFAULT_SHELL_CAPABILITIES
+    strict_no_scaffolds: bool = False
+    tools_allowed_without_mcp: tuple[str, ...] = ()
+    min_system_prompt_chars: int = 800
+    check_secrets: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("known_shell_capabilities", "tools_allowed_without_mcp"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise ValidationError(f"ConformanceOptions.{name} must be a list of strings")
+            object.__setattr__(self, name, tuple(value))
+        if type(self.min_system_prompt_chars) is not int or self.min_system_prompt_chars < 0:
+            raise ValidationError("ConformanceOptions.min_system_prompt_chars: an int >= 0")
 
 
-def _contains_secret(text: str) -> bool:
-    from .sanitize import contains_secret
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
 
-    return contains_secret(text)
+
+def _scaffold(subagent: Mapping[str, Any]) -> bool:
+    meta = subagent.get("metadata")
+    if not isinstance(meta, Mapping):
+        return False
+    return meta.get("status") in ("scaffold", "not-implemented") or meta.get("implemented") is False
 
 
 def assert_profile_conformance(
-    profile: AgentProfile | Mapping[str, Any], options: ConformanceOptions | None = None
+    profile: Mapping[str, Any], options: ConformanceOptions | None = None
 ) -> ConformanceResult:
-    """Check a profile against policy and report every issue at once (not the first only)."""
+    """Lint a profile; it reports every issue and, despite its name, never raises on them.
+
+    Checks, in order: the system prompt's length; each tool (a shell capability as a tool,
+    then the allowlist, then `false`, then a tool without its MCP server); shipped scaffold
+    subagents (a warning, an error when strict); each subagent's description (40) and prompt
+    (100) lengths."""
     opts = options if options is not None else ConformanceOptions()
     if not isinstance(opts, ConformanceOptions):
-        raise InvalidArgumentError("must be ConformanceOptions", path="options")
-    p = profile if isinstance(profile, AgentProfile) else AgentProfile.from_dict(profile)
-    issues: list[ConformanceIssue] = []
+        raise ValidationError("options must be ConformanceOptions")
+    p = _profile(profile, "profile")
+    errors: list[ConformanceIssue] = []
+    warnings: list[ConformanceIssue] = []
 
-    def add(code: str, path: str, message: str, severity: Severity = "error") -> None:
-        issues.append(ConformanceIssue(code, path, message, severity))
+    def add(severity: Severity, code: str, path: str, message: str) -> None:
+        (errors if severity == "error" else warnings).append(
+            ConformanceIssue(severity, code, path, message)
+        )
 
-    if p.model is not None:
-        try:
-            validate_chat_model_id(p.model)
-        except ModelCatalogError as exc:
-            add("model.invalid", "model", exc.message)
-        if opts.allowed_models is not None and p.model not in opts.allowed_models:
-            add("model.not_allowed", "model", f"model {p.model!r} is not in the allowed models")
-    elif opts.allowed_models is not None:
-        add("model.missing", "model", "policy restricts models but the profile names none")
-    if opts.allowed_tools is not None:
-        for i, tool in enumerate(p.tools):
-            if tool not in opts.allowed_tools:
-                add("tool.not_allowed", f"tools[{i}]", f"tool {tool!r} is not allowed")
-    for tool in sorted(opts.required_tools - set(p.tools)):
-        add("tool.missing", "tools", f"required tool {tool!r} is missing")
-    if len(set(p.tools)) != len(p.tools):
-        add("tool.duplicate", "tools", "a tool is listed more than once", "warning")
-    if opts.require_instructions and not p.instructions.strip():
-        add("instructions.missing", "instructions", "the profile has no instructions")
-    if (
-        opts.max_instructions_chars is not None
-        and len(p.instructions) > opts.max_instructions_chars
-    ):
+    prompt = p.get("prompt") if isinstance(p.get("prompt"), Mapping) else {}
+    assert isinstance(prompt, Mapping)
+    system = _text(prompt.get("systemPrompt"))
+    if len(system) < opts.min_system_prompt_chars:
         add(
-            "instructions.too_long",
-            "instructions",
-            f"{len(p.instructions)} characters, the limit is {opts.max_instructions_chars}",
+            "error",
+            "system-prompt-too-short",
+            "prompt.systemPrompt",
+            f"the system prompt has {len(system)} characters; at least "
+            f"{opts.min_system_prompt_chars} are required",
         )
-    lowered = p.instructions.casefold()
-    for phrase in opts.forbidden_phrases:
-        if phrase.casefold() in lowered:
-            add("instructions.forbidden_phrase", "instructions", f"contains {phrase!r}")
-    if opts.check_secrets and _contains_secret(p.instructions):
-        add("instructions.secret", "instructions", "instructions contain a credential")
-    if p.temperature is not None and not (
-        opts.min_temperature <= p.temperature <= opts.max_temperature
-    ):
-        add(
-            "temperature.out_of_range",
-            "temperature",
-            f"{p.temperature:g} is outside [{opts.min_temperature:g}, {opts.max_temperature:g}]",
-        )
-    if (
-        opts.max_output_tokens is not None
-        and p.max_output_tokens is not None
-        and p.max_output_tokens > opts.max_output_tokens
-    ):
-        add(
-            "max_output_tokens.too_high",
-            "max_output_tokens",
-            f"{p.max_output_tokens} exceeds the limit {opts.max_output_tokens}",
-        )
-    return ConformanceResult(
-        ok=not any(i.severity == "error" for i in issues), issues=tuple(issues)
-    )
+    tools = p.get("tools") if isinstance(p.get("tools"), Mapping) else {}
+    mcp = p.get("mcp") if isinstance(p.get("mcp"), Mapping) else {}
+    assert isinstance(tools, Mapping) and isinstance(mcp, Mapping)
+    shells = {c.lower() for c in opts.known_shell_capabilities}
+    for name, value in tools.items():
+        if str(name).lower() in shells:
+            add(
+                "error",
+                "shell-capability-as-tool",
+                f"tools.{name}",
+                f"{name!r} is a shell capability of the sandbox, not a tool",
+            )
+            continue
+        if name in opts.tools_allowed_without_mcp or value is False:
+            continue
+        if name not in mcp:
+            add(
+                "error",
+                "decorative-tool-without-mcp",
+                f"tools.{name}",
+                f"tool {name!r} has no MCP server (mcp.{name}) behind it",
+            )
+    subagents = p.get("subagents") if isinstance(p.get("subagents"), Mapping) else {}
+    assert isinstance(subagents, Mapping)
+    entries = [(sid, s) for sid, s in subagents.items() if isinstance(s, Mapping)]
+    for sid, sub in entries:
+        if _scaffold(sub):
+            add(
+                "error" if opts.strict_no_scaffolds else "warn",
+                "subagent-scaffold-shipped",
+                f"subagents.{sid}",
+                f"subagent {sid!r} is a scaffold and is not implemented",
+            )
+    for sid, sub in entries:
+        if len(_text(sub.get("description"))) < 40:
+            add(
+                "error",
+                "subagent-description-too-short",
+                f"subagents.{sid}.description",
+                f"subagent {sid!r} needs a description of at least 40 characters",
+            )
+        if len(_text(sub.get("prompt"))) < 100:
+            add(
+                "error",
+                "subagent-prompt-too-short",
+                f"subagents.{sid}.prompt",
+                f"subagent {sid!r} needs a prompt of at least 100 characters",
+            )
+    if opts.check_secrets:
+        from .sanitize import contains_secret
+
+        texts = [("prompt.systemPrompt", system)]
+        texts += [
+            (f"prompt.instructions[{i}]", t)
+            for i, t in enumerate(_instructions(prompt.get("instructions")))
+            if isinstance(t, str)
+        ]
+        texts += [(f"subagents.{sid}.prompt", _text(sub.get("prompt"))) for sid, sub in entries]
+        for path, text in texts:
+            if text and contains_secret(text):
+                add("error", "secret-in-prompt", path, "the prompt contains a credential")
+    return ConformanceResult(valid=not errors, errors=tuple(errors), warnings=tuple(warnings))
