@@ -88,6 +88,20 @@ from .types import (
     parse_runtime_stream_event,
 )
 
+# -- section: backends (backends/) ------------------------------------------------------------
+# isort: split
+from .backends import (
+    AgentExecutionBackend,
+    BackendRetryPolicy,
+    HttpSandboxClient,
+    ModelPrice,
+    create_echo_backend,
+    create_iterable_backend,
+    create_openai_compatible_backend,
+    create_sandbox_prompt_backend,
+    map_raw_backend_event,
+)
+
 # -- section: sse, sanitize, models, intent, profiles ------------------------------------------
 # isort: split
 from .intent import ClassifyIntentOptions, ClassifyIntentResult, IntentRule, classify_intent
@@ -175,6 +189,7 @@ __all__ = [
     "AgentBackendInput",
     "AgentEvalError",
     "AgentEvalErrorCode",
+    "AgentExecutionBackend",
     "AgentKnowledgeProvider",
     "AgentMessage",
     "AgentProfile",
@@ -185,6 +200,7 @@ __all__ = [
     "AgentTaskRunSummary",
     "AgentTaskSpec",
     "AgentTaskStatus",
+    "BackendRetryPolicy",
     "BackendTransportError",
     "CaptureIntegrityError",
     "ChatStreamEvent",
@@ -223,12 +239,14 @@ __all__ = [
     "EventKind",
     "EventParseError",
     "FileSystemDurableRunStore",
+    "HttpSandboxClient",
     "InMemoryDurableRunStore",
     "IntentRule",
     "JudgeError",
     "KnowledgeReadinessDecision",
     "KnowledgeReadinessReport",
     "KnowledgeRequirement",
+    "ModelPrice",
     "NotFoundError",
     "PostgresDurableRunStore",
     "ReplayError",
@@ -263,6 +281,10 @@ __all__ = [
     "classify_intent",
     "clean_model_id",
     "compose_turn_profile",
+    "create_echo_backend",
+    "create_iterable_backend",
+    "create_openai_compatible_backend",
+    "create_sandbox_prompt_backend",
     "decide_knowledge_readiness",
     "derive_execution_id",
     "derive_worker_id",
@@ -271,6 +293,7 @@ __all__ = [
     "get_models",
     "handle_chat_turn",
     "manifest_hash",
+    "map_raw_backend_event",
     "open_store",
     "parse_event",
     "parse_runtime_stream_event",

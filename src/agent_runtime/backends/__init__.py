@@ -1,35 +1,31 @@
-"""Execution backends: the protocol, scripted/echo, OpenAI-compatible and sandbox backends."""
+"""Execution backends (ORIGINAL §7): the protocol, the iterable and echo backends, the
+sandbox prompt backend with its HTTP orchestrator client, the OpenAI-compatible backend, and
+the common raw-event mapping they share."""
 
-from ._protocol import AgentExecutionBackend
-from ._retry import NEVER_RETRY_STATUSES, BackendRetryPolicy, parse_retry_after
+from ._protocol import AgentExecutionBackend, SessionfulBackend
+from ._retry import DEFAULT_RETRY_STATUSES, BackendRetryPolicy, parse_retry_after
 from .iterable import IterableBackend, create_echo_backend, create_iterable_backend
-from .openai_compatible import (
-    STREAM_INTERRUPTED,
-    OpenAICompatibleBackend,
-    create_openai_compatible_backend,
-)
-from .sandbox import (
-    HttpSandboxClient,
-    SandboxClient,
-    SandboxEvent,
-    SandboxPromptBackend,
-    create_sandbox_prompt_backend,
-)
+from .mapping import map_raw_backend_event
+from .openai_compatible import OpenAICompatibleBackend, create_openai_compatible_backend
+from .pricing import ModelPrice
+from .sandbox import SandboxPromptBackend, create_sandbox_prompt_backend
+from .sandbox_http import HttpSandboxClient, SandboxEvent
 
 __all__ = [
-    "NEVER_RETRY_STATUSES",
-    "STREAM_INTERRUPTED",
+    "DEFAULT_RETRY_STATUSES",
     "AgentExecutionBackend",
     "BackendRetryPolicy",
     "HttpSandboxClient",
     "IterableBackend",
+    "ModelPrice",
     "OpenAICompatibleBackend",
-    "SandboxClient",
     "SandboxEvent",
     "SandboxPromptBackend",
+    "SessionfulBackend",
     "create_echo_backend",
     "create_iterable_backend",
     "create_openai_compatible_backend",
     "create_sandbox_prompt_backend",
+    "map_raw_backend_event",
     "parse_retry_after",
 ]

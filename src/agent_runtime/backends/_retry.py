@@ -1,4 +1,5 @@
-"""Retry policy for backend requests: exponential backoff with jitter, Retry-After honoured.
+"""`BackendRetryPolicy`: when and how long to wait before re-sending a backend request
+(ORIGINAL §7.5), plus our `Retry-After` handling.
 
 Retries happen only before the first byte of a response body; once streaming has begun a
 failure is reported, never replayed, so no output is duplicated.
@@ -8,72 +9,89 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from ..errors import ConfigurationError
+from ..errors import ValidationError
 
-__all__ = ["NEVER_RETRY_STATUSES", "BackendRetryPolicy", "parse_retry_after"]
+__all__ = ["DEFAULT_RETRY_STATUSES", "BackendRetryPolicy", "parse_retry_after"]
 
-NEVER_RETRY_STATUSES: frozenset[int] = frozenset((400, 401, 403, 404, 422))
-_RETRY_STATUSES: frozenset[int] = frozenset((408, 409, 429))
+DEFAULT_RETRY_STATUSES: frozenset[int] = frozenset((408, 425, 429, 500, 502, 503, 504))
+
+
+def _number(owner: object, name: str) -> None:
+    v = getattr(owner, name)
+    if type(v) not in (int, float) or not math.isfinite(v) or v < 0:
+        raise ValidationError(f"BackendRetryPolicy.{name} must be a finite number >= 0")
 
 
 @dataclass(frozen=True, slots=True)
 class BackendRetryPolicy:
-    """How often and how long to wait before re-sending a request that failed before streaming.
+    """The original's retry defaults: 5 attempts in all (1 disables retries), a backoff of
+    1000 ms doubling to 30000 ms with ±25 % jitter, the retried statuses, and a per-attempt
+    deadline of 120000 ms for the response headers (0 disables it).
 
-    Delay before retry n (1-based): `initial_delay_s * multiplier**(n-1)`, capped at
-    `max_delay_s`, then spread by +/- `jitter` (a fraction). A `Retry-After` header replaces
-    the computed delay, capped at `max_retry_after_s`.
+    Ours: a `Retry-After` header replaces the computed delay, capped at `max_retry_after_ms`.
     """
 
-    max_retries: int = 2
-    initial_delay_s: float = 0.5
-    multiplier: float = 2.0
-    max_delay_s: float = 8.0
+    max_attempts: int = 5
+    initial_backoff_ms: float = 1000
+    max_backoff_ms: float = 30000
     jitter: float = 0.25
-    max_retry_after_s: float = 60.0
+    retry_statuses: frozenset[int] = DEFAULT_RETRY_STATUSES
+    request_timeout_ms: float = 120000
+    max_retry_after_ms: float = 60000
 
     def __post_init__(self) -> None:
-        if type(self.max_retries) is not int or self.max_retries < 0:
-            raise ConfigurationError("BackendRetryPolicy.max_retries must be an int >= 0")
-        for name in ("initial_delay_s", "multiplier", "max_delay_s", "max_retry_after_s"):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                raise ConfigurationError(f"BackendRetryPolicy.{name} must be a number >= 0")
-        if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
-            raise ConfigurationError("BackendRetryPolicy.jitter must be within [0, 1]")
+        if type(self.max_attempts) is not int or self.max_attempts < 1:
+            raise ValidationError("BackendRetryPolicy.max_attempts must be an int >= 1")
+        for name in (
+            "initial_backoff_ms",
+            "max_backoff_ms",
+            "request_timeout_ms",
+            "max_retry_after_ms",
+        ):
+            _number(self, name)
+        if type(self.jitter) not in (int, float) or not 0 <= self.jitter <= 1:
+            raise ValidationError("BackendRetryPolicy.jitter must be a number within [0, 1]")
+        statuses = self.retry_statuses
+        if isinstance(statuses, str | bytes) or not isinstance(statuses, Iterable):
+            raise ValidationError("BackendRetryPolicy.retry_statuses must be HTTP status ints")
+        frozen = frozenset(statuses)
+        if not all(type(s) is int and 100 <= s <= 599 for s in frozen):
+            raise ValidationError("BackendRetryPolicy.retry_statuses must be HTTP status ints")
+        object.__setattr__(self, "retry_statuses", frozen)
 
-    @staticmethod
-    def is_retryable_status(status: int) -> bool:
-        """408, 409, 429 and 5xx are transient; every other status (400/401/403/404/422...) is
-        final."""
-        if status in NEVER_RETRY_STATUSES:
-            return False
-        return status in _RETRY_STATUSES or 500 <= status <= 599
+    def is_retryable_status(self, status: int) -> bool:
+        """Whether an answer with this HTTP status is tried again."""
+        return status in self.retry_statuses
 
-    def delay_s(
+    def delay_ms(
         self,
         retry_number: int,
-        retry_after_s: float | None = None,
+        retry_after_ms: float | None = None,
         rng: random.Random | None = None,
-    ) -> float:
-        """Seconds to wait before retry `retry_number` (1-based)."""
-        if retry_after_s is not None:
-            return max(0.0, min(retry_after_s, self.max_retry_after_s))
-        try:
-            grown = self.initial_delay_s * self.multiplier ** (retry_number - 1)
-        except OverflowError:  # a very late retry: the schedule reached its cap long ago
-            grown = math.inf if self.initial_delay_s > 0 else 0.0
-        base = min(grown, self.max_delay_s)
-        spread = (rng or random).uniform(-self.jitter, self.jitter)
-        return max(0.0, min(base * (1 + spread), self.max_delay_s))
+    ) -> int:
+        """Milliseconds to wait before retry `retry_number` (1-based): `min(initial * 2^(n-1),
+        max)` plus uniform jitter of ±`jitter` * that, rounded, floored at 0; a server's
+        `Retry-After` (capped at `max_retry_after_ms`) replaces it."""
+        if retry_after_ms is not None:
+            return round(max(0.0, min(retry_after_ms, self.max_retry_after_ms)))
+        exponent = max(0, retry_number - 1)
+        if exponent > 1023 or self.initial_backoff_ms == 0:  # the cap was reached long ago
+            grown = self.max_backoff_ms if self.initial_backoff_ms > 0 else 0.0
+        else:
+            grown = self.initial_backoff_ms * 2.0**exponent
+        base = min(grown, self.max_backoff_ms)
+        spread = (rng or random).uniform(-self.jitter, self.jitter) * base
+        return max(0, round(base + spread))
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None when absent/bad."""
+    """Milliseconds from a `Retry-After` header (delta-seconds or HTTP-date); None when
+    absent or unreadable."""
     if value is None:
         return None
     value = value.strip()
@@ -89,7 +107,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
-        return max(0.0, seconds)
+        return max(0.0, seconds) * 1000
     if not math.isfinite(seconds) or seconds < 0:
         return None
-    return seconds
+    return seconds * 1000

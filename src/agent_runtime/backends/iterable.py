@@ -1,86 +1,86 @@
-"""Scripted backends: replay a fixed list of events, or events made per call by a factory.
-
-Used by tests and demos, and as the `echo` backend when no model endpoint is configured.
+"""`create_iterable_backend` (ORIGINAL §7.1): the options become the backend, with no
+behaviour of their own; and the `echo` backend the service uses when no model is configured.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from typing import TypeAlias
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from ..errors import ConfigurationError
-from ..types import (
-    AgentBackendContext,
-    AgentBackendInput,
-    DoneEvent,
-    RuntimeStreamEvent,
-    TextDeltaEvent,
-)
+from ..errors import ValidationError
+from ..types import AgentBackendContext, AgentBackendInput, RuntimeStreamEvent, TextDeltaEvent
 
-__all__ = ["EventSource", "IterableBackend", "create_echo_backend", "create_iterable_backend"]
+__all__ = ["IterableBackend", "create_echo_backend", "create_iterable_backend"]
 
-_Events: TypeAlias = Iterable[RuntimeStreamEvent] | AsyncIterable[RuntimeStreamEvent]
-EventSource: TypeAlias = _Events | Callable[[AgentBackendInput, AgentBackendContext], _Events]
+StreamFn = Callable[[AgentBackendInput, AgentBackendContext], AsyncIterator[RuntimeStreamEvent]]
 
 
 class IterableBackend:
-    """Yields the scripted events; a list replays on every call, a factory is called per run."""
+    """A backend made of the given callables: `kind`, `stream`, and `start`, `resume`, `stop`
+    only when they were given (an absent one is no attribute at all, as in the original)."""
 
-    __slots__ = ("_kind", "_source")
+    __slots__ = ("kind", "resume", "start", "stop", "stream")
 
-    def __init__(self, source: EventSource, kind: str = "iterable") -> None:
-        self._source = source
-        self._kind = kind
+    kind: str
+    stream: StreamFn
+    start: Callable[..., Any]
+    resume: Callable[..., Any]
+    stop: Callable[..., Any]
 
-    @property
-    def kind(self) -> str:
-        return self._kind
+    def __init__(
+        self,
+        *,
+        kind: str,
+        stream: StreamFn,
+        start: Callable[..., Any] | None = None,
+        resume: Callable[..., Any] | None = None,
+        stop: Callable[..., Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.stream = stream
+        if start is not None:
+            self.start = start
+        if resume is not None:
+            self.resume = resume
+        if stop is not None:
+            self.stop = stop
 
-    async def stream(
-        self, input: AgentBackendInput, context: AgentBackendContext
-    ) -> AsyncIterator[RuntimeStreamEvent]:
-        src = self._source
-        events: _Events = src(input, context) if callable(src) else src
-        if inspect.isawaitable(events):
-            raise ConfigurationError(
-                "an iterable-backend factory must not be async; return an async iterable instead"
-            )
-        if isinstance(events, AsyncIterable):
-            async for event in events:
-                yield event
-        else:
-            for event in events:
-                yield event
+    def __repr__(self) -> str:
+        return f"IterableBackend(kind={self.kind!r})"
 
 
 def create_iterable_backend(
-    events_or_factory: EventSource, *, kind: str = "iterable"
+    *,
+    kind: str,
+    stream: StreamFn,
+    start: Callable[..., Any] | None = None,
+    resume: Callable[..., Any] | None = None,
+    stop: Callable[..., Any] | None = None,
 ) -> IterableBackend:
-    """A backend that yields `events_or_factory` (a list, an (async) iterable, or a callable
-    `(input, context) -> (async) iterable` invoked per run)."""
-    if not (callable(events_or_factory) or isinstance(events_or_factory, Iterable | AsyncIterable)):
-        raise ConfigurationError(
-            "create_iterable_backend needs an iterable of events or a factory callable"
-        )
-    if isinstance(events_or_factory, str | bytes):
-        raise ConfigurationError("create_iterable_backend needs events, not a string")
+    """A backend of `kind` whose `stream(input, ctx)` is `stream` (an async iterable of
+    events) and whose optional `start(input, ctx)`, `resume(session, input, ctx)` and
+    `stop(session, reason)` are the callables given (sync or async)."""
     if not isinstance(kind, str) or not kind:
-        raise ConfigurationError("backend kind must be a non-empty string")
-    return IterableBackend(events_or_factory, kind=kind)
+        raise ValidationError("create_iterable_backend: kind must be a non-empty string")
+    if not callable(stream):
+        raise ValidationError("create_iterable_backend: stream must be callable")
+    for name, fn in (("start", start), ("resume", resume), ("stop", stop)):
+        if fn is not None and not callable(fn):
+            raise ValidationError(f"create_iterable_backend: {name} must be callable or None")
+    return IterableBackend(kind=kind, stream=stream, start=start, resume=resume, stop=stop)
 
 
 def create_echo_backend(*, chunk_chars: int = 16) -> IterableBackend:
-    """Echoes the prompt back as text deltas (`echo: <prompt>`); no model, no tokens billed."""
+    """Kind `echo`: streams `echo: <prompt>` back as text deltas of `chunk_chars`
+    characters; no model is called, so no `llm_call` is reported."""
     if type(chunk_chars) is not int or chunk_chars < 1:
-        raise ConfigurationError("chunk_chars must be a positive int")
+        raise ValidationError("create_echo_backend: chunk_chars must be a positive int")
 
-    def factory(input: AgentBackendInput, _ctx: AgentBackendContext) -> list[RuntimeStreamEvent]:
+    async def stream(
+        input: AgentBackendInput, ctx: AgentBackendContext
+    ) -> AsyncIterator[RuntimeStreamEvent]:
         text = f"echo: {input.prompt}"
-        out: list[RuntimeStreamEvent] = [
-            TextDeltaEvent(text=text[i : i + chunk_chars]) for i in range(0, len(text), chunk_chars)
-        ]
-        out.append(DoneEvent(finish_reason="stop"))
-        return out
+        for i in range(0, len(text), chunk_chars):
+            yield TextDeltaEvent(text=text[i : i + chunk_chars])
 
-    return IterableBackend(factory, kind="echo")
+    return create_iterable_backend(kind="echo", stream=stream)

@@ -1,246 +1,153 @@
-"""Drive a sandboxed agent through a `SandboxClient`, plus the HTTP client for an orchestrator.
+"""`create_sandbox_prompt_backend` (ORIGINAL §7.2): a sandboxed agent driven through a
+`stream_prompt(box, message, ctx)` function, its raw events mapped to runtime events.
 
-The orchestrator API: `POST {base}/agents/run/stream` with JSON `{"message": ...}` and the
-header `X-Execution-ID`; the answer is SSE whose events carry ids and whose data is a runtime
-stream event (`{"type": "text.delta", ...}`). The same execution id always lands on the same
-execution, so after a dropped connection the client re-posts with `Last-Event-ID` and the
-stream resumes after the last event it saw: nothing lost, nothing delivered twice.
+`HttpSandboxClient.stream_prompt` (module `sandbox_http`) is one such function.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
-from urllib.parse import urlsplit
+import inspect
+import uuid
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+)
+from typing import Any, TypeVar, get_args
 
-import httpx2
-import orjson
-
-from ..errors import BackendTransportError, ConfigurationError, EventParseError
+from ..errors import ValidationError
 from ..types import (
     AgentBackendContext,
     AgentBackendInput,
-    DoneEvent,
-    ErrorEvent,
+    RuntimeSession,
     RuntimeStreamEvent,
-    parse_runtime_stream_event,
 )
-from ._http import open_stream, request_headers
-from ._retry import BackendRetryPolicy
-from ._sse_decode import SSEDecoder
+from .mapping import map_raw_backend_event
 
-__all__ = [
-    "HttpSandboxClient",
-    "SandboxClient",
-    "SandboxEvent",
-    "SandboxPromptBackend",
-    "create_sandbox_prompt_backend",
-]
+__all__ = ["SandboxPromptBackend", "create_sandbox_prompt_backend"]
 
-STREAM_INTERRUPTED = "backend.stream_interrupted"
+_T = TypeVar("_T")
+_EVENT_CLASSES: tuple[type, ...] = get_args(RuntimeStreamEvent)
+GetBox = Callable[[AgentBackendInput, AgentBackendContext], Any]
+StreamPrompt = Callable[[Any, str, AgentBackendContext], Any]
+MapEvent = Callable[[Any, AgentBackendContext], RuntimeStreamEvent | None]
+GetSessionId = Callable[[Any, AgentBackendInput], Any]
 
 
-@dataclass(frozen=True, slots=True)
-class SandboxEvent:
-    """A runtime stream event with the sandbox's event id (None when the sandbox sent none)."""
-
-    id: str | None
-    event: RuntimeStreamEvent
+async def _resolve(value: _T | Awaitable[_T]) -> _T:
+    if inspect.isawaitable(value):
+        return await value
+    return value
 
 
-@runtime_checkable
-class SandboxClient(Protocol):
-    """Streams one prompt's events from a sandboxed agent; `execution_id` makes it idempotent."""
-
-    def stream_prompt(self, message: str, *, execution_id: str) -> AsyncIterator[SandboxEvent]: ...
-
-
-class HttpSandboxClient:
-    """`SandboxClient` over HTTP+SSE for a sandbox orchestrator; resumes with `Last-Event-ID`.
-
-    A connection that fails before its first byte is retried under `retry`; a stream cut after
-    events arrived is resumed (same execution id, `Last-Event-ID`) up to `max_resumes` times in
-    a row without progress. A stream must end with a `done` or `error` event; ending without one
-    counts as a cut.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | None = None,
-        retry: BackendRetryPolicy | None = None,
-        max_resumes: int = 3,
-        client: httpx2.AsyncClient | None = None,
-        timeout: httpx2.Timeout | None = None,
-        headers: Mapping[str, str] | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        parts = urlsplit(base_url) if isinstance(base_url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigurationError(f"sandbox base_url must be an http(s) URL, got {base_url!r}")
-        if type(max_resumes) is not int or max_resumes < 0:
-            raise ConfigurationError("max_resumes must be an int >= 0")
-        self._url = base_url.rstrip("/") + "/agents/run/stream"
-        self._headers = request_headers(
-            {"accept": "text/event-stream", "content-type": "application/json"}, api_key, headers
-        )
-        self.retry = retry or BackendRetryPolicy()
-        self.max_resumes = max_resumes
-        self._client = client
-        self._owns_client = client is None
-        self._timeout = timeout or httpx2.Timeout(connect=10.0, read=300.0, write=30.0, pool=10.0)
-        self._sleep = sleep
-
-    def _http(self) -> httpx2.AsyncClient:
-        if self._client is None:
-            self._client = httpx2.AsyncClient(timeout=self._timeout)
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def stream_prompt(
-        self, message: str, *, execution_id: str, after_event_id: str | None = None
-    ) -> AsyncIterator[SandboxEvent]:
-        """Yield the execution's events, resuming after `after_event_id` when given."""
-        if not isinstance(message, str):
-            raise ConfigurationError("message must be a string")
-        if (
-            not isinstance(execution_id, str)
-            or not execution_id
-            or any(c in execution_id for c in "\r\n\x00")
-        ):
-            raise ConfigurationError("execution_id must be a non-empty single-line string")
-        if after_event_id is not None and (
-            not isinstance(after_event_id, str) or any(c in after_event_id for c in "\r\n\x00")
-        ):
-            raise ConfigurationError("after_event_id must be a single-line string or None")
-        client = self._http()
-        body = orjson.dumps({"message": message, "execution_id": execution_id})
-        last_id = after_event_id
-        seen: set[str] = set()  # ids delivered by this call: a replaying server is deduplicated
-        resumes_left = self.max_resumes
-        attempts = 0
-        while True:
-            headers = dict(self._headers)
-            headers["x-execution-id"] = execution_id
-            if last_id is not None:
-                headers["last-event-id"] = last_id
-
-            def make(h: dict[str, str] = headers) -> httpx2.Request:
-                return client.build_request("POST", self._url, content=body, headers=h)
-
-            opened = await open_stream(
-                client, make, self.retry, what=f"POST {self._url}", sleep=self._sleep
-            )
-            attempts += opened.attempts
-            decoder = SSEDecoder()
-            progressed = False
-            finished = False
-            cut: str | None = None
-            try:
-                chunk = opened.first
-                while True:
-                    for msg in decoder.feed(chunk):
-                        if not msg.data:
-                            continue
-                        if msg.id is not None and (msg.id == last_id or msg.id in seen):
-                            continue  # a server that replays events already delivered
-                        event = self._decode(msg.data, msg.event, attempts)
-                        if msg.id is not None:
-                            last_id = msg.id
-                            seen.add(msg.id)
-                        progressed = True
-                        yield SandboxEvent(id=msg.id, event=event)
-                        if isinstance(event, DoneEvent | ErrorEvent):
-                            finished = True
-                            break
-                    if finished:
-                        break
-                    try:
-                        chunk = await opened.chunks.__anext__()
-                    except StopAsyncIteration:
-                        cut = "stream ended without a done event"
-                        break
-                    except httpx2.HTTPError as exc:
-                        cut = f"stream cut: {type(exc).__name__}: {exc}"
-                        break
-            finally:
-                await opened.aclose()
-            if finished:
-                return
-            if progressed:
-                resumes_left = self.max_resumes
-            if resumes_left <= 0 or last_id is None:
-                raise BackendTransportError(
-                    f"sandbox execution {execution_id!r}: {cut}"
-                    + ("" if last_id is not None else " (no event id to resume from)"),
-                    retryable=False,
-                    attempts=attempts,
-                    code=STREAM_INTERRUPTED,
-                )
-            resumes_left -= 1
-
-    @staticmethod
-    def _decode(data: str, sse_event: str, attempts: int) -> RuntimeStreamEvent:
+async def _iterate(source: Any) -> AsyncGenerator[Any, None]:
+    """The raw events of `stream_prompt`'s result: an async iterable, an iterable, or an
+    awaitable of either; closed when the consumer stops early."""
+    source = await _resolve(source)
+    if isinstance(source, AsyncIterable):
+        iterator = aiter(source)
         try:
-            obj = orjson.loads(data)
-            if isinstance(obj, dict) and "type" not in obj and sse_event != "message":
-                obj = {"type": sse_event, **obj}
-            return parse_runtime_stream_event(obj)
-        except (orjson.JSONDecodeError, EventParseError) as exc:
-            raise BackendTransportError(
-                f"malformed sandbox event: {exc}",
-                retryable=False,
-                attempts=attempts,
-                code=STREAM_INTERRUPTED,
-            ) from None
-
-
-def _default_execution_id(input: AgentBackendInput) -> str:
-    return input.run_id
+            async for raw in iterator:
+                yield raw
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+    elif isinstance(source, Iterable) and not isinstance(source, str | bytes):
+        for raw in source:
+            yield raw
+    else:
+        raise ValidationError("stream_prompt must return an (async) iterable of raw events")
 
 
 class SandboxPromptBackend:
-    """Sends the task's prompt to a sandboxed agent and yields its events."""
+    """Sends the prompt to the box `get_box` returns and maps what `stream_prompt` yields:
+    `map_event` first, the common mapping when it returns None. Sessions are resumable."""
 
-    __slots__ = ("_execution_id", "_sandbox")
+    __slots__ = ("_get_box", "_get_session_id", "_map_event", "_stream_prompt", "kind")
 
     def __init__(
-        self, sandbox: SandboxClient, execution_id: Callable[[AgentBackendInput], str]
+        self,
+        *,
+        kind: str,
+        get_box: GetBox,
+        stream_prompt: StreamPrompt,
+        map_event: MapEvent | None,
+        get_session_id: GetSessionId | None,
     ) -> None:
-        self._sandbox = sandbox
-        self._execution_id = execution_id
+        self.kind = kind
+        self._get_box = get_box
+        self._stream_prompt = stream_prompt
+        self._map_event = map_event
+        self._get_session_id = get_session_id
 
-    @property
-    def kind(self) -> str:
-        return "sandbox"
+    async def start(self, input: AgentBackendInput, ctx: AgentBackendContext) -> RuntimeSession:
+        """A session whose id is `get_session_id(box, input)`, else the requested id, else a
+        random UUID, with metadata `{"resumable": true}`."""
+        box = await _resolve(self._get_box(input, ctx))
+        session_id: Any = None
+        if self._get_session_id is not None:
+            session_id = await _resolve(self._get_session_id(box, input))
+        if not (isinstance(session_id, str) and session_id):
+            session_id = ctx.requested_session_id or str(uuid.uuid4())
+        return RuntimeSession.new(self.kind, session_id, {"resumable": True})
+
+    def resume(
+        self, session: RuntimeSession, input: AgentBackendInput, ctx: AgentBackendContext
+    ) -> RuntimeSession:
+        """A copy of `session`, active again and touched."""
+        return session.touched(status="active")
 
     async def stream(
-        self, input: AgentBackendInput, context: AgentBackendContext
+        self, input: AgentBackendInput, ctx: AgentBackendContext
     ) -> AsyncIterator[RuntimeStreamEvent]:
-        events = self._sandbox.stream_prompt(input.prompt, execution_id=self._execution_id(input))
+        box = await _resolve(self._get_box(input, ctx))
+        raws = _iterate(self._stream_prompt(box, input.prompt, ctx))
         try:
-            async for item in events:
-                yield item.event
+            async for raw in raws:
+                event = self._map_event(raw, ctx) if self._map_event is not None else None
+                if event is not None and not isinstance(event, _EVENT_CLASSES):
+                    raise ValidationError("map_event must return a RuntimeStreamEvent or None")
+                if event is None:
+                    event = map_raw_backend_event(raw, ctx)
+                if event is not None:
+                    yield event
         finally:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await raws.aclose()
+
+    def __repr__(self) -> str:
+        return f"SandboxPromptBackend(kind={self.kind!r})"
 
 
 def create_sandbox_prompt_backend(
-    sandbox: SandboxClient,
     *,
-    execution_id: Callable[[AgentBackendInput], str] | None = None,
+    get_box: GetBox,
+    stream_prompt: StreamPrompt,
+    kind: str = "sandbox",
+    map_event: MapEvent | None = None,
+    get_session_id: GetSessionId | None = None,
 ) -> SandboxPromptBackend:
-    """A backend driving `sandbox`; the execution id defaults to the run id, so a retried run
-    with the same run id lands on the same execution."""
-    if not callable(getattr(sandbox, "stream_prompt", None)):
-        raise ConfigurationError("sandbox must implement SandboxClient.stream_prompt")
-    return SandboxPromptBackend(sandbox, execution_id or _default_execution_id)
+    """A backend that streams `stream_prompt(box, message, ctx)` for the box
+    `get_box(input, ctx)` returns; `message` is `input.message`, else the last message's
+    content, else the task's intent. `get_box` and `get_session_id` may be sync or async."""
+    if not isinstance(kind, str) or not kind:
+        raise ValidationError("create_sandbox_prompt_backend: kind must be a non-empty string")
+    for name, fn, required in (
+        ("get_box", get_box, True),
+        ("stream_prompt", stream_prompt, True),
+        ("map_event", map_event, False),
+        ("get_session_id", get_session_id, False),
+    ):
+        if (fn is not None or required) and not callable(fn):
+            what = "callable" if required else "callable or None"
+            raise ValidationError(f"create_sandbox_prompt_backend: {name} must be {what}")
+    return SandboxPromptBackend(
+        kind=kind,
+        get_box=get_box,
+        stream_prompt=stream_prompt,
+        map_event=map_event,
+        get_session_id=get_session_id,
+    )
