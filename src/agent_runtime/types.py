@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
@@ -804,7 +804,7 @@ class AgentTaskContext(Generic[_S, _A, _R]):
     knowledge: KnowledgeReadinessReport
     state: _S
     evals: tuple[ControlEvalResult, ...]
-    history: tuple[ControlStep, ...]
+    history: Sequence[ControlStep]  # a snapshot of the steps so far (not copied per step)
     budget: ControlBudget
     step_index: int
     wall_ms: float

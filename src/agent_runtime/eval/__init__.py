@@ -15,6 +15,7 @@ from ..errors import (
     ValidationError,
     VerificationError,
 )
+from ._control import ActionFailure, ControlContext, StepHistory, run_agent_control_loop
 from ._readiness import (
     IMPORTANCE_WEIGHTS,
     acquisition_plans_for_knowledge_gaps,
@@ -57,6 +58,7 @@ from ._records import (
     TraceEvent,
     UserQuestion,
 )
+from ._trace_store import InMemoryTraceStore, TraceRun, TraceStore
 
 __all__ = [
     "ACQUISITION_MODES",
@@ -69,11 +71,13 @@ __all__ = [
     "RECOMMENDED_ACTIONS",
     "SENSITIVITIES",
     "AcquisitionMode",
+    "ActionFailure",
     "AgentEvalError",
     "AgentEvalErrorCode",
     "CaptureIntegrityError",
     "ConfigError",
     "ControlBudget",
+    "ControlContext",
     "ControlDecision",
     "ControlEvalResult",
     "ControlRunResult",
@@ -85,6 +89,7 @@ __all__ = [
     "FailureClass",
     "FallbackPolicy",
     "Importance",
+    "InMemoryTraceStore",
     "JudgeError",
     "KnowledgeBundle",
     "KnowledgeReadinessReport",
@@ -95,8 +100,11 @@ __all__ = [
     "ReplayError",
     "RunRecord",
     "Sensitivity",
+    "StepHistory",
     "StoppedBy",
     "TraceEvent",
+    "TraceRun",
+    "TraceStore",
     "UserQuestion",
     "ValidationError",
     "VerificationError",
@@ -105,6 +113,7 @@ __all__ = [
     "is_blocking",
     "is_expired",
     "is_missing",
+    "run_agent_control_loop",
     "score_knowledge_readiness",
     "user_questions_for_knowledge_gaps",
 ]
