@@ -50,19 +50,25 @@ from .errors import (
 from .eval import (
     AgentEvalErrorCode,
     ControlBudget,
+    ControlContext,
     ControlDecision,
     ControlEvalResult,
     ControlRunResult,
     ControlStep,
     DataAcquisitionPlan,
     EventKind,
+    InMemoryTraceStore,
     KnowledgeReadinessReport,
     KnowledgeRequirement,
     RunRecord,
+    StepHistory,
     TraceEvent,
+    TraceRun,
+    TraceStore,
     UserQuestion,
     acquisition_plans_for_knowledge_gaps,
     blocking_knowledge_eval,
+    run_agent_control_loop,
     score_knowledge_readiness,
     user_questions_for_knowledge_gaps,
 )
@@ -87,6 +93,10 @@ from .types import (
     parse_event,
     parse_runtime_stream_event,
 )
+
+# -- section: the adapter-driven task loop (_task_loop.py) -------------------------------------
+# isort: split
+from ._task_loop import run_agent_task, summarize_agent_task_run
 
 # -- section: backends (backends/) ------------------------------------------------------------
 # isort: split
@@ -216,6 +226,7 @@ __all__ = [
     "ConformanceOptions",
     "ConformanceResult",
     "ControlBudget",
+    "ControlContext",
     "ControlDecision",
     "ControlEvalResult",
     "ControlRunResult",
@@ -241,6 +252,7 @@ __all__ = [
     "FileSystemDurableRunStore",
     "HttpSandboxClient",
     "InMemoryDurableRunStore",
+    "InMemoryTraceStore",
     "IntentRule",
     "JudgeError",
     "KnowledgeReadinessDecision",
@@ -261,12 +273,15 @@ __all__ = [
     "SandboxReconnectAdapter",
     "SanitizeOptions",
     "SessionMismatchError",
+    "StepHistory",
     "StoreUnavailableError",
     "SubstrateEvent",
     "SupervisedStart",
     "SupervisedTurn",
     "SweepTarget",
     "TraceEvent",
+    "TraceRun",
+    "TraceStore",
     "TurnProfileOverlay",
     "TurnSupervisor",
     "UserQuestion",
@@ -301,6 +316,8 @@ __all__ = [
     "redaction_marker",
     "resolve_chat_model",
     "resolve_router_base_url",
+    "run_agent_control_loop",
+    "run_agent_task",
     "run_durable",
     "run_durable_turn",
     "run_supervised_turn",
@@ -312,6 +329,7 @@ __all__ = [
     "sanitize_text",
     "score_knowledge_readiness",
     "step_id",
+    "summarize_agent_task_run",
     "user_questions_for_knowledge_gaps",
     "validate_chat_model_id",
     "with_configured_models",
