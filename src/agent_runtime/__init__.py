@@ -114,10 +114,14 @@ from .backends import (
 
 # -- section: sse, sanitize, models, intent, profiles ------------------------------------------
 # isort: split
-from .intent import ClassifyIntentOptions, ClassifyIntentResult, IntentRule, classify_intent
+from .intent import ClassifyIntentOptions, ClassifyIntentResult, SubagentMatcher, classify_intent
 from .models import (
     DEFAULT_ROUTER_BASE_URL,
-    RouterModel,
+    ChatModelCandidate,
+    ChatModelValidation,
+    ModelInfo,
+    ResolvedChatModel,
+    RouterEnv,
     clean_model_id,
     get_models,
     resolve_chat_model,
@@ -127,12 +131,13 @@ from .models import (
 )
 from .profiles import (
     AgentProfile,
+    ChatTurnOverlay,
     ConformanceIssue,
     ConformanceOptions,
     ConformanceResult,
-    TurnProfileOverlay,
     assert_profile_conformance,
     compose_turn_profile,
+    merge_agent_profiles,
 )
 from .sanitize import (
     SanitizeOptions,
@@ -213,9 +218,12 @@ __all__ = [
     "BackendRetryPolicy",
     "BackendTransportError",
     "CaptureIntegrityError",
+    "ChatModelCandidate",
+    "ChatModelValidation",
     "ChatStreamEvent",
     "ChatTurnHooks",
     "ChatTurnIdentity",
+    "ChatTurnOverlay",
     "ChatTurnProducer",
     "ChatTurnResult",
     "ClassifyIntentOptions",
@@ -253,16 +261,17 @@ __all__ = [
     "HttpSandboxClient",
     "InMemoryDurableRunStore",
     "InMemoryTraceStore",
-    "IntentRule",
     "JudgeError",
     "KnowledgeReadinessDecision",
     "KnowledgeReadinessReport",
     "KnowledgeRequirement",
+    "ModelInfo",
     "ModelPrice",
     "NotFoundError",
     "PostgresDurableRunStore",
     "ReplayError",
-    "RouterModel",
+    "ResolvedChatModel",
+    "RouterEnv",
     "RunDurableResult",
     "RunHandle",
     "RunRecord",
@@ -275,6 +284,7 @@ __all__ = [
     "SessionMismatchError",
     "StepHistory",
     "StoreUnavailableError",
+    "SubagentMatcher",
     "SubstrateEvent",
     "SupervisedStart",
     "SupervisedTurn",
@@ -282,7 +292,6 @@ __all__ = [
     "TraceEvent",
     "TraceRun",
     "TraceStore",
-    "TurnProfileOverlay",
     "TurnSupervisor",
     "UserQuestion",
     "ValidationError",
@@ -309,6 +318,7 @@ __all__ = [
     "handle_chat_turn",
     "manifest_hash",
     "map_raw_backend_event",
+    "merge_agent_profiles",
     "open_store",
     "parse_event",
     "parse_runtime_stream_event",

@@ -1,313 +1,280 @@
-"""Model catalog helpers for an OpenAI-compatible router: where it is, what it offers, and
-which model a chat turn should use.
+"""Chat-model resolution and admission against the Tangle Router catalog (ORIGINAL §13).
 
-Resolution is explicit: a requested model that the router does not offer is an error naming
-what it does offer, never a silent substitution.
+Admission fails closed: a model id is accepted only when it is well formed and either on the
+allowlist or in the router's catalog; a catalog that cannot be loaded admits nothing.
+Catalog entries (`ModelInfo`) and candidates stay JSON dicts in the original's shape.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-import os
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict, cast
 
 import httpx2
 import orjson
 
-from .errors import (
-    BackendTransportError,
-    ConfigurationError,
-    InvalidArgumentError,
-    ModelCatalogError,
-)
-from .sanitize import redaction_marker, sanitize_text
+from .errors import BackendTransportError, ValidationError
+from .sanitize import sanitize_text
 
 __all__ = [
     "DEFAULT_ROUTER_BASE_URL",
-    "MODEL_ENV_VARS",
-    "ROUTER_BASE_URL_ENV_VARS",
-    "RouterModel",
+    "MAX_CATALOG_BYTES",
+    "ChatModelCandidate",
+    "ChatModelValidation",
+    "ModelInfo",
+    "ResolvedChatModel",
+    "RouterEnv",
     "clean_model_id",
     "get_models",
+    "is_well_formed_model_id",
     "resolve_chat_model",
     "resolve_router_base_url",
     "validate_chat_model_id",
     "with_configured_models",
 ]
 
-DEFAULT_ROUTER_BASE_URL = "https://openrouter.ai/api/v1"
-ROUTER_BASE_URL_ENV_VARS = ("AGENT_RUNTIME_ROUTER_BASE_URL", "OPENAI_BASE_URL")
-MODEL_ENV_VARS = ("AGENT_RUNTIME_MODEL", "OPENAI_MODEL")
-
+DEFAULT_ROUTER_BASE_URL = "https://router.tangle.tools"
+MAX_CATALOG_BYTES = 8 * 1024 * 1024
+_MODEL_ID = re.compile(r"[A-Za-z0-9._/@:\-]+")
 _MAX_MODEL_ID = 200
-_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+\-]*")
-# ids of models that do not chat: embeddings, speech, images, moderation, reranking
-_NON_CHAT = re.compile(
-    r"(?:^|[/:_.\-])(?:text-embedding|embeddings?|embed|whisper|tts|dall-e|moderation|"
-    r"rerank(?:er)?|transcribe)(?:$|[/:_.\-\d])",
-    re.IGNORECASE,
-)
-_RETRYABLE = frozenset((408, 409, 425, 429))
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+
+
+class RouterEnv(TypedDict, total=False):
+    """Where the router is: `TANGLE_ROUTER_URL`, else `TANGLE_ROUTER_BASE_URL`."""
+
+    TANGLE_ROUTER_URL: str
+    TANGLE_ROUTER_BASE_URL: str
+
+
+class ModelInfo(TypedDict, total=False):
+    """One catalog entry as the router lists it."""
+
+    id: str
+    name: str
+    description: str
+    provider: str
+    _provider: str
+    architecture: dict[str, Any]
+
+
+class ChatModelCandidate(TypedDict):
+    """A model id from somewhere (`source`: a telemetry label such as request, workspace or
+    env); `model` may be None or blank."""
+
+    source: str
+    model: str | None
+
+
+class ResolvedChatModel(TypedDict):
+    source: str
+    model: str
 
 
 @dataclass(frozen=True, slots=True)
-class RouterModel:
-    """One model offered by the router; `configured` marks models the deployment pins."""
+class ChatModelValidation:
+    """`succeeded` with the cleaned id as `value`, or not, with an `error` sentence."""
 
-    id: str
-    owned_by: str | None = None
-    created: int | None = None
-    configured: bool = False
-    raw: dict[str, Any] = field(default_factory=dict)
+    succeeded: bool
+    value: str | None = None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "owned_by": self.owned_by,
-            "created": self.created,
-            "configured": self.configured,
-        }
+        if self.succeeded:
+            return {"succeeded": True, "value": self.value}
+        return {"succeeded": False, "error": self.error}
 
 
-def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
-    if env is None:
-        return os.environ
-    if not isinstance(env, Mapping):
-        raise InvalidArgumentError("must be a mapping of environment variables", path="env")
-    return env
+def resolve_router_base_url(env: Mapping[str, Any] | None = None) -> str:
+    """`TANGLE_ROUTER_URL`, else `TANGLE_ROUTER_BASE_URL`, else the default, with one trailing
+    `/v1` (or `/v1/`) and then one trailing slash removed. `env` is a mapping the caller
+    passes (`os.environ` if it wants the process's)."""
+    values = env if env is not None else {}
+    base = DEFAULT_ROUTER_BASE_URL
+    for key in ("TANGLE_ROUTER_URL", "TANGLE_ROUTER_BASE_URL"):
+        value = values.get(key)
+        if isinstance(value, str) and value:
+            base = value
+            break
+    return _strip_base(base)
 
 
-def _check_base_url(url: str, where: str) -> str:
-    if not isinstance(url, str):
-        raise InvalidArgumentError(f"must be a URL string, got {type(url).__name__}", path=where)
+def _check_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("get_models: router_base_url must be a string")
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port outside 0-65535
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"{where} is not a valid URL ({exc}): {sanitize_text(url)!r}"
-        ) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"{where} must be an http(s) URL with a host, got {sanitize_text(url)!r}"
-        )
-    return url.rstrip("/")
+        url = httpx2.URL(value)
+    except (httpx2.InvalidURL, ValueError) as exc:
+        raise ValidationError(f"get_models: router_base_url is not a URL: {exc}") from None
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValidationError("get_models: router_base_url has an invalid port")
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValidationError("get_models: router_base_url must be an http(s) URL")
+    return value
 
 
-def _check_api_key(api_key: Any) -> str:
-    """A key that can travel in an HTTP header: printable ASCII on one line."""
-    if not isinstance(api_key, str) or not api_key:
-        raise InvalidArgumentError("must be a non-empty string", path="api_key")
-    if not api_key.isascii() or not api_key.isprintable():
-        raise InvalidArgumentError(
-            "must be printable ASCII on one line (check for pasted quotes or spaces)",
-            path="api_key",
-        )
-    return api_key
-
-
-def _without_key(text: str, api_key: str | None) -> str:
-    """`text` with the caller's key (which some routers echo in errors) and any other
-    recognisable secret redacted."""
-    if api_key:
-        text = text.replace(api_key, redaction_marker(api_key))
-    return sanitize_text(text)
-
-
-def resolve_router_base_url(env: Mapping[str, str] | None = None) -> str:
-    """The router base URL from `AGENT_RUNTIME_ROUTER_BASE_URL`, then `OPENAI_BASE_URL`, else
-    `DEFAULT_ROUTER_BASE_URL`; trailing slashes dropped, malformed URLs refused."""
-    values = _env(env)
-    for name in ROUTER_BASE_URL_ENV_VARS:
-        value = values.get(name, "").strip()
-        if value:
-            return _check_base_url(value, name)
-    return DEFAULT_ROUTER_BASE_URL
-
-
-def _models_url(base_url: str) -> str:
-    base = _check_base_url(base_url, "base_url")
-    return f"{base}/models" if base.endswith("/v1") else f"{base}/v1/models"
-
-
-def _parse_models(body: bytes) -> list[RouterModel]:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ModelCatalogError(f"/v1/models did not return JSON: {exc}") from None
-    data = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(data, list):
-        raise ModelCatalogError("/v1/models response has no `data` list")
-    models: list[RouterModel] = []
-    seen: set[str] = set()
-    for i, item in enumerate(data):
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-            raise ModelCatalogError(f"/v1/models data[{i}] has no string `id`")
-        if item["id"] in seen:
-            continue
-        seen.add(item["id"])
-        owned_by, created = item.get("owned_by"), item.get("created")
-        models.append(
-            RouterModel(
-                id=item["id"],
-                owned_by=owned_by if isinstance(owned_by, str) else None,
-                created=created if type(created) is int else None,
-                raw=item,
-            )
-        )
-    return models
+def _strip_base(base: str) -> str:
+    if base.endswith("/v1/"):
+        base = base[:-4]
+    elif base.endswith("/v1"):
+        base = base[:-3]
+    return base[:-1] if base.endswith("/") else base
 
 
 async def get_models(
-    base_url: str | None = None,
-    api_key: str | None = None,
+    router_base_url: str = DEFAULT_ROUTER_BASE_URL,
     *,
+    api_key: str | None = None,
+    http_client: httpx2.AsyncClient | None = None,
     timeout: float = 10.0,
-    client: httpx2.AsyncClient | None = None,
-) -> list[RouterModel]:
-    """GET `{base}/v1/models` (or `{base}/models` when the base ends in `/v1`).
-
-    Unreachable router or error status -> `BackendTransportError` (with status and whether a
-    retry may help); a malformed body -> `ModelCatalogError`.
-    """
-    url = _models_url(base_url if base_url is not None else resolve_router_base_url())
+) -> list[ModelInfo]:
+    """GET `<base>/v1/models` (`Accept: application/json`); `body.data` when it is a list
+    (its object entries), else `[]`. A non-2xx status raises `BackendTransportError`
+    `router /v1/models <status>`; an unreachable router, one with status 0. `api_key`
+    (ours) is sent as a bearer token and scrubbed from every message."""
+    url = f"{_strip_base(_check_url(router_base_url))}/v1/models"
     if type(timeout) not in (int, float) or not math.isfinite(timeout) or timeout <= 0:
-        raise InvalidArgumentError("must be a finite number of seconds > 0", path="timeout")
+        raise ValidationError("get_models: timeout must be a finite number of seconds > 0")
     headers = {"Accept": "application/json"}
     if api_key is not None:
-        headers["Authorization"] = f"Bearer {_check_api_key(api_key)}"
-    own = client is None
-    http = client if client is not None else httpx2.AsyncClient(timeout=timeout)
+        if not isinstance(api_key, str) or not _TOKEN.fullmatch(api_key):
+            raise ValidationError("get_models: api_key must be printable ASCII without spaces")
+        headers["Authorization"] = f"Bearer {api_key}"
+    secrets = [s for s in (api_key, httpx2.URL(url).password) if s]
+
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "[REDACTED]")
+        return sanitize_text(text)
+
+    own = http_client is None
+    client = http_client if http_client is not None else httpx2.AsyncClient(timeout=timeout)
     try:
-        response = await http.get(url, headers=headers)
+        async with client.stream("GET", url, headers=headers) as response:
+            if not 200 <= response.status_code < 300:
+                raise BackendTransportError(
+                    "router",
+                    f"router /v1/models {response.status_code}",
+                    status=response.status_code,
+                    retryable=response.status_code >= 500 or response.status_code == 429,
+                )
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_CATALOG_BYTES:
+                    raise BackendTransportError(
+                        "router", f"router /v1/models answered more than {MAX_CATALOG_BYTES} bytes"
+                    )
     except httpx2.HTTPError as exc:
         raise BackendTransportError(
-            _without_key(
-                f"cannot reach model router at {url}: {type(exc).__name__}: {exc}", api_key
-            ),
+            "router",
+            scrub(f"router /v1/models unreachable: {type(exc).__name__}: {exc}"),
+            status=0,
             retryable=True,
-            code="models.unreachable",
+            cause=exc,
         ) from exc
     finally:
         if own:
-            await http.aclose()
-    if response.status_code >= 400:
-        snippet = response.text[:200]
-        raise BackendTransportError(
-            _without_key(f"GET {url} answered {response.status_code}: {snippet}", api_key),
-            status=response.status_code,
-            retryable=response.status_code in _RETRYABLE or response.status_code >= 500,
-            code="models.http_status",
-        )
-    return _parse_models(response.content)
+            await client.aclose()
+    try:
+        parsed = orjson.loads(bytes(body))
+    except orjson.JSONDecodeError:
+        return []
+    data = parsed.get("data") if isinstance(parsed, dict) else None
+    if not isinstance(data, list):
+        return []
+    return [cast(ModelInfo, entry) for entry in data if isinstance(entry, dict)]
 
 
-def clean_model_id(model_id: str) -> str:
-    """Trim whitespace and wrapping quotes/backticks, drop a leading `models/` prefix."""
-    if not isinstance(model_id, str):
-        raise InvalidArgumentError("must be a string", path="model_id")
-    cleaned = model_id.strip()
-    while len(cleaned) >= 2 and cleaned[0] == cleaned[-1] and cleaned[0] in "\"'`":
-        cleaned = cleaned[1:-1].strip()
-    cleaned = cleaned.removeprefix("models/")
-    if not cleaned:
-        raise ModelCatalogError(f"model id {model_id!r} is empty")
-    return cleaned
+def clean_model_id(value: Any) -> str | None:
+    """The trimmed string; None for a non-string or a blank one."""
+    if not isinstance(value, str):
+        return None
+    cleaned = value.strip()
+    return cleaned or None
 
 
-def validate_chat_model_id(model_id: str) -> str:
-    """The cleaned id, if it is well formed and not an embedding/speech/image/moderation
-    model; otherwise `ModelCatalogError` saying why."""
-    cleaned = clean_model_id(model_id)
-    if len(cleaned) > _MAX_MODEL_ID:
-        raise ModelCatalogError(f"model id is longer than {_MAX_MODEL_ID} characters")
-    if not _MODEL_ID.fullmatch(cleaned):
-        raise ModelCatalogError(
-            f"model id {cleaned!r} has characters outside letters, digits and ._:/@+-"
-        )
-    if _NON_CHAT.search(cleaned):
-        raise ModelCatalogError(f"model {cleaned!r} is not a chat model")
-    return cleaned
-
-
-def _ids(available: Iterable[RouterModel | str]) -> list[str]:
-    out: list[str] = []
-    for i, m in enumerate(available):
-        if isinstance(m, RouterModel):
-            out.append(m.id)
-        elif isinstance(m, str):
-            out.append(m)
-        else:
-            raise InvalidArgumentError("must hold RouterModel or str", path=f"available[{i}]")
-    return out
+def is_well_formed_model_id(value: str) -> bool:
+    """At most 200 characters of letters, digits and `. _ / @ : -` (the admission's format)."""
+    return len(value) <= _MAX_MODEL_ID and _MODEL_ID.fullmatch(value) is not None
 
 
 def resolve_chat_model(
-    requested: str | None = None,
+    candidates: Iterable[Mapping[str, Any]], fallback: Any
+) -> ResolvedChatModel | Any:
+    """The first candidate whose cleaned model is non-blank, as `{source, model}`; else
+    `fallback` itself, unchanged."""
+    for candidate in candidates:
+        if not isinstance(candidate, Mapping):
+            continue
+        model = clean_model_id(candidate.get("model"))
+        if model is not None:
+            return {"source": candidate.get("source"), "model": model}
+    return fallback
+
+
+def _catalog_ids(catalog: Iterable[Any]) -> set[str]:
+    ids: set[str] = set()
+    for entry in catalog:
+        if not isinstance(entry, Mapping):
+            continue
+        mid = clean_model_id(entry.get("id"))
+        if mid is None:
+            continue
+        ids.add(mid)
+        provider = clean_model_id(entry.get("_provider")) or clean_model_id(entry.get("provider"))
+        if provider is not None and "/" not in mid:
+            ids.add(f"{provider}/{mid}")
+    return ids
+
+
+async def validate_chat_model_id(
+    model_id: Any,
     *,
-    available: Iterable[RouterModel | str] | None = None,
-    env: Mapping[str, str] | None = None,
-    default: str | None = None,
-) -> str:
-    """The model a chat turn uses: `requested`, else `AGENT_RUNTIME_MODEL`/`OPENAI_MODEL`,
-    else `default`, else the first chat model of `available`.
-
-    The chosen id must be a valid chat model id and, when a catalog is given, be in it.
-    """
-    ids = _ids(available) if available is not None else None
-    values = _env(env)
-    candidates = [
-        (requested, "requested"),
-        *((values.get(name), name) for name in MODEL_ENV_VARS),
-        (default, "default"),
-    ]
-    for value, source in candidates:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        model = validate_chat_model_id(value)
-        if ids is not None and model not in ids:
-            offered = ", ".join(ids[:10]) or "nothing"
-            raise ModelCatalogError(
-                f"model {model!r} ({source}) is not offered by the router (offers: {offered})"
-            )
-        return model
-    for model_id in ids or ():
-        try:
-            return validate_chat_model_id(model_id)
-        except ModelCatalogError:
-            continue
-    raise ConfigurationError(
-        "no chat model: pass one, set AGENT_RUNTIME_MODEL or OPENAI_MODEL, "
-        "or point at a router that offers one"
-    )
+    allowlist: Iterable[Any] = (),
+    router_base_url: str = DEFAULT_ROUTER_BASE_URL,
+    load_models: Callable[[str], Awaitable[Sequence[Any]] | Sequence[Any]] | None = None,
+) -> ChatModelValidation:
+    """Admit `model_id` or say why not; never raises. In order: clean it; refuse a malformed
+    id (the catalog is not fetched); accept one on the allowlist; load the catalog
+    (`load_models(router_base_url)`, default `get_models`) failing closed; accept an id the
+    catalog lists (also as `<provider>/<id>`)."""
+    cleaned = clean_model_id(model_id)
+    if cleaned is None:
+        return ChatModelValidation(False, error="Model id must be a non-empty string.")
+    if not is_well_formed_model_id(cleaned):
+        return ChatModelValidation(False, error=f"Model id is malformed: {cleaned}")
+    allowed = {c for c in (clean_model_id(a) for a in allowlist) if c is not None}
+    if cleaned in allowed:
+        return ChatModelValidation(True, value=cleaned)
+    loader = load_models if load_models is not None else get_models
+    try:
+        loaded = loader(router_base_url)
+        catalog = await loaded if inspect.isawaitable(loaded) else loaded
+        ids = _catalog_ids(catalog)
+    except Exception as exc:
+        message = exc.message if isinstance(exc, BackendTransportError) else str(exc)
+        return ChatModelValidation(False, error=f"Could not validate model catalog: {message}")
+    if cleaned not in ids:
+        return ChatModelValidation(False, error=f"Model is not available: {cleaned}")
+    return ChatModelValidation(True, value=cleaned)
 
 
-def with_configured_models(
-    models: Iterable[RouterModel], configured: Iterable[str]
-) -> list[RouterModel]:
-    """The catalog with the deployment's configured models first (in configured order, marked
-    `configured=True`, added when the router does not list them), then the rest, no duplicates."""
-    catalog: dict[str, RouterModel] = {}
-    for i, m in enumerate(models):
-        if not isinstance(m, RouterModel):
-            raise InvalidArgumentError("must be a RouterModel", path=f"models[{i}]")
-        catalog.setdefault(m.id, m)
-    if isinstance(configured, str):
-        raise InvalidArgumentError("must be a list of model ids, not one string", path="configured")
-    out: list[RouterModel] = []
-    pinned: set[str] = set()
-    for model_id in configured:
-        cleaned = validate_chat_model_id(model_id)
-        if cleaned in pinned:
+def with_configured_models(catalog: list[Any], configured_ids: Iterable[Any]) -> list[Any]:
+    """`catalog` with a minimal `{id}` entry first for each configured id it does not list
+    (blank ids ignored, each added once); the same list object when nothing is new."""
+    known = {clean_model_id(e.get("id")) for e in catalog if isinstance(e, Mapping)}
+    added: list[dict[str, Any]] = []
+    for raw in configured_ids:
+        mid = clean_model_id(raw)
+        if mid is None or mid in known:
             continue
-        pinned.add(cleaned)
-        known = catalog.get(cleaned)
-        out.append(
-            replace(known, configured=True) if known else RouterModel(cleaned, configured=True)
-        )
-    out.extend(m for model_id, m in catalog.items() if model_id not in pinned)
-    return out
+        known.add(mid)
+        added.append({"id": mid})
+    if not added:
+        return catalog
+    return [*added, *catalog]
