@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
@@ -27,7 +28,12 @@ import uvicorn
 from agent_runtime.backends import create_iterable_backend
 from agent_runtime.chat import ChatTurnIdentity, handle_chat_turn
 from agent_runtime.server import create_app
-from agent_runtime.types import AgentBackendContext, AgentBackendInput, TextDeltaEvent
+from agent_runtime.types import (
+    AgentBackendContext,
+    AgentBackendInput,
+    RuntimeStreamEvent,
+    TextDeltaEvent,
+)
 
 DELTAS = 50
 TURNS = 60
@@ -35,10 +41,13 @@ FRESH_TARGET_MS = 20.0
 
 
 def backend() -> object:
-    def factory(inp: AgentBackendInput, _ctx: AgentBackendContext) -> list[TextDeltaEvent]:
-        return [TextDeltaEvent(text=f"token{i} ") for i in range(DELTAS)]
+    async def stream(
+        _inp: AgentBackendInput, _ctx: AgentBackendContext
+    ) -> AsyncIterator[RuntimeStreamEvent]:
+        for i in range(DELTAS):
+            yield TextDeltaEvent(text=f"token{i} ")
 
-    return create_iterable_backend(factory)
+    return create_iterable_backend(kind="scripted", stream=stream)
 
 
 class _Producer:
@@ -100,7 +109,7 @@ def main() -> int:
             got_first = None
             with client.stream("POST", f"{url}/api/chat", json=body) as response:
                 for line in response.iter_lines():
-                    if got_first is None and '"text.delta"' in line:
+                    if got_first is None and '"text_delta"' in line:
                         got_first = time.perf_counter()
             end = time.perf_counter()
             fresh.append((end - start) * 1000)

@@ -9,6 +9,7 @@ document, or one object per line for `runs tail`) for scripts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .durable import DurableRunStore, RunRecord, open_store
@@ -27,7 +29,9 @@ from .errors import (
     DurableRunNotFoundError,
     DurableValueError,
     StoreUnavailableError,
+    ValidationError,
 )
+from .types import FinalEvent, LlmCallEvent
 
 __all__ = ["DEFAULT_STORE_URL", "app", "main", "runs_app"]
 
@@ -61,7 +65,7 @@ _err = Console(stderr=True)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", highlight=False)
+    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -321,11 +325,12 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
         _emit_json(event)
         return
     kind = event.get("type")
-    if kind in ("text.delta", "turn.replayed"):  # a replayed turn arrives as its whole text
+    if kind in ("text_delta", "turn.replayed"):  # a replayed turn arrives as its whole text
         sys.stdout.write(str(event.get("text") or ""))
         sys.stdout.flush()
     elif kind == "error":
-        _err.print(f"[red]error[/red] {event.get('code')}: {event.get('message')}", highlight=False)
+        detail = f"{event.get('code')}: {event.get('message')}"
+        _err.print(f"[red]error[/red] {escape(detail)}", highlight=False)
 
 
 async def _chat_remote(url: str, body: dict[str, Any], as_json: bool) -> bool:
@@ -400,49 +405,119 @@ def chat(
         raise typer.Exit(1)
 
 
+RUN_INTENT = "Carry out the task given on the command line."
+"""The intent of an `agent-runtime run` task: a fixed operation description (telemetry shows
+it unredacted); the operator's text is the task's message."""
+
+
+class _RunTally:
+    """What the summary line of `agent-runtime run` needs, gathered from the events."""
+
+    def __init__(self) -> None:
+        self.status = "failed"
+        self.reason = ""
+        self.llm_calls = 0
+        self.tokens_in: int | None = 0
+        self.tokens_out: int | None = 0
+        self.cost_usd: float | None = 0.0
+
+    def observe(self, event: Any) -> None:
+        if isinstance(event, LlmCallEvent):
+            self.llm_calls += 1
+            self.tokens_in = _add(self.tokens_in, event.tokens_in)
+            self.tokens_out = _add(self.tokens_out, event.tokens_out)
+            self.cost_usd = _add(self.cost_usd, event.cost_usd)
+        elif isinstance(event, FinalEvent):
+            self.status = event.status
+            self.reason = event.reason
+
+    def summary(self, duration_s: float) -> str:
+        """`completed · tokens 12 in / 40 out · cost $0.000123 · 0.42 s`; `-` when unknown."""
+        known = self.llm_calls > 0
+        tin = str(self.tokens_in) if known and self.tokens_in is not None else "-"
+        tout = str(self.tokens_out) if known and self.tokens_out is not None else "-"
+        cost = f"${self.cost_usd:.6f}" if known and self.cost_usd is not None else "-"
+        return f"{self.status} · tokens {tin} in / {tout} out · cost {cost} · {duration_s:.2f} s"
+
+
+def _add(total: Any, value: Any) -> Any:
+    """A running sum that becomes None (unknown) once one value is unknown."""
+    return None if total is None or value is None else total + value
+
+
 @app.command("run")
 def run_task(
-    intent: Annotated[str, typer.Argument(help="What the agent should do.")],
+    message: Annotated[str, typer.Argument(help="What the agent should do (the task's message).")],
     task_id: Annotated[str, typer.Option("--id", help="Task id.")] = "cli-task",
-    model: Annotated[str | None, typer.Option(help="Model id.")] = None,
+    intent: Annotated[
+        str, typer.Option(help="The task's fixed intent (shown unredacted in telemetry).")
+    ] = RUN_INTENT,
+    domain: Annotated[str | None, typer.Option(help="The task's domain.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model id (OPENAI_BASE_URL's endpoint; default OPENAI_MODEL)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run one agent task (run_agent_task_stream) on the configured backend, printing events."""
-    from .runtime import AgentTaskRunOptions, run_agent_task_stream
-    from .server import backend_from_env
-    from .types import AgentTaskSpec
+    """Run one agent task (run_agent_task_stream) on the configured backend (OPENAI_BASE_URL's
+    endpoint, else echo): print the answer as it streams, then one summary line on stderr
+    (status, tokens in/out, cost, duration; `-` when unknown). `--json`: every event's wire
+    JSON, one per line. Exits 1 unless the task completed; Ctrl-C aborts it."""
+    import signal
+    import time
 
-    async def go() -> str:
+    from .runtime import run_agent_task_stream
+    from .server import backend_from_env
+    from .types import AbortController, AgentTaskSpec, BackendErrorEvent, TextDeltaEvent
+
+    async def go() -> tuple[_RunTally, float]:
         config = backend_from_env()
-        spec = AgentTaskSpec(id=task_id, intent=intent, model=model)
-        status = "failed"
+        tally = _RunTally()
+        controller = AbortController()
+        loop = asyncio.get_running_loop()
+
+        def interrupted() -> None:  # a second Ctrl-C is a plain KeyboardInterrupt
+            loop.remove_signal_handler(signal.SIGINT)
+            controller.abort("interrupted")
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, interrupted)
+        started = time.monotonic()
         try:
+            backend = config.backend_for(model)
+            spec = AgentTaskSpec(id=task_id, intent=intent, domain=domain)
             async for event in run_agent_task_stream(
-                spec, config.backend, AgentTaskRunOptions(model=model)
+                spec, backend, input={"message": message}, signal=controller.signal
             ):
-                data = event.to_dict()
+                tally.observe(event)
                 if as_json:
-                    _emit_json(data)
-                elif data["type"] == "text.delta":
-                    sys.stdout.write(data["text"])
+                    _emit_json(event.to_dict())
+                elif isinstance(event, TextDeltaEvent):
+                    sys.stdout.write(event.text)
                     sys.stdout.flush()
-                elif data["type"] != "usage":
-                    _err.print(f"[dim]{_short(data, 160)}[/dim]", highlight=False)
-                if data["type"] == "run.finished":
-                    status = str(data["result"]["status"])
+                elif isinstance(event, BackendErrorEvent):
+                    _err.print(
+                        f"[red]error[/red] {escape(event.backend)}: {escape(event.message)}",
+                        highlight=False,
+                    )
         finally:
-            close = getattr(config.backend, "aclose", None)
-            if callable(close):
-                await close()
-        return status
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+            await config.aclose()
+        return tally, time.monotonic() - started
 
     try:
-        status = asyncio.run(go())
+        tally, duration_s = asyncio.run(go())
     except AgentRuntimeError as exc:
-        raise _fail(exc.message, 2 if isinstance(exc, ConfigurationError) else 1) from None
+        bad_option = isinstance(exc, ConfigurationError | ValidationError)
+        raise _fail(exc.message, 2 if bad_option else 1) from None
     if not as_json:
         sys.stdout.write("\n")
-    if status != "completed":
+        sys.stdout.flush()
+        if tally.status == "blocked":
+            _err.print(tally.reason, markup=False, highlight=False)
+        _err.print(tally.summary(duration_s), markup=False, highlight=False)
+    if tally.status != "completed":
         raise typer.Exit(1)
 
 
@@ -468,7 +543,11 @@ def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
         config = backend_from_env()
         if config.base_url is None:
             return [config.model]
-        return [m.id for m in await get_models(config.base_url, config.api_key)]
+        return [
+            str(m.get("id"))
+            for m in await get_models(config.base_url, api_key=config.api_key)
+            if m.get("id")
+        ]
 
     try:
         ids = asyncio.run(go())

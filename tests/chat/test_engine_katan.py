@@ -11,18 +11,16 @@ from typing import Any
 import orjson
 import pytest
 
-from agent_runtime import (
-    AgentTaskSpec,
-    BackendRetryPolicy,
-    create_openai_compatible_backend,
-    run_agent_task_stream,
-)
+from agent_runtime.backends import BackendRetryPolicy, create_openai_compatible_backend
 from agent_runtime.chat import TURN_REPLAYED, ChatTurnIdentity, DurableChatTurnEngine
 from agent_runtime.durable import DurableRunStore
+from agent_runtime.runtime import run_agent_task_stream
+from agent_runtime.types import AgentTaskSpec, FinalEvent, TextDeltaEvent
 from tests.katan import running_katan
 
 MODEL = "katan-echo"
-FAST = BackendRetryPolicy(max_retries=1, initial_delay_s=0.01, max_delay_s=0.02)
+FAST = BackendRetryPolicy(max_attempts=2, initial_backoff_ms=10, max_backoff_ms=20)
+TASK = AgentTaskSpec(id="chat", intent="Answer the user's chat message.", domain="chat")
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +38,20 @@ class ModelProducer:
         self.text = ""
 
     async def _gen(self) -> AsyncIterator[dict[str, Any]]:
-        backend = create_openai_compatible_backend(self.base_url, "k", MODEL, retry=FAST)
+        backend = create_openai_compatible_backend(
+            api_key="k", base_url=f"{self.base_url}/v1", model=MODEL, retry=FAST
+        )
         try:
-            async for event in run_agent_task_stream(
-                AgentTaskSpec(id="chat", intent=self.prompt), backend
-            ):
-                if event.type == "text.delta":
-                    yield {"type": "text.delta", "text": event.text}  # type: ignore[union-attr]
-                elif event.type == "run.finished":
-                    self.text = event.result.text or ""  # type: ignore[union-attr]
+            async for event in run_agent_task_stream(TASK, backend, input={"message": self.prompt}):
+                if isinstance(event, TextDeltaEvent):
+                    yield {"type": "text_delta", "text": event.text}
+                elif isinstance(event, FinalEvent):
+                    assert event.status == "completed", event.reason
+                    self.text = event.text or ""
         finally:
-            await backend.aclose()
+            close = getattr(backend, "aclose", None)
+            if close is not None:
+                await close()
 
     @property
     def stream(self) -> AsyncIterator[dict[str, Any]]:
@@ -83,7 +84,7 @@ async def test_a_model_turn_is_answered_once(
     hooks = Hooks(katan, "tell me about durable turns please")
     body = engine.run_turn(identity, hooks, input={"message": hooks.prompt}).body
     first = [orjson.loads(await anext(body)) for _ in range(2)]
-    assert [e["type"] for e in first] == ["session.run.started", "text.delta"]
+    assert [e["type"] for e in first] == ["session.run.started", "text_delta"]
     await body.aclose()  # the client went away after the first delta
 
     loop = asyncio.get_running_loop()

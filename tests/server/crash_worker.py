@@ -33,7 +33,8 @@ def _endless(
 
 async def main(store_url: str, session: str) -> None:
     store = await open_store(store_url)
-    runner = TurnRunner(store, create_iterable_backend(_endless), lease_ms=1000)
+    backend = create_iterable_backend(kind="endless", stream=_endless)
+    runner = TurnRunner(store, backend, lease_ms=1000)
     request = parse_chat_request(
         f'{{"session_id": "{session}", "turn_index": 0, "text": "go"}}'.encode()
     )

@@ -12,13 +12,16 @@ import orjson
 import pytest
 
 from agent_runtime.backends import create_echo_backend, create_iterable_backend
-from agent_runtime.server import BackendConfig, create_app
+from agent_runtime.errors import BackendTransportError
+from agent_runtime.server import CHAT_INTENT, BackendConfig, create_app
 from agent_runtime.types import (
     AgentBackendContext,
     AgentBackendInput,
-    ErrorEvent,
+    LlmCallEvent,
+    RuntimeSession,
     RuntimeStreamEvent,
     TextDeltaEvent,
+    ToolCallEvent,
 )
 from tests.server.conftest import serving
 
@@ -43,9 +46,10 @@ def test_chat_turn_streams_ndjson_with_envelope(echo_server: str) -> None:
     assert events[0]["type"] == "session.run.started"
     assert events[0]["session_id"] == "s1" and events[0]["turn_index"] == 0
     assert events[-1]["type"] == "session.run.completed"
-    deltas = [e for e in events if e["type"] == "text.delta"]
+    deltas = [e for e in events if e["type"] == "text_delta"]
     assert len(deltas) > 1  # chunked, not one blob
     assert "".join(d["text"] for d in deltas) == "echo: hello world"
+    assert all(set(d) == {"type", "text"} for d in deltas)  # the wire form, task/session off
 
 
 def test_events_replay_cursor_and_sse(echo_server: str) -> None:
@@ -71,7 +75,7 @@ def test_events_replay_cursor_and_sse(echo_server: str) -> None:
     assert sse.headers["content-type"].startswith("text/event-stream")
     frames = [f.splitlines() for f in sse.text.split("\n\n") if f]
     assert [f[:2] for f in frames] == [
-        ["event: done", f"id: {len(produced) - 1}"],
+        [f"id: {len(produced) - 1}", "event: text_delta"],
         [
             "event: session.run.completed",
             'data: {"type":"session.run.completed",'
@@ -135,11 +139,15 @@ def test_bad_cursor_and_oversized_body(echo_server: str) -> None:
 def test_retried_turn_replays_without_calling_the_backend(store_url: str) -> None:
     calls: list[str] = []
 
-    def factory(inp: AgentBackendInput, _ctx: AgentBackendContext) -> list[RuntimeStreamEvent]:
+    async def stream(
+        inp: AgentBackendInput, _ctx: AgentBackendContext
+    ) -> AsyncIterator[RuntimeStreamEvent]:
         calls.append(inp.prompt)
-        return [TextDeltaEvent(text="one "), TextDeltaEvent(text="two")]
+        yield TextDeltaEvent(text="one ")
+        yield TextDeltaEvent(text="two")
 
-    app = create_app(store_url=store_url, backend=create_iterable_backend(factory))
+    backend = create_iterable_backend(kind="scripted", stream=stream)
+    app = create_app(store_url=store_url, backend=backend)
     with serving(app) as url:
         first = chat(url, "hi").text
         second = chat(url, "hi").text
@@ -152,41 +160,109 @@ def test_retried_turn_replays_without_calling_the_backend(store_url: str) -> Non
         "session.run.completed",
     ]
     assert replayed[1]["text"] == "one two"
-    assert [e for e in lines(first) if e["type"] == "text.delta"] == [
-        {"type": "text.delta", "text": "one ", "index": 0},
-        {"type": "text.delta", "text": "two", "index": 0},
+    assert [e for e in lines(first) if e["type"] == "text_delta"] == [
+        {"type": "text_delta", "text": "one "},
+        {"type": "text_delta", "text": "two"},
     ]
     assert other.status_code == 409
     assert other.json()["error"]["type"] == "DurableRunInputMismatchError"
 
 
-def test_backend_error_fails_the_turn(store_url: str) -> None:
-    backend = create_iterable_backend(
-        [TextDeltaEvent(text="partial"), ErrorEvent(code="backend.boom", message="it broke")]
-    )
+def test_backend_transport_error_fails_the_turn(store_url: str) -> None:
+    async def stream(
+        _inp: AgentBackendInput, _ctx: AgentBackendContext
+    ) -> AsyncIterator[RuntimeStreamEvent]:
+        yield TextDeltaEvent(text="partial")
+        raise BackendTransportError("scripted", "it broke", status=503, body="upstream down")
+
+    backend = create_iterable_backend(kind="scripted", stream=stream)
     with serving(create_app(store_url=store_url, backend=backend)) as url:
         events = lines(chat(url, "hi").text)
         replay = lines(httpx2.get(f"{url}/api/runs/chat:s1:0/events").text)
     assert [e["type"] for e in events] == [
         "session.run.started",
-        "text.delta",
+        "text_delta",
         "error",
         "session.run.failed",
     ]
-    assert events[2]["code"] == "backend.boom"
+    assert events[2]["code"] == "config" and events[2]["message"] == "it broke"
     assert [r["payload"] for r in replay[:-1]] == [events[1]]
     closing = replay[-1]["payload"]
     assert closing["type"] == "session.run.failed"
     assert "it broke" in closing["error"]["message"]
 
 
+def test_backend_input_events_and_session_stay_server_internal(store_url: str) -> None:
+    """The backend sees a fixed intent (never the user's text) and the conversation; its
+    events reach the client in their wire form without `task` and `session`."""
+    seen: list[tuple[AgentBackendInput, AgentBackendContext]] = []
+
+    async def stream(
+        inp: AgentBackendInput, ctx: AgentBackendContext
+    ) -> AsyncIterator[RuntimeStreamEvent]:
+        seen.append((inp, ctx))
+        assert ctx.session is not None
+        yield ToolCallEvent(
+            tool_name="search",
+            tool_call_id="c1",
+            args={"q": "x"},
+            task=inp.task,
+            session=ctx.session,
+        )
+        yield TextDeltaEvent(text="found", task=inp.task, session=ctx.session, timestamp="t")
+        yield LlmCallEvent(model="m", tokens_in=3, tokens_out=1)
+
+    backend = create_iterable_backend(kind="scripted", stream=stream)
+    body = {
+        "session_id": "in",
+        "turn_index": 1,
+        "messages": [
+            {"role": "user", "content": "secret question"},
+            {"role": "assistant", "content": "an answer"},
+            {"role": "user", "content": "and then?"},
+        ],
+    }
+    with serving(create_app(store_url=store_url, backend=backend)) as url:
+        events = lines(httpx2.post(f"{url}/api/chat", json=body).text)
+    inp, ctx = seen[0]
+    assert inp.task.id == "chat:in:1" and inp.task.domain == "chat"
+    assert inp.task.intent == CHAT_INTENT == "Answer the user's chat message."
+    assert [(m.role, m.content) for m in inp.messages or ()] == [
+        ("user", "secret question"),
+        ("assistant", "an answer"),
+        ("user", "and then?"),
+    ]
+    assert inp.prompt == "and then?"
+    assert isinstance(ctx.session, RuntimeSession) and ctx.session.id == "in"
+    assert ctx.session.backend == "scripted" and ctx.task == inp.task
+    assert events[1:-1] == [
+        {"type": "tool_call", "toolName": "search", "toolCallId": "c1", "args": {"q": "x"}},
+        {"type": "text_delta", "text": "found", "timestamp": "t"},
+        {"type": "llm_call", "model": "m", "tokensIn": 3, "tokensOut": 1},
+    ]
+    assert events[-1]["type"] == "session.run.completed"
+
+
+def test_a_backend_yielding_a_non_event_fails_the_turn(store_url: str) -> None:
+    async def stream(_inp: AgentBackendInput, _ctx: AgentBackendContext) -> AsyncIterator[Any]:
+        yield {"type": "text_delta", "text": "a dict is not an event"}
+
+    backend = create_iterable_backend(kind="scripted", stream=stream)
+    with serving(create_app(store_url=store_url, backend=backend)) as url:
+        events = lines(chat(url, "hi").text)
+    assert [e["type"] for e in events] == ["session.run.started", "error", "session.run.failed"]
+    assert events[1]["code"] == "validation" and "not a RuntimeStreamEvent" in events[1]["message"]
+
+
 def _slow_backend(n: int, delay: float) -> Any:
-    async def gen(inp: AgentBackendInput) -> AsyncIterator[RuntimeStreamEvent]:
+    async def stream(
+        _inp: AgentBackendInput, _ctx: AgentBackendContext
+    ) -> AsyncIterator[RuntimeStreamEvent]:
         for i in range(n):
             await asyncio.sleep(delay)
             yield TextDeltaEvent(text=f"{i} ")
 
-    return create_iterable_backend(lambda inp, _ctx: gen(inp))
+    return create_iterable_backend(kind="slow", stream=stream)
 
 
 async def test_live_tail_and_disconnected_client(store_url: str) -> None:
@@ -199,7 +275,7 @@ async def test_live_tail_and_disconnected_client(store_url: str) -> None:
             async with client.stream("POST", f"{url}/api/chat", json=body) as response:
                 it = response.aiter_lines()
                 assert orjson.loads(await it.__anext__())["type"] == "session.run.started"
-                assert orjson.loads(await it.__anext__())["type"] == "text.delta"
+                assert orjson.loads(await it.__anext__())["type"] == "text_delta"
             # the page went away after the first delta; re-attach from the start
             events = f"{url}/api/runs/chat:live:0/events"
             records = []
@@ -210,7 +286,7 @@ async def test_live_tail_and_disconnected_client(store_url: str) -> None:
     payloads = [r["payload"] for r in records]
     assert [r["seq"] for r in records] == [*range(len(records) - 1), None]
     assert payloads[-1]["type"] == "session.run.completed"
-    text = "".join(p["text"] for p in payloads if p["type"] == "text.delta")
+    text = "".join(p["text"] for p in payloads if p["type"] == "text_delta")
     assert text == "".join(f"{i} " for i in range(12))
 
 
@@ -235,9 +311,11 @@ def test_llm_katan_turn(tmp_path: Path, store_url: str) -> None:
 
     with running_katan(tmp_path, name="katan-chat") as base:
         config = BackendConfig(
-            backend=create_openai_compatible_backend(base, "test-key", "katan-chat"),
+            backend=create_openai_compatible_backend(
+                api_key="test-key", base_url=f"{base}/v1", model="katan-chat"
+            ),
             model="katan-chat",
-            base_url=base,
+            base_url=f"{base}/v1",
             api_key="test-key",
         )
         with serving(create_app(store_url=store_url, backend=config)) as url:
@@ -245,7 +323,10 @@ def test_llm_katan_turn(tmp_path: Path, store_url: str) -> None:
             models = httpx2.get(f"{url}/api/models").json()
     assert events[0]["type"] == "session.run.started"
     assert events[-1]["type"] == "session.run.completed", events
-    assert "".join(e["text"] for e in events if e["type"] == "text.delta").strip()
+    assert "".join(e["text"] for e in events if e["type"] == "text_delta").strip()
+    usage = [e for e in events if e["type"] == "llm_call"]
+    assert len(usage) == 1 and usage[0]["model"] and usage[0]["tokensOut"] > 0
+    assert "costUsd" not in usage[0]  # unpriced: absent, never a made-up 0
     assert "katan-chat" in [m["id"] for m in models["data"]]
 
 
@@ -292,9 +373,59 @@ def test_models_of_an_unreachable_endpoint_is_a_typed_502(store_url: str) -> Non
 
     base = f"http://127.0.0.1:{free_port()}"
     config = BackendConfig(
-        backend=create_openai_compatible_backend(base, None, "m"), model="m", base_url=base
+        backend=create_openai_compatible_backend(api_key="k", base_url=f"{base}/v1", model="m"),
+        model="m",
+        base_url=f"{base}/v1",
     )
     with serving(create_app(store_url=store_url, backend=config)) as url:
         response = httpx2.get(f"{url}/api/models")
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "BackendTransportError"
+
+
+def test_a_turn_asking_for_another_model_gets_that_models_backend(store_url: str) -> None:
+    def scripted(model: str) -> Any:
+        async def stream(
+            _inp: AgentBackendInput, _ctx: AgentBackendContext
+        ) -> AsyncIterator[RuntimeStreamEvent]:
+            yield TextDeltaEvent(text=f"answered by {model}")
+
+        return create_iterable_backend(kind="scripted", stream=stream)
+
+    config = BackendConfig(backend=scripted("default"), model="default", for_model=scripted)
+    with serving(create_app(store_url=store_url, backend=config)) as url:
+        plain = lines(chat(url, "hi", session="m").text)
+        body = {"session_id": "m", "turn_index": 1, "text": "hi", "model": "other-model"}
+        other = lines(httpx2.post(f"{url}/api/chat", json=body).text)
+    assert [e["text"] for e in plain if e["type"] == "text_delta"] == ["answered by default"]
+    assert [e["text"] for e in other if e["type"] == "text_delta"] == ["answered by other-model"]
+
+
+async def test_closing_the_producer_aborts_the_backend_and_closes_its_stream() -> None:
+    from agent_runtime.server._turns import _BackendProducer
+    from agent_runtime.types import AgentTaskSpec
+
+    seen: list[AgentBackendContext] = []
+    closed: list[bool] = []
+
+    async def stream(
+        _inp: AgentBackendInput, ctx: AgentBackendContext
+    ) -> AsyncIterator[RuntimeStreamEvent]:
+        seen.append(ctx)
+        try:
+            for i in range(100):
+                yield TextDeltaEvent(text=f"{i} ")
+        finally:
+            closed.append(True)
+
+    backend = create_iterable_backend(kind="scripted", stream=stream)
+    task = AgentTaskSpec(id="chat:x:0", intent=CHAT_INTENT, domain="chat")
+    producer = _BackendProducer(
+        backend, AgentBackendInput(task=task, message="hi"), RuntimeSession.new("scripted", "x")
+    )
+    events = producer.stream
+    assert await anext(events) == {"type": "text_delta", "text": "0 "}
+    await events.aclose()  # type: ignore[attr-defined]
+    assert seen[0].signal is not None and seen[0].signal.aborted
+    assert closed == [True]
+    assert producer.final_text() == "0 "

@@ -51,7 +51,7 @@ def page(tmp_path: Path) -> Iterator[tuple[Any, str]]:
 
     app = create_app(
         store_url=f"sqlite:///{tmp_path}/runs.db",
-        backend=create_iterable_backend(_slow_echo),
+        backend=create_iterable_backend(kind="slow-echo", stream=_slow_echo),
         sweep_interval_ms=None,  # the page, not the sweeper, resumes an interrupted turn
     )
     with serving(app) as url, sync_playwright() as pw:

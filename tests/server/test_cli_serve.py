@@ -88,9 +88,9 @@ def test_chat_run_and_models_in_process(tmp_path: Path) -> None:
     run = cli("run", "summarise the logs", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     task_events = [orjson.loads(line) for line in run.stdout.splitlines()]
-    assert task_events[-1]["type"] == "run.finished"
-    assert task_events[-1]["result"]["status"] == "completed"
-    deltas = "".join(e["text"] for e in task_events if e["type"] == "text.delta")
+    assert task_events[-1]["type"] == "final"
+    assert task_events[-1]["status"] == "completed"
+    deltas = "".join(e["text"] for e in task_events if e["type"] == "text_delta")
     assert deltas == "echo: summarise the logs"
     assert cli("models", cwd=tmp_path).stdout.strip() == "echo"
 
@@ -107,7 +107,7 @@ def test_openai_env_selects_the_endpoint(tmp_path: Path) -> None:
     with running_katan(tmp_path, name="katan-cli") as base:
         env = {
             **_env(),
-            "OPENAI_BASE_URL": base,
+            "OPENAI_BASE_URL": f"{base}/v1",
             "OPENAI_API_KEY": "test-key",
             "OPENAI_MODEL": "katan-cli",
         }
@@ -124,4 +124,4 @@ def test_openai_env_selects_the_endpoint(tmp_path: Path) -> None:
     assert turn.returncode == 0, turn.stderr
     events = [orjson.loads(line) for line in turn.stdout.splitlines()]
     assert events[-1]["type"] == "session.run.completed"
-    assert "".join(e["text"] for e in events if e["type"] == "text.delta").strip()
+    assert "".join(e["text"] for e in events if e["type"] == "text_delta").strip()

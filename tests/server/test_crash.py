@@ -43,7 +43,7 @@ def test_turn_of_a_killed_worker_is_resumed_by_the_next_request(tmp_path: Path) 
         assert time.monotonic() - started < 5  # ends when the 1 s lease lapses
         records = [orjson.loads(x) for x in partial.text.splitlines()]
         assert len(records) >= 5
-        assert all(r["payload"]["type"] == "text.delta" for r in records[:-1])
+        assert all(r["payload"]["type"] == "text_delta" for r in records[:-1])
         assert records[-1]["payload"]["type"] == "session.run.interrupted"
         prefix = [r["payload"] for r in records[:-1]]
         again = httpx2.post(

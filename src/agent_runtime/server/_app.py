@@ -175,7 +175,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         opened = store if store is not None else await open_store(url)
-        turns = TurnRunner(opened, config.backend, project_id=project_id, poll_s=poll_s)
+        turns = TurnRunner(
+            opened,
+            config.backend,
+            project_id=project_id,
+            poll_s=poll_s,
+            backend_for_model=config.backend_for,
+        )
         state["runner"] = turns
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -191,9 +197,8 @@ def create_app(
                 await turns.drain()
             if store is None:
                 await opened.close()
-            close = getattr(config.backend, "aclose", None)
-            if callable(close) and backend is None:
-                await close()
+            if backend is None:  # the config is ours: release its connections
+                await config.aclose()
 
     async def chat(request: Request) -> Response:
         try:
@@ -233,10 +238,10 @@ def create_app(
             ids = [config.model]
         else:
             try:
-                listed = await get_models(config.base_url, config.api_key)
+                listed = await get_models(config.base_url, api_key=config.api_key)
             except AgentRuntimeError as exc:
                 return _error(_status_for(exc), exc)
-            ids = [m.id for m in listed]
+            ids = [str(m.get("id")) for m in listed if m.get("id")]
         return JSONResponse(
             {
                 "object": "list",

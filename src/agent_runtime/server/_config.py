@@ -1,17 +1,22 @@
 """Server defaults: where runs are stored and which backend answers, from the environment.
 
 `OPENAI_BASE_URL` (+ `OPENAI_API_KEY`, `OPENAI_MODEL`) selects an OpenAI-compatible endpoint;
-without it the server answers with the `echo` backend, so it works on a fresh clone.
+the URL includes its version path as the OpenAI SDK's does (`https://api.openai.com/v1`:
+requests go to `<base>/chat/completions`). Without it the server answers with the `echo`
+backend, so it works on a fresh clone.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import httpx2
 
 from ..backends import AgentExecutionBackend, create_echo_backend, create_openai_compatible_backend
-from ..errors import ConfigurationError
+from ..errors import AgentRuntimeError, ConfigurationError
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_STORE_URL", "BackendConfig", "backend_from_env"]
 
@@ -21,12 +26,33 @@ DEFAULT_MODEL = "gpt-4o-mini"
 
 @dataclass(frozen=True, slots=True)
 class BackendConfig:
-    """A backend plus what `/api/models` needs to list the endpoint's models."""
+    """A backend plus what `/api/models` needs to list the endpoint's models.
+
+    `for_model(model_id)` gives the backend that answers a turn asking for another model than
+    `model` (None: the request's model is ignored); `http_client` is the connection pool those
+    backends share, closed by `aclose()`."""
 
     backend: AgentExecutionBackend
     model: str
     base_url: str | None = None
     api_key: str | None = None
+    for_model: Callable[[str], AgentExecutionBackend] | None = None
+    http_client: httpx2.AsyncClient | None = None
+
+    def backend_for(self, model: str | None) -> AgentExecutionBackend:
+        """The backend for a turn that asked for `model` (None: the default one)."""
+        if model is None or model == self.model or self.for_model is None:
+            return self.backend
+        return self.for_model(model)
+
+    async def aclose(self) -> None:
+        """Release the connections: the shared client, else the backend's own (`aclose`)."""
+        if self.http_client is not None:
+            await self.http_client.aclose()
+            return
+        close: Any = getattr(self.backend, "aclose", None)
+        if callable(close):
+            await close()
 
 
 def backend_from_env(env: Mapping[str, str] | None = None) -> BackendConfig:
@@ -37,8 +63,22 @@ def backend_from_env(env: Mapping[str, str] | None = None) -> BackendConfig:
         return BackendConfig(backend=create_echo_backend(), model="echo")
     api_key = values.get("OPENAI_API_KEY") or None
     model = values.get("OPENAI_MODEL", "").strip() or DEFAULT_MODEL
+    client = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None))
+
+    def for_model(model_id: str) -> AgentExecutionBackend:
+        return create_openai_compatible_backend(
+            api_key=api_key or "", base_url=base_url, model=model_id, http_client=client
+        )
+
     try:
-        backend = create_openai_compatible_backend(base_url, api_key, model)
-    except ConfigurationError as exc:
+        backend = for_model(model)
+    except AgentRuntimeError as exc:
         raise ConfigurationError(f"OPENAI_BASE_URL/OPENAI_MODEL: {exc.message}") from None
-    return BackendConfig(backend=backend, model=model, base_url=base_url, api_key=api_key)
+    return BackendConfig(
+        backend=backend,
+        model=model,
+        base_url=base_url,
+        api_key=api_key,
+        for_model=for_model,
+        http_client=client,
+    )

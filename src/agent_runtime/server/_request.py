@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import AgentRuntimeError, InvalidArgumentError
-from ..models import validate_chat_model_id
+from ..errors import InvalidArgumentError
+from ..models import clean_model_id, is_well_formed_model_id
 from ..types import AgentMessage
 
 __all__ = [
@@ -135,10 +135,12 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     if model is not None:
         if not isinstance(model, str):
             raise InvalidArgumentError("must be a string", path="model")
-        try:
-            model = validate_chat_model_id(model)
-        except AgentRuntimeError as exc:  # ModelCatalogError or InvalidArgumentError
-            raise InvalidArgumentError(exc.message, path="model") from None
+        cleaned = clean_model_id(model)
+        if cleaned is None:
+            raise InvalidArgumentError("Model id must be a non-empty string.", path="model")
+        if not is_well_formed_model_id(cleaned):
+            raise InvalidArgumentError(f"Model id is malformed: {cleaned}", path="model")
+        model = cleaned
     return ChatRequest(
         session_id=_ident(data, "session_id", None),
         turn_index=turn,

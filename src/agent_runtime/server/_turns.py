@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from .._wire import WireRecord
 from ..backends import AgentExecutionBackend
 from ..chat import (
     CHAT_TURN_TASK,
@@ -30,11 +31,29 @@ from ..chat import (
 )
 from ..durable import DurableRunManifest, DurableRunStore, RunRecord, StreamEventRecord
 from ..durable._manifest import derive_worker_id
-from ..errors import AgentRuntimeError, DurableRunInputMismatchError
-from ..types import AgentBackendContext, AgentBackendInput, AgentTaskSpec, ErrorEvent
+from ..errors import (
+    AgentRuntimeError,
+    BackendTransportError,
+    DurableRunInputMismatchError,
+    ValidationError,
+)
+from ..types import (
+    RUNTIME_STREAM_EVENT_TYPES,
+    AbortController,
+    AgentBackendContext,
+    AgentBackendInput,
+    AgentTaskSpec,
+    BackendErrorEvent,
+    RuntimeSession,
+    TextDeltaEvent,
+)
 from ._request import ChatRequest, parse_chat_request
 
-__all__ = ["CLOSING_EVENT_TYPES", "LEASE_MS", "TurnRunner"]
+__all__ = ["CHAT_INTENT", "CLOSING_EVENT_TYPES", "LEASE_MS", "TurnRunner"]
+
+CHAT_INTENT = "Answer the user's chat message."
+"""The task intent of every chat turn: a fixed operation description (telemetry shows it
+unredacted), never the user's text, which travels in the backend input's `messages`."""
 
 LEASE_MS = 15_000
 _log = logging.getLogger("agent_runtime.server")
@@ -44,12 +63,18 @@ CLOSING_EVENT_TYPES = frozenset(
 
 
 class _BackendProducer:
-    """A `ChatTurnProducer` over a backend: its events as dicts, text deltas collected.
-    An error event from the backend fails the turn (handle_chat_turn reports it)."""
+    """A `ChatTurnProducer` over a backend: each event's wire form without its `task` and
+    `session` keys (server-internal), `text_delta` text collected as the final text. A
+    backend that raises (a `BackendTransportError`) or yields `backend_error` fails the turn
+    (handle_chat_turn reports it); a client that leaves aborts the backend's signal and
+    closes its stream."""
 
-    def __init__(self, backend: AgentExecutionBackend, input: AgentBackendInput) -> None:
+    def __init__(
+        self, backend: AgentExecutionBackend, input: AgentBackendInput, session: RuntimeSession
+    ) -> None:
         self._backend = backend
         self._input = input
+        self._session = session
         self._parts: list[str] = []
         self._stream = self._run()
 
@@ -61,30 +86,60 @@ class _BackendProducer:
         return "".join(self._parts)
 
     async def _run(self) -> AsyncIterator[ChatStreamEvent]:
+        controller = AbortController()
         ctx = AgentBackendContext(
-            cancelled=asyncio.Event(),
-            run_id=self._input.run_id,
-            session_id=self._input.session_id,
+            task=self._input.task, session=self._session, signal=controller.signal
         )
-        async for event in self._backend.stream(self._input, ctx):
-            if isinstance(event, ErrorEvent):
-                raise AgentRuntimeError(event.message, code=event.code)
-            data = event.to_dict()
-            if data["type"] == "text.delta":
-                self._parts.append(data["text"])
-            yield data
+        kind = self._backend.kind
+        events = self._backend.stream(self._input, ctx)
+        done = False
+        try:
+            async for event in events:
+                line = _wire(event, kind)
+                if isinstance(event, TextDeltaEvent):
+                    self._parts.append(event.text)
+                yield line
+            done = True
+        finally:
+            if not done:
+                controller.abort("the chat turn ended before the backend finished")
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def _wire(event: Any, kind: str) -> ChatStreamEvent:
+    """The chat line of one backend event; `backend_error` and non-events raise."""
+    if not isinstance(event, WireRecord) or event.TYPE not in RUNTIME_STREAM_EVENT_TYPES:
+        raise ValidationError(
+            f"backend {kind!r} yielded {type(event).__name__}, not a RuntimeStreamEvent"
+        )
+    if isinstance(event, BackendErrorEvent):
+        detail = event.error
+        if detail is not None and detail.kind == "transport":
+            raise BackendTransportError(
+                event.backend, event.message, status=detail.status, body=detail.body
+            )
+        raise AgentRuntimeError(event.message, code="backend_error")
+    data = event.to_dict()
+    data.pop("task", None)
+    data.pop("session", None)
+    return data
 
 
 class _Hooks:
     """The turn's hooks: produce from the backend; the engine checkpoints the final text as
     the run's outcome, which is where this service keeps the assistant message."""
 
-    def __init__(self, backend: AgentExecutionBackend, input: AgentBackendInput) -> None:
+    def __init__(
+        self, backend: AgentExecutionBackend, input: AgentBackendInput, session: RuntimeSession
+    ) -> None:
         self._backend = backend
         self._input = input
+        self._session = session
 
     def produce(self) -> _BackendProducer:
-        return _BackendProducer(self._backend, self._input)
+        return _BackendProducer(self._backend, self._input, self._session)
 
     def persist_assistant_message(self, _identity: ChatTurnIdentity, _final_text: str) -> None:
         return None
@@ -101,9 +156,11 @@ class TurnRunner:
         project_id: str = "chat",
         poll_s: float = 0.1,
         lease_ms: int = LEASE_MS,
+        backend_for_model: Callable[[str], AgentExecutionBackend] | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
+        self.backend_for_model = backend_for_model
         self.project_id = project_id
         self.poll_s = poll_s
         self.worker_id = derive_worker_id()
@@ -114,15 +171,19 @@ class TurnRunner:
     def execution_id(self, request: ChatRequest) -> str:
         return derive_execution_id(self.project_id, request.session_id, request.turn_index)
 
+    def _backend(self, model: str | None) -> AgentExecutionBackend:
+        if model is None or self.backend_for_model is None:
+            return self.backend
+        return self.backend_for_model(model)
+
     def _hooks(self, request: ChatRequest, run_id: str) -> _Hooks:
+        backend = self._backend(request.model)
         backend_input = AgentBackendInput(
-            task=AgentTaskSpec(id=run_id, intent=request.prompt, domain="chat"),
+            task=AgentTaskSpec(id=run_id, intent=CHAT_INTENT, domain="chat"),
             messages=request.messages,
-            run_id=run_id,
-            model=request.model,
-            session_id=request.session_id,
         )
-        return _Hooks(self.backend, backend_input)
+        session = RuntimeSession.new(backend.kind, request.session_id)
+        return _Hooks(backend, backend_input, session)
 
     def resolve(self, run: RunRecord, manifest: DurableRunManifest) -> SweepTarget | None:
         """How the orphan sweeper re-drives one of this service's turns (None for other

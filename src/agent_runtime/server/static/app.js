@@ -40,11 +40,19 @@
   // Applies one turn event to the assistant bubble; returns true when the turn ended.
   function apply(target, ev) {
     const text = target.querySelector(".text");
-    if (ev.type === "text.delta") {
+    if (ev.type === "text_delta") {
       text.textContent += ev.text;
       messagesEl.scrollTop = messagesEl.scrollHeight;
     } else if (ev.type === "turn.replayed") {
       text.textContent = ev.text || "";  // a finished turn asked again: its whole text
+    } else if (ev.type === "result") {
+      const data = ev.data || ev;  // the original's replay line: {type: "result", data: {finalText}}
+      text.textContent = data.finalText || "";
+    } else if (ev.type === "tool_call") {
+      const tool = document.createElement("span");
+      tool.className = "tool";
+      tool.textContent = ev.toolName || "tool";  // a tool the model called, before its answer
+      target.insertBefore(tool, text);
     } else if (ev.type === "error") {
       const err = document.createElement("span");
       err.className = "error";
@@ -133,7 +141,7 @@
   // its logged events first), attaches to a live one, or replays a finished one.
   async function resume(target, pending) {
     target.querySelector(".text").textContent = "";
-    for (const err of target.querySelectorAll(".error")) err.remove();
+    for (const el of target.querySelectorAll(".error, .tool")) el.remove();
     target.dataset.state = "streaming";
     setStatus("streaming", "resuming");
     const response = await fetch("/api/chat", { method: "POST",
