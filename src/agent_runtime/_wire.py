@@ -32,13 +32,30 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+#: what a JSON number written by our encoder can hold (as `jsoncanon`)
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+#: nesting kept free above a payload for the records around it (the deepest is event → control
+#: → steps → step → evalsBefore → eval → evidence), so what parses also serializes: the
+#: encoder stops at 255 levels
+_PAYLOAD_ROOM = 16
+
+
 def check_json(value: Any, where: str) -> Any:
-    """`value` when it is strict JSON, else `EventParseError` naming where it is not."""
+    """`value` when it is strict JSON nested shallowly enough to be written again inside its
+    record, else `EventParseError` naming where it is not."""
+    probe = value
+    if type(value) is dict or type(value) is list:
+        for _ in range(_PAYLOAD_ROOM):
+            probe = [probe]
     try:
-        ensure_json(value, root=where)
-    except DurableValueError as exc:
-        raise EventParseError(str(exc)) from None
-    except RecursionError:
+        ensure_json(probe, root=where)  # one walk and one encode, with the room included
+    except (DurableValueError, RecursionError):
+        try:
+            ensure_json(value, root=where)  # the precise complaint, when there is one
+        except DurableValueError as exc:
+            raise EventParseError(str(exc)) from None
+        except RecursionError:
+            pass
         raise EventParseError(f"{where} is nested too deeply") from None
     return value
 
@@ -50,6 +67,11 @@ def _fail(where: str, what: str, value: Any) -> EventParseError:
 def _dec_str(v: Any, where: str) -> str:
     if type(v) is not str:
         raise _fail(where, "a string", v)
+    if not v.isascii():
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise EventParseError(f"{where} contains a lone surrogate (no JSON string)") from None
     return v
 
 
@@ -62,6 +84,8 @@ def _dec_bool(v: Any, where: str) -> bool:
 def _dec_int(v: Any, where: str) -> int:
     if type(v) is not int:
         raise _fail(where, "an integer", v)
+    if not _INT_MIN <= v <= _INT_MAX:
+        raise EventParseError(f"{where} does not fit in 64 bits")
     return v
 
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 import orjson
 
 from ._wire import WireRecord
-from .errors import EventParseError, ValidationError
+from .errors import DurableValueError, EventParseError, ValidationError
 from .eval._records import (
     ControlBudget,
     ControlEvalResult,
@@ -34,6 +34,7 @@ from .eval._records import (
     RunRecord,
     UserQuestion,
 )
+from .jsoncanon import ensure_json
 
 __all__ = [
     "AGENT_RUNTIME_EVENT_TYPES",
@@ -374,10 +375,17 @@ class _Event(WireRecord):
 
     def to_json(self) -> str:
         """Compact JSON text of `to_dict()` (`EventParseError` if a payload is not JSON)."""
+        data = self.to_dict()
         try:
-            return orjson.dumps(self.to_dict()).decode()
+            out = orjson.dumps(data)
         except TypeError as exc:
             raise EventParseError(f"{self.TYPE} is not serializable: {exc}") from None
+        if b"null" in out:  # the encoder writes NaN and ±inf as null: look closer only then
+            try:
+                ensure_json(data, root=self.TYPE)
+            except DurableValueError as exc:
+                raise EventParseError(f"{self.TYPE} is not serializable: {exc}") from None
+        return out.decode()
 
 
 @dataclass(frozen=True, slots=True)
