@@ -167,10 +167,14 @@ from .chat import (
     ChatStreamEvent,
     ChatTurnHooks,
     ChatTurnIdentity,
+    ChatTurnMessage,
     ChatTurnProducer,
     ChatTurnResult,
+    ChatTurnSandbox,
     derive_execution_id,
     handle_chat_turn,
+    run_chat_turn,
+    sandbox_as_chat_turn_target,
 )
 
 # -- section: durable chat turns ----------------------------------------------------------------
@@ -187,7 +191,7 @@ from .chat import (
     run_durable_turn,
     run_supervised_turn,
 )
-from .errors import DurableTurnFailedError
+from .errors import ChatTurnError, DurableTurnFailedError
 
 __version__ = "0.1.0"
 
@@ -221,11 +225,14 @@ __all__ = [
     "ChatModelCandidate",
     "ChatModelValidation",
     "ChatStreamEvent",
+    "ChatTurnError",
     "ChatTurnHooks",
     "ChatTurnIdentity",
+    "ChatTurnMessage",
     "ChatTurnOverlay",
     "ChatTurnProducer",
     "ChatTurnResult",
+    "ChatTurnSandbox",
     "ClassifyIntentOptions",
     "ClassifyIntentResult",
     "ConfigError",
@@ -328,10 +335,12 @@ __all__ = [
     "resolve_router_base_url",
     "run_agent_control_loop",
     "run_agent_task",
+    "run_chat_turn",
     "run_durable",
     "run_durable_turn",
     "run_supervised_turn",
     "runtime_stream_server_sent_event",
+    "sandbox_as_chat_turn_target",
     "sanitize_agent_runtime_event",
     "sanitize_json",
     "sanitize_knowledge_readiness_report",

@@ -9,9 +9,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 __all__ = [
+    "AGENT_EVAL_ERROR_CODES",
+    "AgentEvalError",
+    "AgentEvalErrorCode",
     "AgentRuntimeError",
     "BackendTransportError",
+    "CaptureIntegrityError",
+    "ChatTurnError",
+    "ConfigError",
     "ConfigurationError",
+    "ConversationOwnerError",
     "DurableAwaitEventTimeoutError",
     "DurableRunDivergenceError",
     "DurableRunError",
@@ -24,10 +31,15 @@ __all__ = [
     "DurableValueError",
     "EventParseError",
     "InvalidArgumentError",
+    "JudgeError",
     "ModelCatalogError",
+    "NotFoundError",
+    "ReplayError",
     "RuntimeRunStateError",
     "SessionMismatchError",
     "StoreUnavailableError",
+    "ValidationError",
+    "VerificationError",
 ]
 
 
@@ -268,6 +280,17 @@ class SessionMismatchError(ValidationError):
 
 class RuntimeRunStateError(ValidationError):
     """A runtime-run handle was asked for a transition its state does not allow."""
+
+
+class ChatTurnError(AgentRuntimeError):
+    """A sandbox chat turn failed (`run_chat_turn`, `sandbox_as_chat_turn_target`); `status`
+    is the sandbox's HTTP status when it answered. Not an agent-eval error, as the original."""
+
+    code = "chat_turn"
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ConversationOwnerError(AgentRuntimeError):

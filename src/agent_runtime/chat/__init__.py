@@ -11,6 +11,12 @@ from ._durable_turn import (
     turn_event_id,
 )
 from ._engine import CHAT_TURN_TASK, DurableChatTurnEngine
+from ._sandbox_turn import (
+    ChatTurnMessage,
+    ChatTurnSandbox,
+    run_chat_turn,
+    sandbox_as_chat_turn_target,
+)
 from ._supervised import (
     SandboxReconnectAdapter,
     SubstrateEvent,
@@ -38,8 +44,10 @@ __all__ = [
     "ChatStreamEvent",
     "ChatTurnHooks",
     "ChatTurnIdentity",
+    "ChatTurnMessage",
     "ChatTurnProducer",
     "ChatTurnResult",
+    "ChatTurnSandbox",
     "DurableChatTurnEngine",
     "DurableTurn",
     "SandboxReconnectAdapter",
@@ -53,7 +61,9 @@ __all__ = [
     "derive_execution_id",
     "handle_chat_turn",
     "manifest_from_record",
+    "run_chat_turn",
     "run_durable_turn",
     "run_supervised_turn",
+    "sandbox_as_chat_turn_target",
     "turn_event_id",
 ]
