@@ -140,6 +140,9 @@ from .profiles import (
     merge_agent_profiles,
 )
 from .sanitize import (
+    RuntimeTelemetryOptions,
+    SanitizedKnowledgeReadinessReport,
+    SanitizedKnowledgeRequirement,
     SanitizeOptions,
     redaction_marker,
     sanitize_agent_runtime_event,
@@ -156,6 +159,29 @@ from .sse import (
     readiness_server_sent_event,
     runtime_stream_server_sent_event,
 )
+
+# -- section: collectors, trace bridge, OpenTelemetry spans, run ledger ------------------------
+# isort: split
+from .collectors import (
+    RuntimeEventCollector,
+    RuntimeStreamEventCollector,
+    RuntimeStreamEventSummary,
+    create_runtime_event_collector,
+    create_runtime_stream_event_collector,
+)
+from .ledger import (
+    InMemoryRuntimeRunPersistence,
+    PostgresRuntimeRunPersistence,
+    RuntimeRunCost,
+    RuntimeRunHandle,
+    RuntimeRunPersistenceAdapter,
+    RuntimeRunRow,
+    RuntimeRunStatus,
+    SQLiteRuntimeRunPersistence,
+    start_runtime_run,
+)
+from .otel import GenAISpanRecorder
+from .trace import TraceBridge, create_trace_bridge, to_agent_eval_trace
 
 # -- section: stores beyond the embedded default (postgres, filesystem, open_store) --------------
 # isort: split
@@ -265,8 +291,10 @@ __all__ = [
     "EventKind",
     "EventParseError",
     "FileSystemDurableRunStore",
+    "GenAISpanRecorder",
     "HttpSandboxClient",
     "InMemoryDurableRunStore",
+    "InMemoryRuntimeRunPersistence",
     "InMemoryTraceStore",
     "JudgeError",
     "KnowledgeReadinessDecision",
@@ -276,18 +304,31 @@ __all__ = [
     "ModelPrice",
     "NotFoundError",
     "PostgresDurableRunStore",
+    "PostgresRuntimeRunPersistence",
     "ReplayError",
     "ResolvedChatModel",
     "RouterEnv",
     "RunDurableResult",
     "RunHandle",
     "RunRecord",
+    "RuntimeEventCollector",
+    "RuntimeRunCost",
+    "RuntimeRunHandle",
+    "RuntimeRunPersistenceAdapter",
+    "RuntimeRunRow",
     "RuntimeRunStateError",
+    "RuntimeRunStatus",
     "RuntimeSession",
     "RuntimeStreamEvent",
+    "RuntimeStreamEventCollector",
+    "RuntimeStreamEventSummary",
+    "RuntimeTelemetryOptions",
     "SQLiteDurableRunStore",
+    "SQLiteRuntimeRunPersistence",
     "SandboxReconnectAdapter",
     "SanitizeOptions",
+    "SanitizedKnowledgeReadinessReport",
+    "SanitizedKnowledgeRequirement",
     "SessionMismatchError",
     "StepHistory",
     "StoreUnavailableError",
@@ -296,6 +337,7 @@ __all__ = [
     "SupervisedStart",
     "SupervisedTurn",
     "SweepTarget",
+    "TraceBridge",
     "TraceEvent",
     "TraceRun",
     "TraceStore",
@@ -315,7 +357,10 @@ __all__ = [
     "create_echo_backend",
     "create_iterable_backend",
     "create_openai_compatible_backend",
+    "create_runtime_event_collector",
+    "create_runtime_stream_event_collector",
     "create_sandbox_prompt_backend",
+    "create_trace_bridge",
     "decide_knowledge_readiness",
     "derive_execution_id",
     "derive_worker_id",
@@ -347,8 +392,10 @@ __all__ = [
     "sanitize_runtime_stream_event",
     "sanitize_text",
     "score_knowledge_readiness",
+    "start_runtime_run",
     "step_id",
     "summarize_agent_task_run",
+    "to_agent_eval_trace",
     "user_questions_for_knowledge_gaps",
     "validate_chat_model_id",
     "with_configured_models",

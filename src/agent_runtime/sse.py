@@ -1,18 +1,32 @@
-"""Wire encoders: Server-Sent Events (`text/event-stream`) and NDJSON (`application/x-ndjson`).
+"""Wire encoders (ORIGINAL §10): Server-Sent Events frames byte for byte as the original writes
+them, the two sanitized telemetry frames, and NDJSON lines (`application/x-ndjson`).
 
-Both produce exactly what goes on the wire, so an HTTP layer only concatenates frames. Field
-values that would break framing (CR/LF in `event` or `id`) are refused with a typed error
-instead of being silently mangled.
+A frame is `id:` then `event:` (each only when given, CR and LF inside replaced by a space),
+`retry:` (floored) when it is a finite number >= 0, then the payload (a string as is, anything
+else as compact JSON) as one `data:` line per line, joined by LF and ended by a blank line.
+Ours beyond it: `comment=` lines (`: ...`, a keep-alive ping when alone); a lone CR inside string
+data also breaks the line (the original splits on LF and CRLF only, and a reader would take the
+text after a lone CR for a field of its own); an id with NUL is refused (readers ignore it).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import DurableValueError, InvalidArgumentError
-from .jsoncanon import dumps_json, loads_json
+import orjson
+
+from .errors import DurableValueError, InvalidArgumentError, ValidationError
+from .eval._records import KnowledgeReadinessReport
+from .jsoncanon import dumps_json
+from .sanitize import (
+    RuntimeTelemetryOptions,
+    sanitize_knowledge_readiness_report,
+    sanitize_runtime_stream_event,
+)
+from .types import RuntimeStreamEvent
 
 __all__ = [
     "NDJSON_CONTENT_TYPE",
@@ -26,138 +40,105 @@ __all__ = [
 SSE_CONTENT_TYPE = "text/event-stream"
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_DATA_LINES = re.compile(r"\r\n|\r|\n")
+_FIELD_BREAKS = str.maketrans({"\r": " ", "\n": " "})
+_NO_DATA: Any = object()
 
 
-def _json_text(value: Any, path: str) -> str:
-    try:
-        return dumps_json(value, root=path).decode()
-    except DurableValueError as exc:
-        raise InvalidArgumentError(exc.reason, path=exc.path) from None
-
-
-def _field(name: str, value: Any) -> str:
+def _field(name: str, value: Any) -> str | None:
+    """A single-line `id`/`event` value, or None when not given (falsy, as the original)."""
+    if value is None:
+        return None
     if not isinstance(value, str):
-        raise InvalidArgumentError(f"must be a string, got {type(value).__name__}", path=name)
-    if "\r" in value or "\n" in value:
-        raise InvalidArgumentError("must not contain CR or LF", path=name)
+        raise ValidationError(f"encode_server_sent_event: {name} must be a string")
     if name == "id" and "\x00" in value:
-        raise InvalidArgumentError("must not contain NUL (clients ignore such ids)", path=name)
-    return value
+        raise ValidationError("encode_server_sent_event: id must not contain NUL")
+    return value.translate(_FIELD_BREAKS) if value else None
+
+
+def _payload(data: Any) -> str:
+    if isinstance(data, str):
+        return data
+    to_dict = getattr(data, "to_dict", None)
+    value = to_dict() if callable(to_dict) and not isinstance(data, type) else data
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as exc:
+        raise ValidationError(f"encode_server_sent_event: data is not JSON: {exc}") from None
 
 
 def encode_server_sent_event(
-    data: Any = None,
+    data: Any = _NO_DATA,
     *,
     event: str | None = None,
     id: str | None = None,
-    retry: int | None = None,
+    retry: float | None = None,
     comment: str | None = None,
 ) -> str:
-    """One SSE frame ending in a blank line.
-
-    A `str` `data` is sent as is (each line its own `data:` line, so clients rejoin it with
-    LF); any other `data` is sent as compact JSON. A `comment` alone is a keep-alive ping.
-    """
-    if data is None and event is None and id is None and retry is None and comment is None:
-        raise InvalidArgumentError("an SSE frame needs data, event, id, retry or a comment")
-    parts: list[str] = []
+    """One SSE frame as the original writes it: `id:`, `event:`, `retry:`, the `data:` lines,
+    a blank line. `data` is sent as is when a string, else as compact JSON (records through
+    `to_dict()`); `comment=` (ours) adds `: ` lines first, and alone makes a keep-alive ping."""
+    lines: list[str] = []
     if comment is not None:
         if not isinstance(comment, str):
-            raise InvalidArgumentError("must be a string", path="comment")
-        parts.extend(f": {line}\n" if line else ":\n" for line in _LINE_BREAK.split(comment))
-    if event is not None:
-        parts.append(f"event: {_field('event', event)}\n")
-    if id is not None:
-        parts.append(f"id: {_field('id', id)}\n")
+            raise ValidationError("encode_server_sent_event: comment must be a string")
+        lines.extend(f": {line}" if line else ":" for line in _DATA_LINES.split(comment))
+    id_value = _field("id", id)
+    event_value = _field("event", event)
+    if id_value is not None:
+        lines.append(f"id: {id_value}")
+    if event_value is not None:
+        lines.append(f"event: {event_value}")
     if retry is not None:
-        if type(retry) is not int or retry < 0:
-            raise InvalidArgumentError("must be an int >= 0 (milliseconds)", path="retry")
-        parts.append(f"retry: {retry}\n")
-    if data is not None:
-        text = data if isinstance(data, str) else _json_text(data, "data")
-        parts.extend(f"data: {line}\n" for line in _LINE_BREAK.split(text))
-    parts.append("\n")
-    return "".join(parts)
-
-
-def _event_type(event: Any) -> str:
-    event_type = event.get("type") if isinstance(event, Mapping) else getattr(event, "type", None)
-    if not isinstance(event_type, str) or not event_type:
-        raise InvalidArgumentError("event has no string `type`", path="event")
-    return event_type
-
-
-def _event_json(event: Any) -> str:
-    if isinstance(event, Mapping):
-        return _json_text(dict(event), "event")
-    to_json = getattr(event, "to_json", None)
-    if callable(to_json):
-        text = to_json()
-        if isinstance(text, bytes):
-            text = text.decode()
-        if isinstance(text, str):
-            return text
-    to_dict = getattr(event, "to_dict", None)
-    if callable(to_dict):
-        return _json_text(to_dict(), "event")
-    raise InvalidArgumentError("event has neither to_json() nor to_dict()", path="event")
-
-
-def runtime_stream_server_sent_event(
-    event: Any, *, id: str | None = None, retry: int | None = None, sanitize: bool = True
-) -> str:
-    """A runtime event (anything with `type` and `to_json()`/`to_dict()`, or a dict with a
-    `type`) as an SSE frame named after its type, its JSON as data. Secrets and internal
-    fields are stripped first unless `sanitize=False` (the caller already did)."""
-    event_type = _event_type(event)
-    if sanitize:
-        from .sanitize import sanitize_json
-
-        data, _ = _as_dict(event)
-        return encode_server_sent_event(
-            _json_text(sanitize_json(data), "event"), event=event_type, id=id, retry=retry
-        )
-    return encode_server_sent_event(_event_json(event), event=event_type, id=id, retry=retry)
-
-
-def _as_dict(event: Any) -> tuple[dict[str, Any], bool]:
-    if isinstance(event, Mapping):
-        return dict(event), True
-    to_dict = getattr(event, "to_dict", None)
-    if callable(to_dict):
-        data = to_dict()
-        if isinstance(data, Mapping):
-            return dict(data), False
-    to_json = getattr(event, "to_json", None)
-    if callable(to_json):
-        parsed = loads_json(to_json())
-        if isinstance(parsed, dict):
-            return parsed, False
-    raise InvalidArgumentError("has neither to_dict() nor to_json()", path="event")
+        if type(retry) not in (int, float):
+            raise ValidationError("encode_server_sent_event: retry must be a number")
+        if math.isfinite(retry) and retry >= 0:
+            lines.append(f"retry: {math.floor(retry)}")
+    if data is _NO_DATA:
+        if comment is None:
+            raise ValidationError("encode_server_sent_event: a frame needs data or a comment")
+    else:
+        text = _payload(data)
+        if "\n" in text or "\r" in text:
+            lines.extend(f"data: {line}" for line in _DATA_LINES.split(text))
+        else:
+            lines.append(f"data: {text}")
+    return "\n".join(lines) + "\n\n"
 
 
 def readiness_server_sent_event(
-    report: Any, *, event: str = "readiness", id: str | None = None, sanitize: bool = True
+    report: KnowledgeReadinessReport,
+    options: RuntimeTelemetryOptions | None = None,
+    *,
+    event: str | None = None,
+    id: str | None = None,
+    retry: float | None = None,
+    comment: str | None = None,
+    **telemetry: Any,
 ) -> str:
-    """A knowledge-readiness report or decision (or its dict form) as an SSE frame, default
-    event `readiness`; internal details and secrets are stripped unless `sanitize=False`."""
-    if sanitize:
-        from .sanitize import sanitize_json, sanitize_knowledge_readiness_report
-
-        if not isinstance(report, Mapping):
-            report = sanitize_knowledge_readiness_report(report) if _is_report(report) else report
-        payload, _ = _as_dict(report)
-        payload = sanitize_json(payload)
-    else:
-        payload, _ = _as_dict(report)
-    return encode_server_sent_event(_json_text(payload, "report"), event=event, id=id)
+    """`{type: 'readiness', readiness: <sanitized report>}` as one frame; telemetry flags
+    (`include_evidence_ids=True`, ...) and SSE options go in the same call."""
+    opts = RuntimeTelemetryOptions.of(options, **telemetry)
+    payload = {"type": "readiness", "readiness": sanitize_knowledge_readiness_report(report, opts)}
+    return encode_server_sent_event(payload, event=event, id=id, retry=retry, comment=comment)
 
 
-def _is_report(value: Any) -> bool:
-    from .knowledge import KnowledgeReadinessReport
-
-    return isinstance(value, KnowledgeReadinessReport)
+def runtime_stream_server_sent_event(
+    stream_event: RuntimeStreamEvent | Mapping[str, Any],
+    /,
+    options: RuntimeTelemetryOptions | None = None,
+    *,
+    event: str | None = None,
+    id: str | None = None,
+    retry: float | None = None,
+    comment: str | None = None,
+    **telemetry: Any,
+) -> str:
+    """The sanitized wire dict of a stream event as one frame; telemetry flags and SSE options
+    (`event=` names the SSE event, it is not the runtime event) go in the same call."""
+    opts = RuntimeTelemetryOptions.of(options, **telemetry)
+    payload = sanitize_runtime_stream_event(stream_event, opts)
+    return encode_server_sent_event(payload, event=event, id=id, retry=retry, comment=comment)
 
 
 def encode_ndjson(obj: Any) -> bytes:
