@@ -2,10 +2,10 @@
 control loop (ORIGINAL §4.1), and `summarize_agent_task_run` (§4.5).
 
 Beyond the original: the caller's abort signal also interrupts a knowledge provider's await
-(an `answer_questions` waiting for a person, say). The run then goes on with what it has (no
-answers, no evidence, the previous report; the task's own scoring when `build_readiness` was
-interrupted), every phase still emits its end event, and the control loop, seeing the abort,
-ends the run `aborted`.
+(an `answer_questions` waiting for a person, say), and once it is aborted no further provider
+method is called. The run then goes on with what it has (no answers, no evidence, the previous
+report; the task's own scoring in place of `build_readiness`), every phase still emits its end
+event, and the control loop, seeing the abort, ends the run `aborted`.
 """
 
 from __future__ import annotations
@@ -117,7 +117,10 @@ def _default_readiness(task: AgentTaskSpec) -> KnowledgeReadinessReport:
 async def _provider_call(
     signal: AbortSignal, fn: Callable[..., Any], fallback: Any, /, *a: Any, **kw: Any
 ) -> tuple[Any, bool]:
-    """(the provider's answer, True), or (`fallback`, False) when the signal interrupted it."""
+    """(the provider's answer, True), or (`fallback`, False) when the signal interrupted it
+    or was aborted before (an aborted run starts no new provider call)."""
+    if signal.aborted:
+        return fallback, False
     try:
         return await call_abortable(signal, fn, *a, **kw), True
     except Interrupted:
