@@ -380,7 +380,10 @@ def test_models_of_an_unreachable_endpoint_is_a_typed_502(store_url: str) -> Non
     with serving(create_app(store_url=store_url, backend=config)) as url:
         response = httpx2.get(f"{url}/api/models")
     assert response.status_code == 502
-    assert response.json()["error"]["type"] == "BackendTransportError"
+    error = response.json()["error"]
+    assert error["type"] == "BackendTransportError" and error["code"] == "config"
+    assert error["status"] == 0  # no response arrived
+    assert error["backend"] and error["message"]
 
 
 def test_a_turn_asking_for_another_model_gets_that_models_backend(store_url: str) -> None:
@@ -429,3 +432,39 @@ async def test_closing_the_producer_aborts_the_backend_and_closes_its_stream() -
     assert seen[0].signal is not None and seen[0].signal.aborted
     assert closed == [True]
     assert producer.final_text() == "0 "
+
+
+@pytest.mark.parametrize(
+    ("detail", "code"),
+    [
+        ({"kind": "transport", "message": "down", "status": 503}, "config"),
+        ({"kind": "backend", "message": "down"}, "backend_error"),
+        (None, "backend_error"),
+    ],
+)
+def test_a_backend_yielding_backend_error_fails_the_turn(
+    store_url: str, detail: dict[str, Any] | None, code: str
+) -> None:
+    from agent_runtime.types import AgentTaskSpec, BackendErrorDetail, BackendErrorEvent
+
+    async def stream(
+        inp: AgentBackendInput, _ctx: AgentBackendContext
+    ) -> AsyncIterator[RuntimeStreamEvent]:
+        yield TextDeltaEvent(text="partial")
+        error = None if detail is None else BackendErrorDetail.from_dict(detail)
+        task = AgentTaskSpec(id="t", intent="x")
+        yield BackendErrorEvent(
+            task=task, backend="scripted", message="it went down", recoverable=True, error=error
+        )
+        yield TextDeltaEvent(text="never sent")
+
+    backend = create_iterable_backend(kind="scripted", stream=stream)
+    with serving(create_app(store_url=store_url, backend=backend)) as url:
+        events = lines(chat(url, "hi").text)
+    assert [e["type"] for e in events] == [
+        "session.run.started",
+        "text_delta",
+        "error",
+        "session.run.failed",
+    ]
+    assert events[2]["code"] == code and events[2]["message"] == "it went down"

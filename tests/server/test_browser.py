@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from agent_runtime.types import (
     AgentBackendInput,
     RuntimeStreamEvent,
     TextDeltaEvent,
+    ToolCallEvent,
 )
 from tests.conftest import require
 from tests.server.conftest import serving
@@ -44,14 +46,14 @@ def _slow_echo(
     return gen()
 
 
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[tuple[Any, str]]:
+@contextmanager
+def _open_page(tmp_path: Path, backend: Any) -> Iterator[tuple[Any, str]]:
     require(CHROMIUM.exists(), "chromium is not installed at /usr/bin/chromium")
     from playwright.sync_api import sync_playwright
 
     app = create_app(
         store_url=f"sqlite:///{tmp_path}/runs.db",
-        backend=create_iterable_backend(kind="slow-echo", stream=_slow_echo),
+        backend=backend,
         sweep_interval_ms=None,  # the page, not the sweeper, resumes an interrupted turn
     )
     with serving(app) as url, sync_playwright() as pw:
@@ -63,6 +65,12 @@ def page(tmp_path: Path) -> Iterator[tuple[Any, str]]:
             yield tab, url
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[tuple[Any, str]]:
+    with _open_page(tmp_path, create_iterable_backend(kind="slow-echo", stream=_slow_echo)) as p:
+        yield p
 
 
 def test_type_stream_complete_and_reattach_after_reload(page: tuple[Any, str]) -> None:
@@ -122,3 +130,24 @@ def test_reload_after_the_worker_died_resumes_the_turn(
     assert tab.locator(".msg.assistant .text").inner_text().startswith("0 1 2 3 ")
     assert tab.locator(".msg.assistant .error").count() == 0
     assert tab.evaluate("() => localStorage.getItem('ar.pending')") is None
+
+
+def test_tool_calls_show_beside_the_answer_text(tmp_path: Path) -> None:
+    async def stream(
+        _inp: AgentBackendInput, _ctx: AgentBackendContext
+    ) -> AsyncIterator[RuntimeStreamEvent]:
+        yield ToolCallEvent(tool_name="search_docs", tool_call_id="c1", args={"q": "x"})
+        yield TextDeltaEvent(text="found it")
+
+    backend = create_iterable_backend(kind="tools", stream=stream)
+    with _open_page(tmp_path, backend) as (tab, _url):
+        tab.fill("#input", "look it up")
+        tab.click("#send")
+        tab.wait_for_selector(".msg.assistant[data-state=completed]")
+        assert tab.locator(".msg.assistant .tool").all_inner_texts() == ["search_docs"]
+        assert tab.locator(".msg.assistant .text").inner_text() == "found it"
+        history = tab.evaluate(
+            "() => Object.keys(localStorage).filter(k => k.startsWith('ar.history'))"
+        )
+        stored = tab.evaluate(f"() => JSON.parse(localStorage.getItem({history[0]!r}))")
+    assert stored[-1] == {"role": "assistant", "content": "found it"}
