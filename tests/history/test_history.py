@@ -1,4 +1,5 @@
-"""One conformance suite for every `RuntimeSessionStore`: memory, SQLite file, PostgreSQL."""
+"""One conformance suite for every `ConversationHistoryStore` (the server's conversation
+history): memory, SQLite file, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from agent_runtime.errors import InvalidArgumentError, SessionMismatchError
-from agent_runtime.sessions import (
-    InMemoryRuntimeSessionStore,
-    PostgresRuntimeSessionStore,
-    RuntimeSessionStore,
-    SQLiteRuntimeSessionStore,
+from agent_runtime.errors import ConversationOwnerError, InvalidArgumentError
+from agent_runtime.history import (
+    ConversationHistoryStore,
+    InMemoryConversationHistory,
+    PostgresConversationHistory,
+    SQLiteConversationHistory,
 )
 
 
@@ -22,11 +23,11 @@ from agent_runtime.sessions import (
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     s: Any
     if request.param == "memory":
-        s = InMemoryRuntimeSessionStore()
+        s = InMemoryConversationHistory()
     elif request.param == "sqlite":
-        s = SQLiteRuntimeSessionStore(tmp_path / "sessions.db")
+        s = SQLiteConversationHistory(tmp_path / "sessions.db")
     else:
-        s = PostgresRuntimeSessionStore(request.getfixturevalue("pg_dsn"), max_size=4)
+        s = PostgresConversationHistory(request.getfixturevalue("pg_dsn"), max_size=4)
     try:
         yield s
     finally:
@@ -34,7 +35,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 async def test_protocol(store: Any) -> None:
-    assert isinstance(store, RuntimeSessionStore)
+    assert isinstance(store, ConversationHistoryStore)
 
 
 async def test_create_append_load(store: Any) -> None:
@@ -63,23 +64,23 @@ async def test_create_append_load(store: Any) -> None:
 async def test_append_creates_and_anonymous_user(store: Any) -> None:
     s = await store.append_messages("anon", [{"n": 1}], tenant_id="t")
     assert s.user_id is None and s.message_count == 1
-    with pytest.raises(SessionMismatchError):
+    with pytest.raises(ConversationOwnerError):
         await store.load("anon", tenant_id="t", user_id="someone")
 
 
 async def test_other_tenant_or_user_is_refused_and_nothing_changes(store: Any) -> None:
     await store.append_messages("s", [{"m": 1}], tenant_id="t1", user_id="u1")
     for tenant, user in [("t2", "u1"), ("t1", "u2"), ("t1", None)]:
-        with pytest.raises(SessionMismatchError) as info:
+        with pytest.raises(ConversationOwnerError) as info:
             await store.append_messages("s", [{"m": 2}], tenant_id=tenant, user_id=user)
         assert "t1" not in str(info.value) or tenant == "t1"
-        with pytest.raises(SessionMismatchError):
+        with pytest.raises(ConversationOwnerError):
             await store.get_or_create("s", tenant_id=tenant, user_id=user)
-        with pytest.raises(SessionMismatchError):
+        with pytest.raises(ConversationOwnerError):
             await store.load("s", tenant_id=tenant, user_id=user)
-        with pytest.raises(SessionMismatchError):
+        with pytest.raises(ConversationOwnerError):
             await store.update_metadata("s", {"a": 1}, tenant_id=tenant, user_id=user)
-        with pytest.raises(SessionMismatchError):
+        with pytest.raises(ConversationOwnerError):
             await store.delete("s", tenant_id=tenant, user_id=user)
     s = await store.load("s", tenant_id="t1", user_id="u1")
     assert s.messages == ({"m": 1},) and s.metadata == {}
@@ -153,17 +154,17 @@ async def test_bad_input_is_typed_and_writes_nothing(store: Any, call: Any, path
 
 async def test_sqlite_survives_reopen_and_schema_is_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    a = SQLiteRuntimeSessionStore(path)
+    a = SQLiteConversationHistory(path)
     await a.append_messages("s", [{"x": 1}], tenant_id="t")
     await a.close()
-    b = SQLiteRuntimeSessionStore(path)
+    b = SQLiteConversationHistory(path)
     assert (await b.load("s", tenant_id="t")).messages == ({"x": 1},)
     await b.close()
 
 
 async def test_postgres_two_stores_share_sessions(pg_dsn: str) -> None:
-    a = PostgresRuntimeSessionStore(pg_dsn, max_size=2)
-    b = PostgresRuntimeSessionStore(pg_dsn, max_size=2)
+    a = PostgresConversationHistory(pg_dsn, max_size=2)
+    b = PostgresConversationHistory(pg_dsn, max_size=2)
     try:
         await asyncio.gather(
             a.get_or_create("s", tenant_id="t"), b.get_or_create("s", tenant_id="t")
@@ -171,7 +172,7 @@ async def test_postgres_two_stores_share_sessions(pg_dsn: str) -> None:
         await a.append_messages("s", [{"from": "a"}], tenant_id="t")
         s = await b.append_messages("s", [{"from": "b"}], tenant_id="t")
         assert [m["from"] for m in s.messages] == ["a", "b"]
-        with pytest.raises(SessionMismatchError):
+        with pytest.raises(ConversationOwnerError):
             await b.get_or_create("s", tenant_id="other")
     finally:
         await a.close()
@@ -188,7 +189,7 @@ async def test_postgres_lost_connection_is_a_typed_error_and_the_store_recovers(
     from agent_runtime.errors import StoreUnavailableError
 
     app = f"sessions-{secrets.token_hex(4)}"
-    store = PostgresRuntimeSessionStore(f"{pg_dsn}&application_name={app}", max_size=1)
+    store = PostgresConversationHistory(f"{pg_dsn}&application_name={app}", max_size=1)
     try:
         await store.append_messages("s", [{"n": 1}], tenant_id="t")
         with psycopg.connect(pg_dsn, autocommit=True) as admin:
@@ -219,7 +220,7 @@ async def test_postgres_store_recovers_when_the_database_comes_up_late(pg_dsn: s
         port = s.getsockname()[1]
     real = urlsplit(pg_dsn)
     dsn = urlunsplit(real._replace(netloc=f"{real.username}@127.0.0.1:{port}"))
-    store = PostgresRuntimeSessionStore(dsn, max_size=2, connect_timeout_s=0.5)
+    store = PostgresConversationHistory(dsn, max_size=2, connect_timeout_s=0.5)
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -1,5 +1,5 @@
-"""Session stores shared by several processes: concurrent appends keep every message in each
-writer's order, and two tenants racing to create one session id end with a single owner."""
+"""Conversation histories shared by several processes: concurrent appends keep every message in
+each writer's order, and two tenants racing to create one session id end with a single owner."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agent_runtime.errors import SessionMismatchError
-from agent_runtime.sessions import PostgresRuntimeSessionStore, SQLiteRuntimeSessionStore
+from agent_runtime.errors import ConversationOwnerError
+from agent_runtime.history import PostgresConversationHistory, SQLiteConversationHistory
 
 PROCESSES = 4
 APPENDS = 25
@@ -19,8 +19,8 @@ APPENDS = 25
 
 def _open(kind: str, target: str) -> Any:
     if kind == "sqlite":
-        return SQLiteRuntimeSessionStore(target)
-    return PostgresRuntimeSessionStore(target, max_size=1)
+        return SQLiteConversationHistory(target)
+    return PostgresConversationHistory(target, max_size=1)
 
 
 def _writer(kind: str, target: str, worker: int, tenant: str, start: Any, out: Any) -> None:
@@ -33,7 +33,7 @@ def _writer(kind: str, target: str, worker: int, tenant: str, start: Any, out: A
                 try:
                     await store.append_messages("shared", [{"w": worker, "i": i}], tenant_id=tenant)
                     written += 1
-                except SessionMismatchError:
+                except ConversationOwnerError:
                     refused += 1
         finally:
             await store.close()

@@ -1,4 +1,4 @@
-"""`InMemoryRuntimeSessionStore`: sessions in a dict, for tests and single-process demos."""
+"""`InMemoryConversationHistory`: conversations in a dict, for tests and single-process demos."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from ..jsoncanon import loads_json
 from ._records import (
-    RuntimeSession,
+    Conversation,
     check_limit,
     check_owner,
     check_owner_args,
@@ -20,7 +20,7 @@ from ._records import (
     now_ms,
 )
 
-__all__ = ["InMemoryRuntimeSessionStore"]
+__all__ = ["InMemoryConversationHistory"]
 
 
 @dataclass
@@ -33,8 +33,8 @@ class _Entry:
     messages: list[str] = field(default_factory=list)
 
 
-class InMemoryRuntimeSessionStore:
-    """A `RuntimeSessionStore` in process memory; values are stored as JSON text so callers
+class InMemoryConversationHistory:
+    """A `ConversationHistoryStore` in process memory; values are stored as JSON text so callers
     never share mutable state with the store."""
 
     def __init__(self) -> None:
@@ -54,8 +54,8 @@ class InMemoryRuntimeSessionStore:
         return entry
 
     @staticmethod
-    def _record(session_id: str, entry: _Entry, *, with_messages: bool = True) -> RuntimeSession:
-        return RuntimeSession(
+    def _record(session_id: str, entry: _Entry, *, with_messages: bool = True) -> Conversation:
+        return Conversation(
             session_id=session_id,
             tenant_id=entry.tenant_id,
             user_id=entry.user_id,
@@ -73,7 +73,7 @@ class InMemoryRuntimeSessionStore:
         tenant_id: str,
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         meta = encode_metadata(metadata)
         entry = self._owned(session_id, tenant_id, user_id)
         if entry is None:
@@ -82,7 +82,7 @@ class InMemoryRuntimeSessionStore:
 
     async def load(
         self, session_id: str, *, tenant_id: str, user_id: str | None = None
-    ) -> RuntimeSession | None:
+    ) -> Conversation | None:
         entry = self._owned(session_id, tenant_id, user_id)
         return None if entry is None else self._record(session_id, entry)
 
@@ -93,7 +93,7 @@ class InMemoryRuntimeSessionStore:
         *,
         tenant_id: str,
         user_id: str | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         encoded = encode_messages(messages)
         entry = self._owned(session_id, tenant_id, user_id)
         if entry is None:
@@ -110,7 +110,7 @@ class InMemoryRuntimeSessionStore:
         *,
         tenant_id: str,
         user_id: str | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         patch = encode_patch(metadata)
         entry = self._owned(session_id, tenant_id, user_id)
         if entry is None:
@@ -122,7 +122,7 @@ class InMemoryRuntimeSessionStore:
 
     async def list_sessions(
         self, *, tenant_id: str, user_id: str | None = None, limit: int = 50
-    ) -> list[RuntimeSession]:
+    ) -> list[Conversation]:
         check_owner_args("-", tenant_id, user_id)
         check_limit(limit)
         found = [

@@ -1,4 +1,5 @@
-"""`PostgresRuntimeSessionStore`: sessions in PostgreSQL for many workers (psycopg 3 + pool).
+"""`PostgresConversationHistory`: conversations in PostgreSQL for many workers (psycopg 3 +
+pool; tables `runtime_sessions` and `runtime_session_messages`).
 
 Writes lock the session row (`SELECT ... FOR UPDATE`) before the ownership check, so two
 workers appending to one session serialize and message positions never collide. JSON is
@@ -15,7 +16,7 @@ from typing import Any
 from ..errors import StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._records import (
-    RuntimeSession,
+    Conversation,
     check_limit,
     check_owner,
     check_owner_args,
@@ -27,7 +28,7 @@ from ._records import (
     now_ms,
 )
 
-__all__ = ["PostgresRuntimeSessionStore"]
+__all__ = ["PostgresConversationHistory"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runtime_sessions (
@@ -57,8 +58,8 @@ Row = tuple[Any, ...]
 Conn = Any  # psycopg.AsyncConnection[tuple[Any, ...]]
 
 
-class PostgresRuntimeSessionStore:
-    """A `RuntimeSessionStore` in PostgreSQL; the pool opens and the schema is created on
+class PostgresConversationHistory:
+    """A `ConversationHistoryStore` in PostgreSQL; the pool opens and the schema is created on
     first use (idempotently, under an advisory lock)."""
 
     def __init__(
@@ -73,7 +74,7 @@ class PostgresRuntimeSessionStore:
             from psycopg_pool import AsyncConnectionPool
         except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
             raise StoreUnavailableError(
-                "PostgresRuntimeSessionStore needs durable-agent-runtime[postgres]"
+                "PostgresConversationHistory needs durable-agent-runtime[postgres]"
             ) from exc
         self.dsn = dsn
         self.connect_timeout_s = connect_timeout_s
@@ -104,7 +105,7 @@ class PostgresRuntimeSessionStore:
                     if self._pool.closed:  # a failed open closes the pool; retry on a new one
                         self._pool = self._new_pool()
                     raise StoreUnavailableError(
-                        f"cannot open PostgreSQL session store: {exc}"
+                        f"cannot open PostgreSQL conversation history: {exc}"
                     ) from exc
                 self._ready = True
         return self._pool
@@ -125,7 +126,9 @@ class PostgresRuntimeSessionStore:
                 else:
                     yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise StoreUnavailableError(f"PostgreSQL session store unavailable: {exc}") from exc
+            raise StoreUnavailableError(
+                f"PostgreSQL conversation history unavailable: {exc}"
+            ) from exc
 
     @staticmethod
     async def _owned(
@@ -168,7 +171,7 @@ class PostgresRuntimeSessionStore:
         return row
 
     @staticmethod
-    async def _record(conn: Conn, row: Row, *, with_messages: bool = True) -> RuntimeSession:
+    async def _record(conn: Conn, row: Row, *, with_messages: bool = True) -> Conversation:
         messages: tuple[dict[str, Any], ...] = ()
         if with_messages:
             cur = await conn.execute(
@@ -176,7 +179,7 @@ class PostgresRuntimeSessionStore:
                 (row[0],),
             )
             messages = tuple(loads_json(m) for (m,) in await cur.fetchall())
-        return RuntimeSession(
+        return Conversation(
             session_id=row[0],
             tenant_id=row[1],
             user_id=row[2],
@@ -194,7 +197,7 @@ class PostgresRuntimeSessionStore:
         tenant_id: str,
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         check_owner_args(session_id, tenant_id, user_id)
         meta = encode_metadata(metadata)
         async with self._conn() as conn:
@@ -205,7 +208,7 @@ class PostgresRuntimeSessionStore:
 
     async def load(
         self, session_id: str, *, tenant_id: str, user_id: str | None = None
-    ) -> RuntimeSession | None:
+    ) -> Conversation | None:
         check_owner_args(session_id, tenant_id, user_id)
         async with self._conn() as conn:
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -219,7 +222,7 @@ class PostgresRuntimeSessionStore:
         *,
         tenant_id: str,
         user_id: str | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         check_owner_args(session_id, tenant_id, user_id)
         encoded = encode_messages(messages)
         async with self._conn() as conn:
@@ -247,7 +250,7 @@ class PostgresRuntimeSessionStore:
         *,
         tenant_id: str,
         user_id: str | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         check_owner_args(session_id, tenant_id, user_id)
         patch = encode_patch(metadata)
         async with self._conn() as conn:
@@ -263,7 +266,7 @@ class PostgresRuntimeSessionStore:
 
     async def list_sessions(
         self, *, tenant_id: str, user_id: str | None = None, limit: int = 50
-    ) -> list[RuntimeSession]:
+    ) -> list[Conversation]:
         check_owner_args("-", tenant_id, user_id)
         check_limit(limit)
         async with self._conn(transaction=False) as conn:

@@ -1,4 +1,4 @@
-"""The session record and the boundary checks every session store shares."""
+"""The conversation record and the boundary checks every conversation history shares."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import DurableValueError, InvalidArgumentError, SessionMismatchError
+from ..errors import ConversationOwnerError, DurableValueError, InvalidArgumentError
 from ..jsoncanon import dumps_json, loads_json
 
-__all__ = ["RuntimeSession"]
+__all__ = ["Conversation"]
 
 MAX_ID_LENGTH = 512
 
 
 @dataclass(frozen=True, slots=True)
-class RuntimeSession:
+class Conversation:
     """A conversation owned by one tenant and user: metadata plus its messages in order.
 
     `messages` holds JSON objects (chat messages or turn records) as appended; listings leave
@@ -107,12 +107,12 @@ def check_owner(
     tenant_id: str,
     user_id: str | None,
 ) -> None:
-    """Refuse access to a session that belongs to another tenant or user.
+    """Refuse access to a conversation that belongs to another tenant or user.
 
     The message names only the caller's side, never the owner's, so it is safe to show."""
     if stored_tenant != tenant_id or stored_user != user_id:
-        raise SessionMismatchError(
-            f"session {session_id!r} belongs to another tenant or user "
+        raise ConversationOwnerError(
+            f"conversation {session_id!r} belongs to another tenant or user "
             f"(requested by tenant {tenant_id!r}, user {user_id!r})"
         )
 

@@ -1,4 +1,5 @@
-"""`SQLiteRuntimeSessionStore`: sessions in one SQLite file (WAL), next to the durable store.
+"""`SQLiteConversationHistory`: conversations in one SQLite file (WAL), next to the durable
+store (tables `runtime_sessions` and `runtime_session_messages`).
 
 Each write is one `BEGIN IMMEDIATE` transaction that checks the owner and writes, so an
 append from another process is never interleaved with the ownership check.
@@ -15,7 +16,7 @@ from .._sqlite import SQLiteTransaction, connect_sqlite
 from ..errors import StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._records import (
-    RuntimeSession,
+    Conversation,
     check_limit,
     check_owner,
     check_owner_args,
@@ -27,7 +28,7 @@ from ._records import (
     now_ms,
 )
 
-__all__ = ["SQLiteRuntimeSessionStore"]
+__all__ = ["SQLiteConversationHistory"]
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS runtime_sessions ("
@@ -45,8 +46,8 @@ _COLUMNS = "session_id, tenant_id, user_id, created_at_ms, updated_at_ms, metada
 Row = tuple[Any, ...]
 
 
-class SQLiteRuntimeSessionStore:
-    """A `RuntimeSessionStore` in a SQLite file; safe across processes on one host."""
+class SQLiteConversationHistory:
+    """A `ConversationHistoryStore` in a SQLite file; safe across processes on one host."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> None:
         self.path = str(path)
@@ -57,12 +58,12 @@ class SQLiteRuntimeSessionStore:
                     db.execute(statement)
         except sqlite3.Error as exc:
             raise StoreUnavailableError(
-                f"cannot open SQLite session store {self.path}: {exc}"
+                f"cannot open SQLite conversation history {self.path}: {exc}"
             ) from exc
 
     def _tx(self, mode: str = "IMMEDIATE") -> SQLiteTransaction:
         """A write transaction (IMMEDIATE), or with mode DEFERRED a consistent read snapshot."""
-        return SQLiteTransaction(self._db, f"SQLite session store {self.path}", mode)
+        return SQLiteTransaction(self._db, f"SQLite conversation history {self.path}", mode)
 
     @staticmethod
     def _owned(
@@ -86,7 +87,7 @@ class SQLiteRuntimeSessionStore:
         )
 
     @staticmethod
-    def _record(db: sqlite3.Connection, row: Row, *, with_messages: bool = True) -> RuntimeSession:
+    def _record(db: sqlite3.Connection, row: Row, *, with_messages: bool = True) -> Conversation:
         messages: tuple[dict[str, Any], ...] = ()
         if with_messages:
             messages = tuple(
@@ -97,7 +98,7 @@ class SQLiteRuntimeSessionStore:
                     (row[0],),
                 )
             )
-        return RuntimeSession(
+        return Conversation(
             session_id=row[0],
             tenant_id=row[1],
             user_id=row[2],
@@ -108,7 +109,7 @@ class SQLiteRuntimeSessionStore:
             message_count=row[6],
         )
 
-    def _reload(self, db: sqlite3.Connection, session_id: str) -> RuntimeSession:
+    def _reload(self, db: sqlite3.Connection, session_id: str) -> Conversation:
         row = db.execute(
             f"SELECT {_COLUMNS} FROM runtime_sessions WHERE session_id = ?", (session_id,)
         ).fetchone()
@@ -121,7 +122,7 @@ class SQLiteRuntimeSessionStore:
         tenant_id: str,
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         check_owner_args(session_id, tenant_id, user_id)
         meta = encode_metadata(metadata)
         with self._tx() as db:
@@ -131,7 +132,7 @@ class SQLiteRuntimeSessionStore:
 
     async def load(
         self, session_id: str, *, tenant_id: str, user_id: str | None = None
-    ) -> RuntimeSession | None:
+    ) -> Conversation | None:
         check_owner_args(session_id, tenant_id, user_id)
         with self._tx("DEFERRED") as db:
             row = self._owned(db, session_id, tenant_id, user_id)
@@ -144,7 +145,7 @@ class SQLiteRuntimeSessionStore:
         *,
         tenant_id: str,
         user_id: str | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         check_owner_args(session_id, tenant_id, user_id)
         encoded = encode_messages(messages)
         with self._tx() as db:
@@ -174,7 +175,7 @@ class SQLiteRuntimeSessionStore:
         *,
         tenant_id: str,
         user_id: str | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         check_owner_args(session_id, tenant_id, user_id)
         patch = encode_patch(metadata)
         with self._tx() as db:
@@ -191,7 +192,7 @@ class SQLiteRuntimeSessionStore:
 
     async def list_sessions(
         self, *, tenant_id: str, user_id: str | None = None, limit: int = 50
-    ) -> list[RuntimeSession]:
+    ) -> list[Conversation]:
         check_owner_args("-", tenant_id, user_id)
         check_limit(limit)
         if user_id is None:

@@ -1,21 +1,22 @@
-"""The `RuntimeSessionStore` protocol: memory, SQLite and PostgreSQL stores implement it."""
+"""The `ConversationHistoryStore` protocol: the server's chat messages per tenant, user and
+session id (memory, SQLite and PostgreSQL implement it)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ._records import RuntimeSession
+from ._records import Conversation
 
-__all__ = ["RuntimeSessionStore"]
+__all__ = ["ConversationHistoryStore"]
 
 
 @runtime_checkable
-class RuntimeSessionStore(Protocol):
-    """Persistence for chat sessions, scoped by tenant and user.
+class ConversationHistoryStore(Protocol):
+    """Persistence for chat conversations, scoped by tenant and user.
 
     Every method takes the caller's `tenant_id` and `user_id` (None for an anonymous user)
-    and raises `SessionMismatchError` when the session exists under another owner, so a
+    and raises `ConversationOwnerError` when the conversation exists under another owner, so a
     guessed or reused session id never reads or writes someone else's conversation.
     """
 
@@ -26,13 +27,13 @@ class RuntimeSessionStore(Protocol):
         tenant_id: str,
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         """The session with its messages, created (with `metadata`) when new."""
         ...
 
     async def load(
         self, session_id: str, *, tenant_id: str, user_id: str | None = None
-    ) -> RuntimeSession | None:
+    ) -> Conversation | None:
         """The session with its messages, or None when it does not exist."""
         ...
 
@@ -43,7 +44,7 @@ class RuntimeSessionStore(Protocol):
         *,
         tenant_id: str,
         user_id: str | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         """Append JSON-object messages in one transaction (creating the session if new)."""
         ...
 
@@ -54,14 +55,14 @@ class RuntimeSessionStore(Protocol):
         *,
         tenant_id: str,
         user_id: str | None = None,
-    ) -> RuntimeSession:
+    ) -> Conversation:
         """Shallow-merge `metadata` into the session's (creating it if new); a key set to None
         is removed."""
         ...
 
     async def list_sessions(
         self, *, tenant_id: str, user_id: str | None = None, limit: int = 50
-    ) -> list[RuntimeSession]:
+    ) -> list[Conversation]:
         """The tenant's sessions (only `user_id`'s when given), most recently updated first,
         without their messages."""
         ...
