@@ -2,71 +2,65 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
 import pytest
 
 from agent_runtime import (
-    AgentBackendContext,
-    AgentBackendInput,
     AgentMessage,
-    AgentTaskRunOptions,
-    AgentTaskSpec,
     BackendRetryPolicy,
     BackendTransportError,
     ModelPrice,
     create_openai_compatible_backend,
-    run_agent_task,
-    run_agent_task_stream,
-    summarize_agent_task_run,
 )
+from agent_runtime.types import LlmCallEvent, TextDeltaEvent
+from tests.backends.drive import drain
+from tests.katan import free_port
 
 from .conftest import KATAN_KEY, KATAN_MODEL
 
-FAST = BackendRetryPolicy(max_retries=2, initial_delay_s=0.01, max_delay_s=0.02)
-SPEC = AgentTaskSpec(id="katan-task", intent="hello from the runtime tests")
+
+def counting_client() -> tuple[httpx2.AsyncClient, list[str]]:
+    """A real client that records every request it sends (to count attempts)."""
+    sent: list[str] = []
+
+    async def on_request(request: httpx2.Request) -> None:
+        sent.append(str(request.url))
+
+    return httpx2.AsyncClient(event_hooks={"request": [on_request]}), sent
 
 
-async def test_stream_arrives_as_deltas_and_assembles(katan: str) -> None:
-    backend = create_openai_compatible_backend(katan, KATAN_KEY, KATAN_MODEL, retry=FAST)
+async def test_stream_arrives_as_text_deltas_then_one_llm_call(katan: str) -> None:
     price = ModelPrice(input_per_million=1.0, output_per_million=2.0)
-    opts = AgentTaskRunOptions(pricing={KATAN_MODEL: price})
-    events = [e async for e in run_agent_task_stream(SPEC, backend, opts)]
+    backend = create_openai_compatible_backend(
+        api_key=KATAN_KEY, base_url=f"{katan}/v1", model=KATAN_MODEL, price=price
+    )
+    msgs = (AgentMessage("user", "hello from the runtime tests"),)
+    events = await drain(backend, messages=msgs)
     await backend.aclose()
-    deltas = [e.text for e in events if e.type == "text.delta"]
+    deltas = [e.text for e in events if isinstance(e, TextDeltaEvent)]
     assert len(deltas) > 3  # llm-katan streams 4-character pieces
-    result = events[-1].result
-    assert result.status == "completed"
-    assert result.text == "".join(deltas)
-    assert "User: hello from the runtime tests" in result.text
-    assert result.finish_reason == "stop"
-    usage = result.usage
-    assert usage is not None and usage.input_tokens == 5  # katan counts words
-    assert usage.output_tokens > 0
-    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
-    summary = summarize_agent_task_run(result)
-    expected = (usage.input_tokens * 1.0 + usage.output_tokens * 2.0) / 1_000_000
-    assert summary.cost_usd == pytest.approx(expected)
-    assert summary.input_tokens == usage.input_tokens
-    assert summary.time_to_first_event_ms is not None
-    assert summary.duration_ms >= summary.time_to_first_event_ms
+    assert "User: hello from the runtime tests" in "".join(deltas)
+    calls = [e for e in events if isinstance(e, LlmCallEvent)]
+    assert len(calls) == 1 and events[-1] is calls[0]
+    call = calls[0]
+    assert call.model == KATAN_MODEL and call.finish_reason == "stop"
+    assert call.tokens_in == 5  # llm-katan counts words
+    assert call.tokens_out is not None and call.tokens_out > 0
+    assert call.cost_usd == pytest.approx((call.tokens_in * 1.0 + call.tokens_out * 2.0) / 1e6)
+    assert call.latency_ms is not None and call.latency_ms > 0
 
 
-async def test_unknown_price_gives_none_cost(katan: str) -> None:
-    backend = create_openai_compatible_backend(katan, KATAN_KEY, KATAN_MODEL, retry=FAST)
-    result = await run_agent_task(SPEC, backend)
+async def test_no_price_no_cost(katan: str) -> None:
+    backend = create_openai_compatible_backend(
+        api_key=KATAN_KEY, base_url=f"{katan}/v1/", model=KATAN_MODEL
+    )
+    call = (await drain(backend))[-1]
     await backend.aclose()
-    assert result.status == "completed"
-    assert result.usage is not None
-    assert result.cost_usd is None
-    assert summarize_agent_task_run(result).cost_usd is None
-
-
-async def _drain(backend) -> None:
-    inp = AgentBackendInput(task=SPEC, messages=(AgentMessage("user", "hi"),), run_id="r")
-    import asyncio
-
-    ctx = AgentBackendContext(cancelled=asyncio.Event(), run_id="r")
-    async for _ in backend.stream(inp, ctx):
-        pass
+    assert isinstance(call, LlmCallEvent) and call.tokens_in is not None
+    assert call.cost_usd is None and "costUsd" not in call.to_dict()
 
 
 @pytest.mark.parametrize(
@@ -78,43 +72,91 @@ async def _drain(backend) -> None:
     ],
     ids=["error-rate", "rate-limit", "timeout"],
 )
-async def test_failures_are_retried_then_surface_typed(katan_factory, flags, status) -> None:
+async def test_failures_are_retried_five_times_by_default(
+    katan_factory: Callable[..., str], flags: tuple[str, ...], status: int
+) -> None:
     base = katan_factory(*flags)
     slept: list[float] = []
 
     async def sleep(s: float) -> None:
         slept.append(s)
 
+    client, sent = counting_client()
     backend = create_openai_compatible_backend(
-        base, KATAN_KEY, KATAN_MODEL, retry=FAST, sleep=sleep
+        api_key=KATAN_KEY,
+        base_url=f"{base}/v1",
+        model=KATAN_MODEL,
+        http_client=client,
+        sleep=sleep,
     )
     if status != 500:
-        await _drain(backend)  # the first request succeeds; the failure mode starts after it
+        await drain(backend)  # the first request succeeds; the failure mode starts after it
+        sent.clear()
     with pytest.raises(BackendTransportError) as info:
-        await _drain(backend)
+        await drain(backend)
+    await client.aclose()
     err = info.value
-    assert err.status == status
-    assert err.retryable is True
-    assert err.attempts == FAST.max_retries + 1
-    assert len(slept) == FAST.max_retries  # one backoff before each retry
-    # through the runner the same failure ends the run `failed` with the typed error
-    result = await run_agent_task(SPEC, backend)
-    await backend.aclose()
-    assert result.status == "failed"
-    assert result.error is not None and result.error.code == "backend.transport"
-    assert result.error.status == status
-    assert result.error.details == {"attempts": 3}
+    assert err.message == f"chat backend returned {status}"
+    assert (err.status, err.retryable, err.attempts) == (status, True, 5)
+    assert err.backend == "tcloud" and err.code == "config"
+    assert err.body is not None and "error" in err.body
+    assert len(sent) == 5  # the default policy: five attempts in all
+    # four backoffs of 1000 ms doubling, each within the ±25 % jitter
+    assert len(slept) == 4
+    for n, s in enumerate(slept):
+        assert 0.75 * 2**n <= s <= 1.25 * 2**n
 
 
-async def test_rejected_key_is_not_echoed_into_the_error(katan_factory) -> None:
+async def test_max_attempts_one_disables_retries(katan_factory: Callable[..., str]) -> None:
+    base = katan_factory("--error-rate", "1.0")
+    client, sent = counting_client()
+    backend = create_openai_compatible_backend(
+        api_key=KATAN_KEY,
+        base_url=f"{base}/v1",
+        model=KATAN_MODEL,
+        http_client=client,
+        retry=BackendRetryPolicy(max_attempts=1),
+    )
+    with pytest.raises(BackendTransportError) as info:
+        await drain(backend)
+    await client.aclose()
+    assert info.value.attempts == 1 and len(sent) == 1
+
+
+async def test_rejected_key_is_not_retried_nor_echoed(katan_factory: Callable[..., str]) -> None:
     base = katan_factory("--validate-keys", "--api-keys", "openai=the-right-key-123")
     wrong = "wrong-key-a1b2c3d4e5f6"
-    backend = create_openai_compatible_backend(base, wrong, KATAN_MODEL, retry=FAST)
-    result = await run_agent_task(SPEC, backend)
-    await backend.aclose()
-    assert result.status == "failed"
-    assert result.error is not None and result.error.code == "backend.transport"
+    client, sent = counting_client()
+    backend = create_openai_compatible_backend(
+        api_key=wrong, base_url=f"{base}/v1", model=KATAN_MODEL, http_client=client
+    )
+    with pytest.raises(BackendTransportError) as info:
+        await drain(backend)
+    await client.aclose()
+    err: Any = info.value
+    assert err.status in (401, 403) and err.retryable is False and len(sent) == 1
     # the server echoes the rejected key in its error body; it must not reach our error
-    assert "HTTP 401" in result.error.message or "HTTP 403" in result.error.message
-    assert wrong not in result.error.message
-    assert "[REDACTED:" in result.error.message
+    assert err.body is not None and "invalid API key" in err.body
+    assert wrong not in err.body and "[REDACTED:" in err.body
+    assert wrong not in str(err.to_dict())
+
+
+async def test_unreachable_after_n_attempts() -> None:
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+
+    backend = create_openai_compatible_backend(
+        api_key="k",
+        base_url=f"http://127.0.0.1:{free_port()}/v1",
+        model="m",
+        retry=BackendRetryPolicy(max_attempts=3),
+        sleep=sleep,
+    )
+    with pytest.raises(BackendTransportError) as info:
+        await drain(backend)
+    await backend.aclose()
+    err = info.value
+    assert err.message.startswith("chat backend unreachable after 3 attempts: ")
+    assert (err.status, err.attempts, len(slept)) == (0, 3, 2)

@@ -7,17 +7,13 @@ import asyncio
 import json
 from typing import Any
 
-from agent_runtime import (
-    AgentTaskSpec,
-    BackendRetryPolicy,
-    create_openai_compatible_backend,
-    run_agent_task,
-)
+from agent_runtime import BackendRetryPolicy, create_openai_compatible_backend
+from agent_runtime.types import ToolCallEvent
+from tests.backends.drive import drain
 
 from .raw_http import RawServer, sse_head
 
-SPEC = AgentTaskSpec(id="t", intent="x")
-FAST = BackendRetryPolicy(max_retries=0)
+ONCE = BackendRetryPolicy(max_attempts=1)
 
 
 def calls_chunk(calls: list[dict[str, Any]], finish: str | None = None) -> bytes:
@@ -41,11 +37,12 @@ async def _run(wire: bytes) -> Any:
         w.write(sse_head() + wire + b"data: [DONE]\n\n")
 
     async with RawServer(handler) as server:
-        backend = create_openai_compatible_backend(server.base_url, "k", "m", retry=FAST)
-        result = await run_agent_task(SPEC, backend)
+        backend = create_openai_compatible_backend(
+            api_key="k", base_url=server.base_url, model="m", retry=ONCE
+        )
+        events = await drain(backend)
         await backend.aclose()
-    assert result.status == "completed", result.error
-    return [(c.call_id, c.name, c.parsed_arguments()) for c in result.tool_calls]
+    return [(e.tool_call_id, e.tool_name, e.args) for e in events if isinstance(e, ToolCallEvent)]
 
 
 async def test_complete_calls_without_index_in_separate_chunks_stay_distinct() -> None:
@@ -91,3 +88,19 @@ async def test_indexed_fragments_interleaved_across_calls() -> None:
     wire += calls_chunk([{"index": 1, "function": fn(arguments='{"a":2}')}])
     wire += calls_chunk([{"index": 0, "function": fn(arguments=':"z"}')}], finish="tool_calls")
     assert await _run(wire) == [("a", "lookup", {"q": "z"}), ("b", "add", {"a": 2})]
+
+
+async def test_missing_name_id_and_arguments_get_defaults() -> None:
+    wire = calls_chunk([{"index": 0, "function": {}}], finish="tool_calls")
+    assert await _run(wire) == [("call_0", "tool", None)]
+
+
+async def test_non_string_arguments_are_serialized_then_parsed() -> None:
+    wire = calls_chunk([{"index": 0, "id": "c", "function": {"name": "f", "arguments": {"a": 1}}}])
+    assert await _run(wire) == [("c", "f", {"a": 1})]
+
+
+async def test_malformed_fragments_are_skipped() -> None:
+    wire = calls_chunk(["junk", {"index": "0"}, {"index": 0, "id": "c", "function": "nope"}])
+    wire += calls_chunk([{"index": 0, "function": fn("ok", "{}")}], finish="tool_calls")
+    assert await _run(wire) == [("c", "ok", {})]
