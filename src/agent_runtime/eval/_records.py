@@ -327,7 +327,7 @@ class ControlBudget(WireRecord):
     """Limits of one control loop: steps, wall time and (optionally) spend in USD."""
 
     max_steps: int = 8
-    max_wall_ms: int = 300_000
+    max_wall_ms: float = 300_000
     max_cost_usd: float | None = None
 
     def __post_init__(self) -> None:
