@@ -92,7 +92,11 @@ def _dec_int(v: Any, where: str) -> int:
 def _dec_float(v: Any, where: str) -> float:
     if type(v) not in (int, float) or not math.isfinite(v):
         raise _fail(where, "a finite number", v)
-    return float(v) if type(v) is int else v
+    # a JSON number stays as written (1 stays 1): the wire has one number type, and an int
+    # is a valid float in Python's typing, so a record re-encodes byte for byte
+    if type(v) is int and not -(2**63) <= v < 2**64:
+        raise _fail(where, "a number within 64 bits", v)
+    return v  # type: ignore[no-any-return]
 
 
 def _dec_any(v: Any, where: str) -> Any:
