@@ -29,6 +29,7 @@ __all__ = [
     "redaction_marker",
     "sanitize_json",
     "sanitize_text",
+    "scrub_payload",
     "scrub_repeated_text",
 ]
 
@@ -243,6 +244,15 @@ def _redact(value: Any, opts: SanitizeOptions) -> Any:
 
 def _internal(key: str, opts: SanitizeOptions) -> bool:
     return (opts.drop_underscore_keys and key.startswith("_")) or key.lower() in opts.internal_keys
+
+
+def scrub_payload(value: Any, options: SanitizeOptions | None = None) -> Any:
+    """`sanitize_json` of a payload; a payload that is itself JSON text (tool arguments as the
+    model streamed them) is scrubbed by its structure and kept verbatim when nothing changes."""
+    opts = _opts(options)
+    if type(value) is str:
+        return _json_text(value, opts)
+    return _walk(value, opts)
 
 
 def _json_text(text: str, opts: SanitizeOptions) -> str:

@@ -20,7 +20,7 @@ import orjson
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
-from ._scrub import SanitizeOptions, sanitize_json, sanitize_text
+from ._scrub import SanitizeOptions, sanitize_text, scrub_payload
 from .errors import EventParseError, ValidationError
 from .types import (
     RUNTIME_STREAM_EVENT_TYPES,
@@ -170,7 +170,7 @@ class GenAISpanRecorder:
         )
 
     def _json(self, value: Any) -> str:
-        clean = sanitize_json(_wire(value), self._scrub)
+        clean = scrub_payload(_wire(value), self._scrub)
         try:
             return orjson.dumps(clean).decode()
         except TypeError:

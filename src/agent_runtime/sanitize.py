@@ -25,6 +25,7 @@ from ._scrub import (
     redaction_marker,
     sanitize_json,
     sanitize_text,
+    scrub_payload,
     scrub_repeated_text,
 )
 from .errors import EventParseError, ValidationError
@@ -206,7 +207,7 @@ def _s(value: str, o: RuntimeTelemetryOptions) -> str:
 
 
 def _p(value: Any, o: RuntimeTelemetryOptions) -> Any:
-    return sanitize_json(_json(value), o.scrub)
+    return scrub_payload(_json(value), o.scrub)
 
 
 def _strs(values: Any, o: RuntimeTelemetryOptions) -> list[str]:

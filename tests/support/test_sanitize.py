@@ -1,114 +1,23 @@
-"""Sanitizers both ways: generated secrets in prose never survive; ordinary text is unchanged."""
+"""Secret scrubbing both ways: generated secrets in prose never survive; ordinary text is
+unchanged; markers are stable and keyed."""
 
 from __future__ import annotations
 
-import base64
 import re
-import string
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent_runtime.errors import InvalidArgumentError
-from agent_runtime.knowledge import KnowledgeReadinessDecision, KnowledgeReadinessReport
 from agent_runtime.sanitize import (
     SanitizeOptions,
     contains_secret,
     redaction_marker,
-    sanitize_agent_runtime_event,
     sanitize_json,
-    sanitize_knowledge_readiness_report,
-    sanitize_runtime_stream_event,
     sanitize_text,
 )
-from agent_runtime.types import (
-    ErrorEvent,
-    ReadinessEvent,
-    TextDeltaEvent,
-    ToolCallEvent,
-    ToolResultEvent,
-    parse_event,
-)
-
-ALNUM = string.ascii_letters + string.digits
-UPPER_DIGITS = string.ascii_uppercase + string.digits
-B64URL = ALNUM + "-_"
-MARKER = re.compile(r"\[REDACTED:[0-9a-f]{8}\]")
-
-
-def chars(alphabet: str, n: int, m: int | None = None) -> st.SearchStrategy[str]:
-    return st.text(alphabet=alphabet, min_size=n, max_size=m if m is not None else n + 40)
-
-
-def _jwt(payload: bytes, sig: str) -> str:
-    def enc(b: bytes) -> str:
-        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-    header = enc(b'{"alg":"HS256","typ":"JWT"}')
-    return f"{header}.{enc(payload)}.{sig}"
-
-
-def _pem(body: bytes, kind: str) -> str:
-    lines = base64.b64encode(body).decode()
-    wrapped = "\n".join(lines[i : i + 64] for i in range(0, len(lines), 64))
-    return f"-----BEGIN {kind}PRIVATE KEY-----\n{wrapped}\n-----END {kind}PRIVATE KEY-----"
-
-
-SECRETS = st.one_of(
-    chars(ALNUM + "-_", 20).map(lambda s: "sk-" + s),
-    chars(ALNUM + "-_", 40).map(lambda s: "sk-proj-" + s),
-    chars(ALNUM + "-_", 40).map(lambda s: "sk-ant-api03-" + s),
-    chars(UPPER_DIGITS, 16, 16).map(lambda s: "AKIA" + s),
-    chars(ALNUM, 36, 40).map(lambda s: "ghp_" + s),
-    chars(ALNUM + "_", 82, 82).map(lambda s: "github_pat_" + s),
-    chars(ALNUM + "-_", 35, 35).map(lambda s: "AIza" + s),
-    st.tuples(st.sampled_from("bpaor"), chars(ALNUM + "-", 20)).map(lambda t: f"xox{t[0]}-{t[1]}"),
-    chars(ALNUM, 24).map(lambda s: "sk_live_" + s),
-    chars(ALNUM, 24).map(lambda s: "rk_test_" + s),
-    chars(ALNUM, 34).map(lambda s: "hf_" + s),
-    st.tuples(st.binary(min_size=2, max_size=80), chars(B64URL, 0, 60)).map(
-        lambda t: _jwt(b'{"sub":' + orjson.dumps(base64.b64encode(t[0]).decode()) + b"}", t[1])
-    ),
-    st.tuples(
-        st.binary(min_size=16, max_size=300), st.sampled_from(["", "RSA ", "EC ", "OPENSSH "])
-    ).map(lambda t: _pem(*t)),
-)
-
-WORDS = st.sampled_from(
-    [
-        "the",
-        "a",
-        "run",
-        "agent",
-        "model",
-        "returned",
-        "three",
-        "results",
-        "from",
-        "our",
-        "tool",
-        "and",
-        "then",
-        "we",
-        "wrote",
-        "a",
-        "summary",
-        "for",
-        "you",
-        "with",
-        "numbers",
-        "42",
-        "3.14",
-        "(see",
-        "above).",
-        "Please",
-        "check,",
-        "thanks!",
-    ]
-)
-PROSE = st.lists(WORDS, max_size=12).map(" ".join)
+from tests.support.secret_strategies import ALNUM, MARKER, PROSE, SECRETS, chars
 
 
 @settings(max_examples=300)
@@ -239,62 +148,10 @@ def test_sanitize_json_drops_internal_and_secret_fields() -> None:
     assert value["internal"] == {"prompt": "..."}, "input is not mutated"
 
 
-def test_typed_events_stay_typed_and_lose_secrets() -> None:
-    key = "sk-ant-api03-" + "Z" * 40
-    delta = sanitize_runtime_stream_event(TextDeltaEvent(text=f"your key {key}"))
-    assert isinstance(delta, TextDeltaEvent) and key not in delta.text
-    call = sanitize_runtime_stream_event(
-        ToolCallEvent(
-            call_id="c1",
-            name="db",
-            arguments=orjson.dumps({"dsn": "postgres://u:hunter22@h/db"}).decode(),
-        )
-    )
-    assert "hunter22" not in call.arguments and call.parsed_arguments() is not None
-    result = sanitize_runtime_stream_event(
-        ToolResultEvent(call_id="c1", output={"rows": 2, "_cursor": "x", "debug": {"sql": "..."}})
-    )
-    assert result.output == {"rows": 2}
-    err = sanitize_agent_runtime_event(
-        ErrorEvent(
-            code="backend.transport",
-            message=f"401 for {key}",
-            details={"raw": "body", "status": 401},
-        )
-    )
-    assert isinstance(err, ErrorEvent) and key not in err.message and err.details == {"status": 401}
-    as_dict = sanitize_agent_runtime_event({"type": "text.delta", "text": key, "_seq": 3})
-    assert as_dict == {"type": "text.delta", "text": redaction_marker(key)}
-    parse_event(as_dict)
-
-
-def test_readiness_event_and_report() -> None:
-    decision = KnowledgeReadinessDecision(
-        outcome="blocked", reasons=("source postgres://svc:pw123456@db/x down",)
-    )
-    clean = sanitize_agent_runtime_event(ReadinessEvent(decision=decision))
-    assert "pw123456" not in clean.decision.reasons[0]
-    report = KnowledgeReadinessReport(
-        available=("customer_id",),
-        unavailable_sources=("https://admin:s3cret-pass@crm.internal/api",),
-        notes=("looked up with ghp_" + "a" * 36,),
-        provider="crm",
-        internal={"query": "SELECT ...", "cost_ms": 12},
-    )
-    safe = sanitize_knowledge_readiness_report(report)
-    assert isinstance(safe, KnowledgeReadinessReport) and safe.internal == {}
-    assert "s3cret-pass" not in safe.unavailable_sources[0] and "ghp_" not in safe.notes[0]
-    assert safe.available == ("customer_id",)
-    safe_dict = sanitize_knowledge_readiness_report(report.to_dict())
-    assert "internal" not in safe_dict
-
-
 def test_bad_input_is_typed() -> None:
     with pytest.raises(InvalidArgumentError):
         sanitize_text(b"bytes")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
-        sanitize_runtime_stream_event(object())
-    with pytest.raises(InvalidArgumentError):
-        sanitize_knowledge_readiness_report(42)
-    with pytest.raises(InvalidArgumentError):
         sanitize_text("x", options={"fingerprint_key": b""})  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        sanitize_json({"a": 1}, options="default")  # type: ignore[arg-type]

@@ -11,23 +11,30 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent_runtime.eval import ControlDecision, ControlStep
 from agent_runtime.sanitize import (
-    sanitize_agent_runtime_event,
+    RuntimeTelemetryOptions,
+    sanitize_control_step,
     sanitize_json,
     sanitize_runtime_stream_event,
     sanitize_text,
 )
 from agent_runtime.sse import runtime_stream_server_sent_event
-from agent_runtime.tracing import to_agent_eval_trace
-from agent_runtime.types import AgentTaskRunResult, RunFinishedEvent, ToolCallEvent
+from agent_runtime.trace import to_agent_eval_trace
+from agent_runtime.types import ToolCallEvent
 
 MARKER = re.compile(r"\[REDACTED:[0-9a-f]{8}\]")
+PAYLOADS = RuntimeTelemetryOptions(include_control_payloads=True)
 
 
 def _sse_data(frame: str) -> str:
     return "\n".join(
         line.removeprefix("data: ") for line in frame.splitlines() if line.startswith("data: ")
     )
+
+
+def _call(args: Any) -> ToolCallEvent:
+    return ToolCallEvent(tool_name="http", tool_call_id="c1", args=args)
 
 
 ARGUMENTS: list[tuple[dict[str, Any], str]] = [
@@ -41,43 +48,47 @@ ARGUMENTS: list[tuple[dict[str, Any], str]] = [
 
 
 @pytest.mark.parametrize(("arguments", "secret"), ARGUMENTS)
-def test_tool_call_arguments_are_sanitized_as_json(arguments: dict[str, Any], secret: str) -> None:
-    raw = orjson.dumps(arguments).decode()
-    call = ToolCallEvent(call_id="c1", name="http", arguments=raw)
-    clean = sanitize_runtime_stream_event(call)
-    assert secret not in clean.arguments
-    assert clean.parsed_arguments() is not None, "arguments stay valid JSON"
-    as_dict = sanitize_agent_runtime_event(call.to_dict())
-    assert secret not in as_dict["arguments"]
-    frame = runtime_stream_server_sent_event(call)
-    assert secret not in frame
-    assert orjson.loads(orjson.loads(_sse_data(frame))["arguments"]) is not None
-    trace = to_agent_eval_trace(call)
+def test_opted_in_tool_arguments_are_scrubbed_by_structure(
+    arguments: dict[str, Any], secret: str
+) -> None:
+    for args in (arguments, orjson.dumps(arguments).decode()):
+        clean = sanitize_runtime_stream_event(_call(args), PAYLOADS)
+        assert secret not in orjson.dumps(clean).decode()
+        frame = runtime_stream_server_sent_event(_call(args), include_control_payloads=True)
+        assert secret not in frame
+        assert orjson.loads(_sse_data(frame))["args"] is not None
+    trace = to_agent_eval_trace(_call(arguments), run_id="r")
     assert trace is not None and secret not in str(trace)
 
 
-def test_tool_calls_inside_a_run_result_are_sanitized() -> None:
-    raw = orjson.dumps({"headers": {"Cookie": "sid=abcdef123456"}}).decode()
-    result = AgentTaskRunResult(
-        run_id="r",
-        task_id="t",
-        status="completed",
-        backend="b",
-        started_at_ms=1,
+def test_opted_in_control_actions_and_results_are_scrubbed() -> None:
+    step = ControlStep(
+        index=0,
+        decision=ControlDecision.continue_({"headers": {"Cookie": "sid=abcdef123456"}}),
+        evals_before=(),
+        evals_after=(),
+        started_at="2026-01-01T00:00:00.000Z",
+        ended_at="2026-01-01T00:00:00.000Z",
         duration_ms=1.0,
-        tool_calls=(ToolCallEvent(call_id="c", name="n", arguments=raw),),
+        action_ok=True,
+        result="connected with postgres://u:hunter22@db/x",
     )
-    clean = sanitize_agent_runtime_event(RunFinishedEvent(result=result))
-    assert "abcdef123456" not in clean.result.tool_calls[0].arguments
+    clean = sanitize_control_step(step, PAYLOADS)
+    text = orjson.dumps(clean).decode()
+    assert "abcdef123456" not in text and "hunter22" not in text
+    assert (
+        MARKER.search(clean["action"]["headers"]["Cookie"]) and "postgres://u:" in clean["result"]
+    )
 
 
 def test_arguments_without_secrets_keep_the_models_raw_text() -> None:
     raw = '{ "city" : "Lisbon",  "days": 3 }'
-    call = sanitize_runtime_stream_event(ToolCallEvent(call_id="c", name="n", arguments=raw))
-    assert call.arguments == raw
+    assert sanitize_runtime_stream_event(_call({"arguments": raw}), PAYLOADS)["args"] == {
+        "arguments": raw
+    }
+    assert sanitize_runtime_stream_event(_call(raw), PAYLOADS)["args"] == raw
     broken = '{"password": "hunter22", "city": '
-    call = sanitize_runtime_stream_event(ToolCallEvent(call_id="c", name="n", arguments=broken))
-    assert "hunter22" not in call.arguments, "invalid JSON still gets the text rules"
+    assert "hunter22" not in sanitize_runtime_stream_event(_call(broken), PAYLOADS)["args"]
 
 
 @pytest.mark.parametrize(
@@ -155,5 +166,7 @@ def test_prefixed_assignments_never_survive(prefix: str, name: str, value: str) 
         out = sanitize_text(text)
         assert value not in out.replace(prefix + name, "")
     args = orjson.dumps({f"{prefix}{name}": value}).decode()
-    call = sanitize_runtime_stream_event(ToolCallEvent(call_id="c", name="n", arguments=args))
-    assert value not in call.arguments
+    call = sanitize_runtime_stream_event(_call({"arguments": args}), PAYLOADS)
+    assert value not in call["args"]["arguments"]
+    call = sanitize_runtime_stream_event(_call({f"{prefix}{name}": value}), PAYLOADS)
+    assert value not in orjson.dumps(call).decode()
