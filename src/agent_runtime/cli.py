@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .durable import DurableRunStore, RunRecord, open_store
 from .errors import (
@@ -145,11 +146,11 @@ def runs_ls(
         table.add_column(col, no_wrap=col == "run id")
     for r, n in rows:
         table.add_row(
-            r.run_id,
+            Text(r.run_id),
             _status(r.status),
             str(r.step_count),
             str(n),
-            r.lease_holder or "-",
+            Text(r.lease_holder or "-"),
             _ts(r.lease_expires_at),
             _ts(r.created_at),
         )
@@ -186,19 +187,21 @@ def runs_show(
     info = Table.grid(padding=(0, 2))
     info.add_column(style="bold")
     info.add_column()
-    info.add_row("run", run.run_id)
+    info.add_row("run", Text(run.run_id))
     info.add_row("status", _status(run.status))
-    info.add_row("project", run.project_id + (f" / {run.scenario_id}" if run.scenario_id else ""))
+    info.add_row(
+        "project", Text(run.project_id + (f" / {run.scenario_id}" if run.scenario_id else ""))
+    )
     info.add_row("created", _ts(run.created_at))
     info.add_row("updated", _ts(run.updated_at))
-    info.add_row("lease", f"{run.lease_holder or '-'} until {_ts(run.lease_expires_at)}")
+    info.add_row("lease", Text(f"{run.lease_holder or '-'} until {_ts(run.lease_expires_at)}"))
     info.add_row("lease epoch", str(run.lease_epoch))
     info.add_row("steps", str(run.step_count))
     info.add_row("stream", f"{length} events")
     if run.handle:
-        info.add_row("handle", _short(run.handle.to_dict(), 100))
+        info.add_row("handle", Text(_short(run.handle.to_dict(), 100)))
     if run.outcome is not None:
-        info.add_row("outcome", _short(run.outcome, 100))
+        info.add_row("outcome", Text(_short(run.outcome, 100)))
     _out.print(info)
     table = Table(title="steps", title_justify="left")
     for col in ("#", "intent", "kind", "status", "attempts", "completed", "result / error"):
@@ -207,12 +210,12 @@ def runs_show(
         shown = st.error.get("message") if st.error else _short(st.result)
         table.add_row(
             str(st.step_index),
-            st.intent,
+            Text(st.intent),
             st.kind,
             _status(st.status),
             str(st.attempts),
             _ts(st.completed_at),
-            str(shown),
+            Text(str(shown)),
         )
     _out.print(table)
 
@@ -243,10 +246,10 @@ def runs_tail(
                 if as_json:
                     _emit_json(ev.to_dict())
                 else:
-                    _out.print(
-                        f"[dim]{ev.seq:>6}[/dim]  {ev.event_id}  {_short(ev.payload, 200)}",
-                        highlight=False,
+                    line = Text.assemble(
+                        (f"{ev.seq:>6}", "dim"), f"  {ev.event_id}  {_short(ev.payload, 200)}"
                     )
+                    _out.print(line, highlight=False)  # model text: never read as markup
                 cursor = ev.seq
             printed += len(events)
             if not follow or (limit is not None and printed >= limit):
@@ -286,7 +289,9 @@ def migrate(store: StoreOpt = DEFAULT_STORE_URL, as_json: JsonOpt = False) -> No
     if as_json:
         _emit_json({"store": _display_url(store), "schema_version": version})
     else:
-        _out.print(f"{_display_url(store)}: schema version {version}", highlight=False)
+        _out.print(
+            f"{_display_url(store)}: schema version {version}", markup=False, highlight=False
+        )
 
 
 # -- service ------------------------------------------------------------------------------------
@@ -316,7 +321,11 @@ def serve(
         application = create_app(store_url=store)
     except AgentRuntimeError as exc:
         raise _fail(exc.message, 2) from None
-    _err.print(f"serving on http://{host}:{port} (store {_display_url(store)})", highlight=False)
+    _err.print(
+        f"serving on http://{host}:{port} (store {_display_url(store)})",
+        markup=False,
+        highlight=False,
+    )
     uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
 
 
@@ -557,7 +566,7 @@ def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
         _emit_json(ids)
     else:
         for model_id in ids:
-            _out.print(model_id, highlight=False)
+            _out.print(model_id, markup=False, highlight=False)
 
 
 def main() -> None:
