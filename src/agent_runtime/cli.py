@@ -369,16 +369,20 @@ async def _chat_local(store_url: str, body: dict[str, Any], as_json: bool) -> bo
 
     request = parse_chat_request(orjson.dumps(body))
     config = backend_from_env()
-    store = await open_store(store_url)
     ok = False
     try:
-        _run_id, turn = await TurnRunner(store, config.backend).run_turn(request)
-        async for line in turn.body:
-            event = orjson.loads(line)
-            _print_event(event, as_json)
-            ok = ok or event.get("type") == "session.run.completed"
+        store = await open_store(store_url)
+        try:
+            runner = TurnRunner(store, config.backend, backend_for_model=config.backend_for)
+            _run_id, turn = await runner.run_turn(request)
+            async for line in turn.body:
+                event = orjson.loads(line)
+                _print_event(event, as_json)
+                ok = ok or event.get("type") == "session.run.completed"
+        finally:
+            await store.close()
     finally:
-        await store.close()
+        await config.aclose()
     return ok
 
 

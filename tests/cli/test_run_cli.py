@@ -193,3 +193,12 @@ def test_ctrl_c_aborts_the_task(tmp_path: Path) -> None:
     assert got[-3]["recoverable"] is False
     assert got[-1]["status"] == "aborted"
     assert "Traceback" not in err
+
+
+def test_model_option_asks_for_that_model(katan: str, tmp_path: Path) -> None:
+    out = run("hello", "--json", "--model", "katan-other", cwd=tmp_path, env=_openai(katan))
+    assert out.returncode == 0, out.stderr
+    calls = [e for e in events(out.stdout) if e["type"] == "llm_call"]
+    assert [c["model"] for c in calls] == ["katan-other"]
+    default = run("hello", "--json", cwd=tmp_path, env=_openai(katan))
+    assert [e["model"] for e in events(default.stdout) if e["type"] == "llm_call"] == [MODEL]

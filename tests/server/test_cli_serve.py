@@ -119,9 +119,14 @@ def test_openai_env_selects_the_endpoint(tmp_path: Path) -> None:
 
         models = run("models", "--json")
         turn = run("chat", "what is durable?", "--json")
+        other = run("chat", "and now?", "--json", "--model", "katan-other")
     assert models.returncode == 0, models.stderr
     assert "katan-cli" in orjson.loads(models.stdout)
     assert turn.returncode == 0, turn.stderr
     events = [orjson.loads(line) for line in turn.stdout.splitlines()]
     assert events[-1]["type"] == "session.run.completed"
     assert "".join(e["text"] for e in events if e["type"] == "text_delta").strip()
+    assert [e["model"] for e in events if e["type"] == "llm_call"] == ["katan-cli"]
+    assert other.returncode == 0, other.stderr
+    asked = [orjson.loads(line) for line in other.stdout.splitlines()]
+    assert [e["model"] for e in asked if e["type"] == "llm_call"] == ["katan-other"]
