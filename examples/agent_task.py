@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agent_runtime import AgentTaskSpec, KnowledgeRequirement
-from agent_runtime.runtime import run_agent_task_stream
+from agent_runtime import AgentTaskSpec, KnowledgeRequirement, run_agent_task_stream
 from agent_runtime.server import backend_from_env
 from agent_runtime.types import (
     BackendErrorEvent,
