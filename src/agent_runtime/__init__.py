@@ -98,6 +98,28 @@ from .types import (
 # isort: split
 from ._task_loop import run_agent_task, summarize_agent_task_run
 
+# -- section: the backend stream loop (_stream_loop.py) and backend sessions (sessions/) -------
+# isort: split
+from ._stream_loop import run_agent_task_stream
+from .sessions import (
+    InMemoryRuntimeSessionStore,
+    PostgresRuntimeSessionStore,
+    RuntimeSessionEventLog,
+    RuntimeSessionStore,
+    SQLiteRuntimeSessionStore,
+)
+
+# -- section: conversation history (history/): the server's messages per tenant and user -------
+# isort: split
+from .errors import ConversationOwnerError
+from .history import (
+    Conversation,
+    ConversationHistoryStore,
+    InMemoryConversationHistory,
+    PostgresConversationHistory,
+    SQLiteConversationHistory,
+)
+
 # -- section: backends (backends/) ------------------------------------------------------------
 # isort: split
 from .backends import (
@@ -272,6 +294,9 @@ __all__ = [
     "ControlEvalResult",
     "ControlRunResult",
     "ControlStep",
+    "Conversation",
+    "ConversationHistoryStore",
+    "ConversationOwnerError",
     "DataAcquisitionPlan",
     "DurableAwaitEventTimeoutError",
     "DurableChatTurnEngine",
@@ -293,8 +318,10 @@ __all__ = [
     "FileSystemDurableRunStore",
     "GenAISpanRecorder",
     "HttpSandboxClient",
+    "InMemoryConversationHistory",
     "InMemoryDurableRunStore",
     "InMemoryRuntimeRunPersistence",
+    "InMemoryRuntimeSessionStore",
     "InMemoryTraceStore",
     "JudgeError",
     "KnowledgeReadinessDecision",
@@ -303,8 +330,10 @@ __all__ = [
     "ModelInfo",
     "ModelPrice",
     "NotFoundError",
+    "PostgresConversationHistory",
     "PostgresDurableRunStore",
     "PostgresRuntimeRunPersistence",
+    "PostgresRuntimeSessionStore",
     "ReplayError",
     "ResolvedChatModel",
     "RouterEnv",
@@ -319,12 +348,16 @@ __all__ = [
     "RuntimeRunStateError",
     "RuntimeRunStatus",
     "RuntimeSession",
+    "RuntimeSessionEventLog",
+    "RuntimeSessionStore",
     "RuntimeStreamEvent",
     "RuntimeStreamEventCollector",
     "RuntimeStreamEventSummary",
     "RuntimeTelemetryOptions",
+    "SQLiteConversationHistory",
     "SQLiteDurableRunStore",
     "SQLiteRuntimeRunPersistence",
+    "SQLiteRuntimeSessionStore",
     "SandboxReconnectAdapter",
     "SanitizeOptions",
     "SanitizedKnowledgeReadinessReport",
@@ -380,6 +413,7 @@ __all__ = [
     "resolve_router_base_url",
     "run_agent_control_loop",
     "run_agent_task",
+    "run_agent_task_stream",
     "run_chat_turn",
     "run_durable",
     "run_durable_turn",

@@ -1,16 +1,18 @@
-"""Chat sessions scoped by tenant and user: the `RuntimeSessionStore` protocol and its
-memory, SQLite and PostgreSQL implementations (tables `runtime_session*`)."""
+"""Backend sessions (ORIGINAL §6): the `RuntimeSessionStore` protocol `run_agent_task_stream`
+writes to, and its memory, SQLite and PostgreSQL implementations (tables `backend_session*`).
+
+The server's per-tenant conversation history is another store: `agent_runtime.history`.
+"""
 
 from ._memory import InMemoryRuntimeSessionStore
 from ._postgres import PostgresRuntimeSessionStore
-from ._records import RuntimeSession
 from ._sqlite import SQLiteRuntimeSessionStore
-from ._store import RuntimeSessionStore
+from ._store import RuntimeSessionEventLog, RuntimeSessionStore
 
 __all__ = [
     "InMemoryRuntimeSessionStore",
     "PostgresRuntimeSessionStore",
-    "RuntimeSession",
+    "RuntimeSessionEventLog",
     "RuntimeSessionStore",
     "SQLiteRuntimeSessionStore",
 ]
