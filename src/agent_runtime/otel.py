@@ -171,6 +171,8 @@ class GenAISpanRecorder:
 
     def _json(self, value: Any) -> str:
         clean = scrub_payload(_wire(value), self._scrub)
+        if isinstance(clean, str):  # already text (arguments as the model streamed them)
+            return clean
         try:
             return orjson.dumps(clean).decode()
         except TypeError:

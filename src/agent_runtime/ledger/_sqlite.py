@@ -47,10 +47,13 @@ class SQLiteRuntimeRunPersistence:
         self._lock = asyncio.Lock()
         try:
             self._db = connect_sqlite(self.path, busy_timeout_ms=busy_timeout_ms)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailableError(f"cannot open run ledger {self.path}: {exc}") from exc
         try:
             self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreUnavailableError(f"cannot open run ledger {self.path}: {exc}") from exc
         except BaseException:
             self._db.close()
             raise
