@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from agent_runtime import DurableValueError, InvalidArgumentError
 from agent_runtime.chat import TURN_REPLAYED, ChatTurnIdentity, DurableChatTurnEngine
 from agent_runtime.durable import DurableRunStore
+from agent_runtime.errors import DurableValueError, InvalidArgumentError
 
 IDENTITY = ChatTurnIdentity(tenant_id="t1", session_id="s1", user_id="u1", turn_index=2)
 DELTAS = [{"type": "text_delta", "text": "hello "}, {"type": "text_delta", "text": "world"}]
@@ -92,7 +92,9 @@ async def test_fresh_then_replayed_turn(store: DurableRunStore) -> None:
     assert hooks.completed == ["hello world"]  # not re-announced on a replay
 
     changed = await run(engine, hooks, input={"message": "something else"})
-    assert changed[-2]["code"] == "manifest_mismatch" and changed[-1]["type"] == "session.run.failed"
+    assert (
+        changed[-2]["code"] == "manifest_mismatch" and changed[-1]["type"] == "session.run.failed"
+    )
 
 
 async def test_transform_is_persisted_not_streamed(store: DurableRunStore) -> None:

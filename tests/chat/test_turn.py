@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from agent_runtime import InvalidArgumentError
 from agent_runtime.chat import ChatTurnIdentity, derive_execution_id, handle_chat_turn
+from agent_runtime.errors import InvalidArgumentError
 
 IDENTITY = ChatTurnIdentity(tenant_id="t1", session_id="s1", user_id="u1", turn_index=3)
 
