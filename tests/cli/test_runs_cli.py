@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from agent_runtime.durable import DurableContext, DurableRunManifest, open_store, run_durable
+from agent_runtime.durable import (
+    DURABLE_SCHEMA_VERSION,
+    DurableContext,
+    DurableRunManifest,
+    open_store,
+    run_durable,
+)
 
 CLI = [sys.executable, "-m", "agent_runtime.cli"]
 
@@ -107,7 +113,7 @@ def test_unknown_run_and_bad_url_are_clear_errors(store_url: str, tmp_path: Path
 def test_migrate_json(store_url: str) -> None:
     res = cli("migrate", "--store", store_url, "--json")
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["schema_version"] == 1
+    assert json.loads(res.stdout)["schema_version"] == DURABLE_SCHEMA_VERSION
 
 
 def test_default_store_is_sqlite_under_cwd(tmp_path: Path) -> None:
