@@ -19,6 +19,7 @@ from agent_runtime.durable import (
     open_store,
     run_durable,
 )
+from agent_runtime.durable._filesystem import FILESYSTEM_FORMAT_VERSION
 
 CLI = [sys.executable, "-m", "agent_runtime.cli"]
 
@@ -113,7 +114,11 @@ def test_unknown_run_and_bad_url_are_clear_errors(store_url: str, tmp_path: Path
 def test_migrate_json(store_url: str) -> None:
     res = cli("migrate", "--store", store_url, "--json")
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["schema_version"] == DURABLE_SCHEMA_VERSION
+    # SQL stores report their migration count; the file store its on-disk format version
+    expected = (
+        FILESYSTEM_FORMAT_VERSION if store_url.startswith("file:") else DURABLE_SCHEMA_VERSION
+    )
+    assert json.loads(res.stdout)["schema_version"] == expected
 
 
 def test_default_store_is_sqlite_under_cwd(tmp_path: Path) -> None:
