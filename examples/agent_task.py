@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import asyncio
 
-from agent_runtime import AgentTaskSpec, KnowledgeRequirement, run_agent_task_stream
-from agent_runtime.server import backend_from_env
-from agent_runtime.types import (
+from agent_runtime import (
+    AgentTaskSpec,
     BackendErrorEvent,
     FinalEvent,
+    KnowledgeRequirement,
     LlmCallEvent,
     ReadinessEndEvent,
     TextDeltaEvent,
+    run_agent_task_stream,
 )
+from agent_runtime.server import backend_from_env
 
 MESSAGE = "Summarize: v2 adds retries before the first byte and fixes the cache."
 
