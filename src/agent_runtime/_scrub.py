@@ -164,6 +164,20 @@ def redaction_marker(secret: str, options: SanitizeOptions | None = None) -> str
     return f"[REDACTED:{digest.hexdigest()[:8]}]"
 
 
+_SCAN_AT_MOST = 256
+
+
+def _triggers_in(lowered: str) -> set[str]:
+    """The anchors present: one regex scan for short text; for long text a substring search
+    per anchor, which is several times cheaper than the alternation at every position."""
+    if len(lowered) > _SCAN_AT_MOST:
+        return {t for t in _ALL_TRIGGERS if t in lowered}
+    present: set[str] = set()
+    for t in _TRIGGER_SCAN.findall(lowered):
+        present |= _IMPLIED[t]
+    return present
+
+
 def sanitize_text(text: str, options: SanitizeOptions | None = None) -> str:
     """`text` with every recognised secret replaced by its marker; idempotent."""
     if not isinstance(text, str):
@@ -181,11 +195,8 @@ def sanitize_text(text: str, options: SanitizeOptions | None = None) -> str:
             m.string[whole_start:start] + redaction_marker(secret, opts) + m.string[end : m.end()]
         )
 
-    found = _TRIGGER_SCAN.findall(text.lower())
-    if found:
-        present: set[str] = set()
-        for t in found:
-            present |= _IMPLIED[t]
+    present = _triggers_in(text.lower())
+    if present:
         for triggers, pattern in _PATTERNS:
             if not triggers.isdisjoint(present):
                 text = pattern.sub(replace, text)
@@ -286,6 +297,28 @@ def scrub_repeated_text(text: str, options: SanitizeOptions | None = None) -> st
     return sanitize_text(text, options)
 
 
+_PLAIN, _DROP, _SECRET = 0, 1, 2
+_DEFAULT_KEY_KINDS: dict[str, int] = {}
+
+
+def _key_kind(key: str, opts: SanitizeOptions) -> int:
+    """Whether a field is kept as is, dropped (internal) or redacted whole (secret-named);
+    remembered for the default options, since the same few keys repeat."""
+    if opts is _DEFAULT_OPTIONS:
+        kind = _DEFAULT_KEY_KINDS.get(key)
+        if kind is not None:
+            return kind
+    if (opts.drop_underscore_keys and key.startswith("_")) or key.lower() in opts.internal_keys:
+        kind = _DROP
+    elif _is_secret_key(key, opts.secret_keys):
+        kind = _SECRET
+    else:
+        kind = _PLAIN
+    if opts is _DEFAULT_OPTIONS and len(_DEFAULT_KEY_KINDS) < 4096:
+        _DEFAULT_KEY_KINDS[key] = kind
+    return kind
+
+
 def _walk(value: Any, opts: SanitizeOptions) -> Any:
     t = type(value)
     if t is str:
@@ -295,12 +328,11 @@ def _walk(value: Any, opts: SanitizeOptions) -> Any:
     if t is dict or isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for k, v in value.items():
-            if isinstance(k, str):
-                if (
-                    opts.drop_underscore_keys and k.startswith("_")
-                ) or k.lower() in opts.internal_keys:
+            if type(k) is str:
+                kind = _key_kind(k, opts)
+                if kind == _DROP:
                     continue
-                if _is_secret_key(k, opts.secret_keys):
+                if kind == _SECRET:
                     out[k] = _redact(v, opts)
                     continue
                 if k == "arguments" and type(v) is str:
@@ -314,7 +346,7 @@ def _walk(value: Any, opts: SanitizeOptions) -> Any:
                     out["value"] = _redact(out["value"], opts)
                     break
         return out
-    if isinstance(value, list | tuple):
+    if t is list or t is tuple:
         items = [_walk(v, opts) for v in value]
         for i, item in enumerate(items):
             # [["Authorization", "Basic ..."], ...]: a header list of name/value pairs
@@ -326,4 +358,11 @@ def _walk(value: Any, opts: SanitizeOptions) -> Any:
             ):
                 items[i] = [item[0], _redact(item[1], opts)]
         return items
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and not isinstance(value, type):
+        return _walk(to_dict(), opts)  # a record: its wire form
+    if isinstance(value, str):
+        return scrub_repeated_text(str(value), opts)
+    if isinstance(value, list | tuple):
+        return _walk(list(value), opts)
     return value

@@ -190,24 +190,12 @@ class SanitizedKnowledgeReadinessReport(TypedDict, total=False):
 # intents repeat on every event), a user payload through `_p` (`sanitize_json` of its wire form).
 
 
-def _json(value: Any) -> Any:
-    """A payload in its wire form (records through `to_dict()`, tuples as lists)."""
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict) and not isinstance(value, type):
-        return to_dict()
-    if isinstance(value, tuple | list):
-        return [_json(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _json(v) for k, v in value.items()}
-    return value
-
-
 def _s(value: str, o: RuntimeTelemetryOptions) -> str:
     return scrub_repeated_text(value, o.scrub) if type(value) is str else _p(value, o)
 
 
 def _p(value: Any, o: RuntimeTelemetryOptions) -> Any:
-    return scrub_payload(_json(value), o.scrub)
+    return scrub_payload(value, o.scrub)
 
 
 def _strs(values: Any, o: RuntimeTelemetryOptions) -> list[str]:

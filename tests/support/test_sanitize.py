@@ -155,3 +155,15 @@ def test_bad_input_is_typed() -> None:
         sanitize_text("x", options={"fingerprint_key": b""})  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         sanitize_json({"a": 1}, options="default")  # type: ignore[arg-type]
+
+
+@settings(max_examples=100)
+@given(SECRETS, st.integers(0, 40))
+def test_secrets_inside_long_text_never_survive(secret: str, at: int) -> None:
+    filler = "The quarterly numbers improved; see https://example.com/r?q=1 for details. "
+    text = filler * at + secret + " " + filler * (40 - at)
+    assert len(text) > 256, "long text takes the per-anchor search"
+    out = sanitize_text(text)
+    assert secret not in out and MARKER.search(out)
+    assert out.startswith(filler * at) and out.endswith(filler * (40 - at))
+    assert sanitize_text(filler * 40) == filler * 40
