@@ -89,10 +89,12 @@ class RuntimeStreamEventCollector:
         self._final_status: str | None = None
         self._final_reason: str | None = None
 
-    def on_event(self, event: RuntimeStreamEvent | Mapping[str, Any]) -> None:
+    def on_event(self, event: RuntimeStreamEvent | Mapping[str, Any] | str | bytes) -> None:
         """Sanitize `event` and keep it; count it, and fold its text, session or outcome."""
         clean = sanitize_runtime_stream_event(event, self.options)
-        raw = parse_runtime_stream_event(event) if isinstance(event, Mapping) else event
+        raw = (
+            parse_runtime_stream_event(event) if isinstance(event, Mapping | str | bytes) else event
+        )
         self.events.append(clean)
         kind = raw.TYPE
         self._counts[kind] = self._counts.get(kind, 0) + 1

@@ -556,21 +556,23 @@ def _check(value: Any, cls: type, who: str) -> None:
 
 
 def sanitize_agent_runtime_event(
-    event: AgentRuntimeEvent | Mapping[str, Any], options: RuntimeTelemetryOptions | None = None
+    event: AgentRuntimeEvent | Mapping[str, Any] | str | bytes,
+    options: RuntimeTelemetryOptions | None = None,
 ) -> dict[str, Any]:
     """The telemetry-safe wire dict of a `run_agent_task` event (`{type, task}` plus the
-    per-type fields of ORIGINAL §9); its wire dict is accepted too."""
+    per-type fields of ORIGINAL §9); its wire dict or JSON text is accepted too."""
     o = _options(options, "sanitize_agent_runtime_event")
     typed = _coerce(event, _AGENT_CLASSES, "sanitize_agent_runtime_event")
     return _agent_event(typed, o)
 
 
 def sanitize_runtime_stream_event(
-    event: RuntimeStreamEvent | Mapping[str, Any], options: RuntimeTelemetryOptions | None = None
+    event: RuntimeStreamEvent | Mapping[str, Any] | str | bytes,
+    options: RuntimeTelemetryOptions | None = None,
 ) -> dict[str, Any]:
     """The telemetry-safe wire dict of a stream event (`{type, task?, session?, timestamp}`
     plus the per-type fields of ORIGINAL §9: llm_call always visible, deltas not redacted,
-    payloads opt-in); its wire dict is accepted too."""
+    payloads opt-in); its wire dict or JSON text is accepted too."""
     o = _options(options, "sanitize_runtime_stream_event")
     typed = _coerce(event, _STREAM_CLASSES, "sanitize_runtime_stream_event")
     return _stream_event(typed, o)

@@ -99,8 +99,8 @@ def test_the_text_comes_from_the_raw_deltas() -> None:
 
 def test_every_stream_event_is_counted_and_wire_dicts_are_accepted() -> None:
     collector = create_runtime_stream_event_collector()
-    for event in stream_events():
-        collector.on_event(event.to_dict())
+    for i, event in enumerate(stream_events()):
+        collector.on_event(event.to_dict() if i % 2 else event.to_json())
     summary = collector.summary()
     assert summary.event_count == len(stream_events())
     assert set(summary.event_counts_by_type) == {e.TYPE for e in stream_events()}
