@@ -542,9 +542,6 @@ async def _run(
             watch.disarm()
         if iterator is not None:
             await _close(iterator)
-        if watch is not None and watch.absorb() and failure is None:
-            assert signal is not None
-            failure = _Aborted(_abort_message(signal))
 
     text = "".join(parts) or None
     if failure is None:
