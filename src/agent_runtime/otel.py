@@ -12,9 +12,10 @@ only with `capture_content=True`, secret-scrubbed. Spans go to `tracer_provider`
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 from opentelemetry import trace as otel_trace
@@ -66,6 +67,10 @@ def _ns(timestamp: str | None) -> int | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return ((parsed - _EPOCH) // _NS) * 1000
+
+
+def _finite(value: Any) -> TypeGuard[float]:
+    return type(value) in (int, float) and math.isfinite(value)
 
 
 def _event(event: Any) -> Any:
@@ -129,7 +134,7 @@ class GenAISpanRecorder:
         self._tools: dict[str, Span] = {}
         self._text: list[str] = []
         self._reasoning: list[str] = []
-        self._tokens = [0, 0]
+        self._tokens: list[float] = [0, 0]
         self._usage_seen = False
         self._ended = False
 
@@ -163,8 +168,9 @@ class GenAISpanRecorder:
         ctx = otel_trace.set_span_in_context(parent)
         attrs["gen_ai.provider.name"] = self._provider
         start = _ns(event.timestamp)
-        if isinstance(event, LlmCallEvent) and event.latency_ms is not None and start is not None:
-            start -= int(event.latency_ms * 1_000_000)
+        latency = event.latency_ms if isinstance(event, LlmCallEvent) else None
+        if start is not None and _finite(latency) and latency >= 0:
+            start -= int(latency * 1_000_000)
         return self._tracer.start_span(
             name, context=ctx, kind=kind, attributes=attrs, start_time=start
         )
@@ -244,11 +250,11 @@ class GenAISpanRecorder:
             "gen_ai.operation.name": self.operation,
             "gen_ai.request.model": event.model,
         }
-        if event.tokens_in is not None:
+        if _finite(event.tokens_in):
             attrs["gen_ai.usage.input_tokens"] = event.tokens_in
             self._tokens[0] += event.tokens_in
             self._usage_seen = True
-        if event.tokens_out is not None:
+        if _finite(event.tokens_out):
             attrs["gen_ai.usage.output_tokens"] = event.tokens_out
             self._tokens[1] += event.tokens_out
             self._usage_seen = True

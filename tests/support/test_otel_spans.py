@@ -241,3 +241,16 @@ def test_without_a_provider_the_global_no_op_tracer_is_used() -> None:
     for event in stream_events():
         recorder.record(event)
     recorder.end()
+
+
+def test_non_finite_usage_is_left_out(otel: Any) -> None:
+    provider, exporter = otel
+    recorder = GenAISpanRecorder(tracer_provider=provider)
+    recorder.record(
+        LlmCallEvent(
+            model="m", tokens_in=float("nan"), latency_ms=float("inf"), task=TASK, timestamp=TS
+        )  # type: ignore[arg-type]
+    )
+    recorder.end()
+    chat = by_name(exporter)["chat m"]
+    assert "gen_ai.usage.input_tokens" not in attrs(chat) and chat.start_time == chat.end_time
