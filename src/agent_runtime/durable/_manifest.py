@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import socket
@@ -11,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DurableValueError
-from ..jsoncanon import canonical_hash, canonical_json, dumps_json, ensure_json
+from ..jsoncanon import canonical_hash, dumps_json, ensure_json
 
 __all__ = ["DurableRunManifest", "derive_worker_id", "manifest_hash", "step_id"]
 
