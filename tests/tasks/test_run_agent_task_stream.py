@@ -7,6 +7,8 @@ The backends are small classes written here: each records what the loop asked of
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,11 +40,15 @@ from agent_runtime.sessions import (
     SQLiteRuntimeSessionStore,
 )
 from agent_runtime.types import (
+    ArtifactEvent,
     BackendErrorDetail,
+    LlmCallEvent,
+    ProposalCreatedEvent,
     ReasoningDeltaEvent,
     TaskEndEvent,
     TextDeltaEvent,
     ToolCallEvent,
+    ToolResultEvent,
 )
 from tests.tasks.raw_http import RawServer
 
@@ -886,3 +892,48 @@ async def test_a_consumer_that_stops_early_closes_the_backend_iterator() -> None
         assert backend.closed.is_set()
         await asyncio.wait_for(server.closed.wait(), 10)
         assert server.open_connections == 0
+
+
+async def test_every_backend_event_class_keeps_its_fields_and_gets_the_missing_ones() -> None:
+    other = RuntimeSession.new("elsewhere", "other")
+    stamp = "2020-01-01T00:00:00.000Z"
+    bodies: list[Any] = [
+        TextDeltaEvent(text="t"),
+        ReasoningDeltaEvent(text="r"),
+        ToolCallEvent(tool_name="n", tool_call_id="i", args=[1]),
+        ToolResultEvent(tool_name="n", tool_call_id="i", result={"ok": True}),
+        LlmCallEvent(model="m", tokens_in=1, tokens_out=2, cost_usd=0.5, finish_reason="stop"),
+        ArtifactEvent(artifact_id="a", name="f.txt", mime_type="text/plain", content="x"),
+        ProposalCreatedEvent(proposal_id="p", title="T", status="pending"),
+    ]
+    sent: list[Any] = []
+    for body in bodies:
+        for given in itertools.product((False, True), repeat=3):
+            fields = dict(zip(("task", "session", "timestamp"), given, strict=True))
+            values = {"task": TASK, "session": other, "timestamp": stamp}
+            sent.append(
+                dataclasses.replace(body, **{k: values[k] for k, on in fields.items() if on})
+            )
+
+    class All:
+        kind = "test"
+
+        async def stream(self, input: Any, ctx: Any) -> AsyncIterator[Any]:
+            for event in sent:
+                yield event
+
+    events = await drain(run_agent_task_stream(TASK, All()))
+    session = events[3].session
+    out = events[5 : 5 + len(sent)]
+    for before, after in zip(sent, out, strict=True):
+        assert type(after) is type(before)
+        for f in dataclasses.fields(before):
+            value = getattr(before, f.name)
+            if f.name in ("task", "session", "timestamp") and value is None:
+                continue
+            assert getattr(after, f.name) == value, (before, f.name)
+        assert after.task == (before.task or TASK)
+        assert after.session == (before.session or session)
+        assert ISO.match(after.timestamp) or after.timestamp == stamp
+        if before.task and before.session and before.timestamp:
+            assert after is before
