@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
-import sys
-import sysconfig
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import UTC, datetime
@@ -123,18 +121,6 @@ _td_task = vars(TextDeltaEvent)["task"].__set__
 _td_session = vars(TextDeltaEvent)["session"].__set__
 _td_timestamp = vars(TextDeltaEvent)["timestamp"].__set__
 _NEVER = AbortSignal()  # stands for "no signal" in the hot loop: never aborted
-# An event only the loop references (the backend built it and let it go) is completed in
-# place: nobody can observe the difference from a copy, and it saves an allocation and a
-# deallocation per event. Anything else (kept by the backend, replayed from a list) is copied.
-# Reference counts mean this only on CPython with the GIL.
-_OWNED_REFS = (
-    2
-    if sys.implementation.name == "cpython" and not sysconfig.get_config_var("Py_GIL_DISABLED")
-    else -1
-)
-_refs: Callable[[Any], int] = getattr(sys, "getrefcount", lambda _: 0)
-
-
 def _stamp(t: float) -> tuple[str, float]:
     """(`now_iso()` of epoch seconds `t`, the start of the next millisecond)."""
     ms = int(t * 1000)
@@ -494,17 +480,13 @@ async def _run(
                         t = clock()
                         if t >= next_ms:
                             stamp, next_ms = _stamp(t)
-                        if _refs(event) == _OWNED_REFS:  # nobody else holds it
-                            _td_task(event, event.task or task)
-                            _td_session(event, event.session or session)
-                            _td_timestamp(event, event.timestamp or stamp)
-                        else:
-                            new = _new(TextDeltaEvent)
-                            _td_text(new, text)
-                            _td_task(new, event.task or task)
-                            _td_session(new, event.session or session)
-                            _td_timestamp(new, event.timestamp or stamp)
-                            event = new
+                        # a copy: a backend's events are frozen and may be shared
+                        new = _new(TextDeltaEvent)
+                        _td_text(new, text)
+                        _td_task(new, event.task or task)
+                        _td_session(new, event.session or session)
+                        _td_timestamp(new, event.timestamp or stamp)
+                        event = new
                     add_text(text)
                 else:
                     plan = plan_of(cls)

@@ -11,10 +11,10 @@ timestamp) are the same classes. The vocabulary is documented in docs/events.md.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 import orjson
@@ -95,10 +95,22 @@ MessageRole: TypeAlias = Literal["system", "user", "assistant", "tool"]
 _ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
 
+_iso_cache: tuple[int, str] = (-1, "")
+
+
 def now_iso() -> str:
-    """The current UTC time as the original writes it (`2026-12-01T08:14:37.123Z`)."""
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    """The current UTC time as the original writes it (`2026-12-01T08:14:37.123Z`).
+
+    Formatted once per millisecond: backends stamp every delta, and formatting costs more
+    than the event itself (the cache is one tuple, swapped atomically)."""
+    global _iso_cache
+    ms = time.time_ns() // 1_000_000
+    cached_ms, iso = _iso_cache
+    if ms != cached_ms:
+        seconds, frac = divmod(ms, 1000)
+        iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:03d}Z"
+        _iso_cache = (ms, iso)
+    return iso
 
 
 def _need(cond: bool, message: str) -> None:
