@@ -121,6 +121,8 @@ _td_task = vars(TextDeltaEvent)["task"].__set__
 _td_session = vars(TextDeltaEvent)["session"].__set__
 _td_timestamp = vars(TextDeltaEvent)["timestamp"].__set__
 _NEVER = AbortSignal()  # stands for "no signal" in the hot loop: never aborted
+
+
 def _stamp(t: float) -> tuple[str, float]:
     """(`now_iso()` of epoch seconds `t`, the start of the next millisecond)."""
     ms = int(t * 1000)
