@@ -1,7 +1,8 @@
 """Egress cost: what sanitizing and framing add per event before it leaves the process.
 
 Baseline: `event.to_json()` (the bare serialization every path pays). Measured:
-1. `encode_ndjson(event.to_dict())` (no projection, no scrubbing),
+1. `encode_ndjson(event.to_dict())` and `encode_server_sent_event(event.to_dict())` (no
+   projection, no scrubbing),
 2. `runtime_stream_server_sent_event(event, scrub_deltas=False)` (projected, not scrubbed),
 3. `runtime_stream_server_sent_event(event)` (projected and scrubbed, the default),
 4. a tool result's frame with its payload opted in (`include_control_payloads=True`), so the
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from agent_runtime import (
     RuntimeTelemetryOptions,
     encode_ndjson,
+    encode_server_sent_event,
     runtime_stream_server_sent_event,
     sanitize_text,
 )
@@ -71,6 +73,11 @@ def main() -> int:
     rows = [
         ("delta: to_json (baseline)", per_call_us(delta.to_json), None),
         ("delta: encode_ndjson", per_call_us(lambda: encode_ndjson(delta.to_dict())), None),
+        (
+            "delta: bare encode_server_sent_event",
+            per_call_us(lambda: encode_server_sent_event(delta.to_dict())),
+            None,
+        ),
         (
             "delta: SSE frame, scrub_deltas=False",
             per_call_us(lambda: runtime_stream_server_sent_event(delta, UNSCRUBBED)),
