@@ -178,41 +178,19 @@ class PostgresDurableRunStore(StoreBase):
             raise DurableValueError("dsn must be a non-empty string", path="dsn")
         if type(min_size) is not int or type(max_size) is not int or not 0 < min_size <= max_size:
             raise DurableValueError("need 0 < min_size <= max_size", path="min_size")
-        retryable = _retryable()
-        import psycopg
-        from psycopg_pool import AsyncConnectionPool
+        _retryable()  # the driver is installed (ConfigurationError with the hint otherwise)
+        from .._pg import open_pool
 
-        # one direct connection first: the pool only logs why it cannot connect, so its
-        # timeout error alone would not say "database does not exist" or "connection refused"
-        probe_error: Exception | None = None
-        try:
-            probe = await psycopg.AsyncConnection.connect(
-                dsn, connect_timeout=max(1, round(connect_timeout_s))
-            )
-        except psycopg.OperationalError as exc:  # maybe transient: the pool waits, as before
-            probe_error = exc
-        except psycopg.Error as exc:  # a malformed DSN: waiting cannot help
-            raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
-        else:
-            await probe.close()
-        pool = AsyncConnectionPool(
+        # fails at once on what no retry fixes (a missing database, role or password),
+        # retries a server that is not up yet for connect_timeout_s, then says why
+        pool = await open_pool(
             dsn,
+            name="agent-runtime-durable",
             min_size=min_size,
             max_size=max_size,
-            kwargs={"autocommit": True},
-            open=False,
-            timeout=connect_timeout_s,
+            connect_timeout_s=connect_timeout_s,
             reconnect_timeout=max(reconnect_timeout_s, 1.0),
-            name="agent-runtime-durable",
         )
-        try:
-            await pool.open(wait=True, timeout=connect_timeout_s)
-        except Exception as exc:
-            await pool.close()
-            if not isinstance(exc, retryable):
-                raise
-            why = f"{exc} ({probe_error})" if probe_error is not None else str(exc)
-            raise StoreUnavailableError(f"cannot connect to PostgreSQL: {why}") from exc
         store = cls(pool, owns_pool=True, reconnect_timeout_s=reconnect_timeout_s)
         if migrate:
             try:

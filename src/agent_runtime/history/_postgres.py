@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from .._pg import open_pool
 from ..errors import StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._records import (
@@ -71,21 +72,15 @@ class PostgresConversationHistory:
         connect_timeout_s: float = 10.0,
     ) -> None:
         try:
-            from psycopg_pool import AsyncConnectionPool
+            import psycopg_pool  # noqa: F401 - fail here, not at first use, without the extra
         except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
             raise StoreUnavailableError(
                 "PostgresConversationHistory needs durable-agent-runtime[postgres]"
             ) from exc
         self.dsn = dsn
         self.connect_timeout_s = connect_timeout_s
-
-        def new_pool() -> Any:
-            return AsyncConnectionPool(
-                dsn, min_size=min_size, max_size=max_size, open=False, kwargs={"autocommit": True}
-            )
-
-        self._new_pool = new_pool
-        self._pool: Any = new_pool()
+        self._sizes = (min_size, max_size)
+        self._pool: Any = None  # opened by the first call (open_pool)
         self._ready = False
         self._lock = asyncio.Lock()
 
@@ -97,13 +92,18 @@ class PostgresConversationHistory:
         async with self._lock:
             if not self._ready:
                 try:
-                    await self._pool.open(wait=True, timeout=self.connect_timeout_s)
+                    if self._pool is None:  # fails fast, or retries a server not up yet
+                        self._pool = await open_pool(
+                            self.dsn,
+                            name="agent-runtime-history",
+                            min_size=self._sizes[0],
+                            max_size=self._sizes[1],
+                            connect_timeout_s=self.connect_timeout_s,
+                        )
                     async with self._pool.connection() as conn, conn.transaction():
                         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
                         await conn.execute(_SCHEMA)
                 except (psycopg.Error, TimeoutError) as exc:
-                    if self._pool.closed:  # a failed open closes the pool; retry on a new one
-                        self._pool = self._new_pool()
                     raise StoreUnavailableError(
                         f"cannot open PostgreSQL conversation history: {exc}"
                     ) from exc
@@ -288,4 +288,6 @@ class PostgresConversationHistory:
             return True
 
     async def close(self) -> None:
-        await self._pool.close()
+        pool, self._pool, self._ready = self._pool, None, False
+        if pool is not None:
+            await pool.close()

@@ -12,6 +12,7 @@ import asyncio
 import builtins
 from typing import TYPE_CHECKING, Any
 
+from .._pg import open_pool
 from ..durable._migrations import check_applied
 from ..errors import ConfigurationError, StoreUnavailableError, ValidationError
 from ..jsoncanon import dumps_json, loads_json
@@ -77,18 +78,15 @@ class PostgresRuntimeRunPersistence:
     async def _open(self) -> AsyncConnectionPool:
         from psycopg_pool import AsyncConnectionPool
 
-        pool = AsyncConnectionPool(
+        pool = await open_pool(  # fails fast, or retries a server not up yet
             self._dsn,
+            name="agent-runtime-ledger",
             min_size=self._min_size,
             max_size=self._max_size,
-            kwargs={"autocommit": True},
-            open=False,
-            timeout=self._timeout,
+            connect_timeout_s=self._timeout,
             check=AsyncConnectionPool.check_connection,
-            name="agent-runtime-ledger",
         )
         try:
-            await pool.open(wait=True, timeout=self._timeout)
             await self._migrate(pool)
         except self._errors as exc:
             await pool.close()

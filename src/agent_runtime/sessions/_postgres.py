@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from .._pg import open_pool
 from ..errors import ConfigurationError, StoreUnavailableError, ValidationError
 from ..types import RuntimeSession, RuntimeStreamEvent
 from ._checks import (
@@ -115,22 +116,18 @@ class PostgresRuntimeSessionStore:
         async with self._lock:
             if self._ready:
                 return self._pool
-            if self._dsn is not None and self._pool is None:
-                self._pool = self._pool_class(
-                    self._dsn,
-                    min_size=self._sizes[0],
-                    max_size=self._sizes[1],
-                    open=False,
-                    timeout=self.connect_timeout_s,
-                    kwargs={"autocommit": True},
-                    name="agent-runtime-sessions",
-                )
             try:
-                if self._dsn is not None:
-                    await self._pool.open(wait=True, timeout=self.connect_timeout_s)
+                if self._dsn is not None and self._pool is None:
+                    self._pool = await open_pool(
+                        self._dsn,
+                        name="agent-runtime-sessions",
+                        min_size=self._sizes[0],
+                        max_size=self._sizes[1],
+                        connect_timeout_s=self.connect_timeout_s,
+                    )
                 await self._migrate(self._pool)
             except (*self._unavailable, self._db_error) as exc:
-                if self._dsn is not None:  # start over on a fresh pool next time
+                if self._dsn is not None and self._pool is not None:  # a fresh pool next time
                     pool, self._pool = self._pool, None
                     await pool.close()
                 raise StoreUnavailableError(f"cannot open PostgreSQL session store: {exc}") from exc
