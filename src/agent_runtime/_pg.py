@@ -133,6 +133,14 @@ async def open_pool(
     """An open `AsyncConnectionPool` of autocommit connections on `dsn`, after
     `wait_for_server`; `options` go to the pool (`check=`, `reconnect_timeout=`, ...).
     Raises `StoreUnavailableError` (the pool closed) when it cannot be opened."""
+    if (
+        isinstance(connect_timeout_s, bool)
+        or not isinstance(connect_timeout_s, int | float)
+        or not 0 < connect_timeout_s < float("inf")
+    ):
+        raise ConfigurationError(
+            f"connect timeout must be a positive number of seconds, got {connect_timeout_s!r}"
+        )
     _driver()
     from psycopg_pool import AsyncConnectionPool, PoolTimeout
 

@@ -217,3 +217,20 @@ def test_the_dsn_is_described_without_its_password() -> None:
         describe_dsn("postgresql://app:s3cret@db.internal:6432/runs") == "app@db.internal:6432/runs"
     )
     assert "s3cret" not in describe_dsn("host=db user=app password=s3cret dbname=runs")
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), True, "5"])
+async def test_a_bad_connect_timeout_is_a_configuration_error(pg_dsn: str, timeout: Any) -> None:
+    from agent_runtime.durable import open_store
+    from agent_runtime.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="connect timeout"):
+        await open_store(pg_dsn, connect_timeout_s=timeout)
+
+
+async def test_open_store_passes_its_connect_timeout(pg_dsn: str) -> None:
+    from agent_runtime.durable import open_store
+
+    port = _closed_port()
+    with pytest.raises(StoreUnavailableError, match=r"gave up after 0\.3 s"):
+        await open_store(_with(pg_dsn, port=port), connect_timeout_s=0.3)

@@ -76,10 +76,13 @@ def _unknown(opts: dict[str, str], url: str) -> None:
         raise ConfigurationError(f"store URL {url!r}: unknown option(s) {sorted(opts)}")
 
 
-async def open_store(url: str, *, create: bool = True) -> DurableRunStore:
+async def open_store(
+    url: str, *, create: bool = True, connect_timeout_s: float = 10.0
+) -> DurableRunStore:
     """Open the store a URL names; `ConfigurationError` for an unknown scheme or option,
     `StoreUnavailableError` when the store cannot be reached (or, with `create=False`, when
-    a SQLite file or store folder does not exist yet)."""
+    a SQLite file or store folder does not exist yet). A PostgreSQL server that refuses the
+    connection is retried for `connect_timeout_s`."""
     if not isinstance(url, str) or ":" not in url:
         raise ConfigurationError(
             f"store URL must look like scheme:..., one of {', '.join(SUPPORTED_SCHEMES)}; "
@@ -126,7 +129,10 @@ async def open_store(url: str, *, create: bool = True) -> DurableRunStore:
             raise ConfigurationError("store URL: pool_min must not exceed pool_max")
         dsn = urlunsplit(parts._replace(query=urlencode(rest)))
         return await PostgresDurableRunStore.from_dsn(
-            dsn, min_size=sizes["pool_min"], max_size=sizes["pool_max"]
+            dsn,
+            min_size=sizes["pool_min"],
+            max_size=sizes["pool_max"],
+            connect_timeout_s=connect_timeout_s,
         )
     raise ConfigurationError(
         f"unknown store URL scheme {scheme!r} in {url!r}; use one of "
