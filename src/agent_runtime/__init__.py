@@ -232,7 +232,14 @@ from .trace import TraceBridge, create_trace_bridge, to_agent_eval_trace
 
 # -- section: stores beyond the embedded default (postgres, filesystem, open_store) --------------
 # isort: split
-from .durable import FileSystemDurableRunStore, PostgresDurableRunStore, open_store
+from .durable import (
+    FileSystemDurableRunStore,
+    PostgresDurableRunStore,
+    WorkflowStepConfig,
+    WorkflowStepLike,
+    open_store,
+    run_on_workflow_step,
+)
 
 # -- section: chat turns ------------------------------------------------------------------------
 # isort: split
@@ -428,6 +435,8 @@ __all__ = [
     "UserQuestion",
     "ValidationError",
     "VerificationError",
+    "WorkflowStepConfig",
+    "WorkflowStepLike",
     "__version__",
     "acquisition_plans_for_knowledge_gaps",
     "assert_profile_conformance",
@@ -467,6 +476,7 @@ __all__ = [
     "run_chat_turn",
     "run_durable",
     "run_durable_turn",
+    "run_on_workflow_step",
     "run_supervised_turn",
     "runtime_stream_server_sent_event",
     "sandbox_as_chat_turn_target",

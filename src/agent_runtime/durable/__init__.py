@@ -23,6 +23,13 @@ from ._run import DurableContext, EmitOutcome, RunDurableResult, run_durable
 from ._sqlite import SQLiteDurableRunStore
 from ._sqlite_schema import DURABLE_SCHEMA_SQL
 from ._store import DEFAULT_LEASE_MS, DurableRunStore
+from ._workflow_step import (
+    WorkflowStepConfig,
+    WorkflowStepContext,
+    WorkflowStepLike,
+    WorkflowStepRetries,
+    run_on_workflow_step,
+)
 
 __all__ = [
     "DEFAULT_LEASE_MS",
@@ -48,10 +55,15 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "StreamEventRecord",
+    "WorkflowStepConfig",
+    "WorkflowStepContext",
+    "WorkflowStepLike",
+    "WorkflowStepRetries",
     "derive_worker_id",
     "manifest_hash",
     "open_store",
     "run_durable",
+    "run_on_workflow_step",
     "step_id",
 ]
 

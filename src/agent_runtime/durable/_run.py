@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import logging
 import uuid as _uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -121,14 +121,19 @@ class DurableContext:
     async def step(
         self,
         intent: str,
-        fn: Callable[[], Any],
+        fn: Callable[..., Any],
         *,
+        args: Sequence[Any] = (),
         kind: StepKind = "logic",
         input_fingerprint: Any = None,
     ) -> Any:
-        """Run `fn` once for this position and checkpoint its JSON result; replay it after."""
+        """Run `fn(*args)` once for this position and checkpoint its JSON result; replay it
+        after. A module-level `fn` with its inputs in `args` also crosses to other engines'
+        workers (`agent_runtime.temporal`), where a closure cannot."""
         if type(intent) is not str or not intent:
             raise DurableValueError("step intent must be a non-empty string", path="intent")
+        if not isinstance(args, tuple | list):
+            raise DurableValueError("step args must be a tuple or a list", path="args")
         check_kind(kind)
         input_hash = (
             None
@@ -148,7 +153,7 @@ class DurableContext:
                 run_id, index, intent, kind, input_hash, worker_id=worker_id, lease_epoch=epoch
             )
         try:
-            value = fn()
+            value = fn(*args)
             if inspect.isawaitable(value):
                 value = await value
         except Exception as exc:
