@@ -1,0 +1,78 @@
+// The AI SDK's chat state machine (AbstractChat, what useChat runs) with DefaultChatTransport
+// against our UI message stream. Job (JSON in argv[2]):
+//   {api, chatId, text?, messages?, resume?, replay?, dropAfterDeltas?, stopAfterDeltas?,
+//    cancelUrl?, headers?, package?}
+// - text: sendMessage({text}); dropAfterDeltas cuts the connection after that many
+//   text-delta events (then, with `resume`, resumeStream() reconnects: replay true asks for the
+//   whole message again, false sends Last-Event-ID and continues); stopAfterDeltas POSTs
+//   cancelUrl after that many deltas and reads on.
+// - no text and resume: resumeStream() on `messages` (a reloaded page).
+// Prints {messages, status, error, events, statuses, lastEventId}.
+import { createTap } from "./sse_tap.mjs";
+
+const job = JSON.parse(process.argv[2]);
+const ai = await import(job.package ?? "ai");
+const tap = createTap();
+let lastId = null;
+
+class State {
+  constructor(messages) {
+    this.messages = messages;
+    this.status = "ready";
+    this.error = undefined;
+  }
+  pushMessage(m) { this.messages = this.messages.concat(m); }
+  popMessage() { this.messages = this.messages.slice(0, -1); }
+  replaceMessage(i, m) { this.messages = [...this.messages.slice(0, i), m, ...this.messages.slice(i + 1)]; }
+  snapshot(thing) { return structuredClone(thing); }
+}
+
+class NodeChat extends ai.AbstractChat {
+  constructor(options) {
+    const state = new State(options.messages ?? []);
+    super({ ...options, state });
+    this.nodeState = state;
+  }
+}
+
+const transport = new ai.DefaultChatTransport({
+  api: job.api,
+  headers: job.headers ?? {},
+  fetch: tap.fetch,
+  resumeStreamIsReplay: job.replay !== false,
+  prepareReconnectToStreamRequest: ({ headers }) => ({
+    headers: job.replay === false && lastId !== null ? { ...headers, "Last-Event-ID": lastId } : headers,
+  }),
+});
+const errors = [];
+const chat = new NodeChat({
+  id: job.chatId,
+  transport,
+  messages: job.messages ?? [],
+  onError: (e) => errors.push(String(e?.message ?? e)),
+});
+
+if (job.text !== undefined) {
+  if (job.dropAfterDeltas) tap.dropAfter(job.dropAfterDeltas, "text-delta");
+  if (job.stopAfterDeltas) {
+    tap.onCount(job.stopAfterDeltas, "text-delta", async () => {
+      const r = await fetch(job.cancelUrl, { method: "POST", headers: job.headers ?? {} });
+      tap.statuses.push(`cancel:${r.status}`);
+    });
+  }
+  await chat.sendMessage({ text: job.text });
+  lastId = tap.lastEventId;
+}
+if (job.resume) await chat.resumeStream();
+
+process.stdout.write(
+  JSON.stringify({
+    messages: chat.messages,
+    status: chat.status,
+    error: chat.error ? String(chat.error.message ?? chat.error) : null,
+    errors,
+    events: tap.events,
+    statuses: tap.statuses,
+    lastEventId: tap.lastEventId,
+  }) + "\n",
+);
