@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 XDIST ?= auto
 
-.PHONY: install run demo test lint bench services clean
+.PHONY: install run demo test lint bench services js clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,17 @@ demo: $(STAMP)
 services:
 	./scripts/ensure_services.sh
 
-test: $(STAMP) services
+# The real chat clients the dialect tests drive (tests/js), installed from the lockfile; only a
+# missing or stale node_modules asks the npm registry. Without npm the tests skip locally and
+# fail under CI=true.
+JS_STAMP := tests/js/node_modules/.package-lock.json
+$(JS_STAMP): tests/js/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd tests/js && npm ci --no-audit --no-fund --prefer-offline --loglevel=error; \
+	else echo "npm is not installed: the dialect client tests need Node.js" >&2; [ "$${CI:-}" != "true" ]; fi
+
+js: $(JS_STAMP)
+
+test: $(STAMP) services js
 	$(BIN)/python -m pytest -n $(XDIST) -q -m "not serial"
 	$(BIN)/python -m pytest -p no:xdist -q -m serial
 
