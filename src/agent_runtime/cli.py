@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ._cli_temporal import temporal_app
 from .durable import DurableRunStore, RunRecord, open_store
 from .errors import (
     AgentRuntimeError,
@@ -50,6 +51,7 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="List, inspect and tail durable runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.add_typer(temporal_app, name="temporal")
 
 StoreOpt = Annotated[
     str,

@@ -3,9 +3,11 @@
 Its input names the task (`"<module>:<qualname>"`), its JSON `args` and the resolved step
 options; the workflow imports the task inside the sandbox and calls `task(ctx, *args)` with a
 `TemporalContext`. Whatever the task raises ends the run failed (as on our stores), as a
-non-retryable `ApplicationError` named after the error's class; a task that is not
-registered, or code that diverged from the recorded history, fails the same way instead of
-retrying a workflow task forever.
+non-retryable `ApplicationError` named after the error's class, so a task that is not
+registered or a step that cannot cross fails at once instead of retrying a workflow task
+forever. The exception is code that diverged from a recorded history (seen on replay): that
+fails the workflow task with `DurableRunDivergenceError` or `DurableStepInputMismatchError`,
+and the run goes on once a deploy that fits its history picks it up.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from ..errors import DurableRunDivergenceError, DurableStepInputMismatchError
     from ..jsoncanon import ensure_json
     from ._context import TemporalContext
     from ._errors import to_application_error
@@ -63,6 +66,13 @@ class DurableTaskWorkflow:
             ensure_json(result, root="result")
         except FailureError:
             raise
+        except (DurableRunDivergenceError, DurableStepInputMismatchError) as exc:
+            if workflow.unsafe.is_replaying():
+                # changed code under a recorded history: fail the workflow task, not the run,
+                # so the run resumes on a fixed (or rolled back) deploy, as a store-driven run
+                # does when it is resumed with the old code
+                raise
+            raise to_application_error(exc) from exc
         except Exception as exc:  # the run fails, as on our stores; a fixed deploy re-runs it
             raise to_application_error(exc) from exc
         return result
