@@ -1,5 +1,5 @@
 // The AI SDK's chat state machine (AbstractChat, what useChat runs) with DefaultChatTransport
-// against our UI message stream. Job (JSON in argv[2]):
+// against our UI message stream. A job (JSON in argv[2]; an array runs each in turn):
 //   {api, chatId, text?, messages?, resume?, replay?, dropAfterDeltas?, stopAfterDeltas?,
 //    cancelUrl?, headers?, package?}
 // - text: sendMessage({text}); dropAfterDeltas cuts the connection after that many
@@ -7,13 +7,8 @@
 //   whole message again, false sends Last-Event-ID and continues); stopAfterDeltas POSTs
 //   cancelUrl after that many deltas and reads on.
 // - no text and resume: resumeStream() on `messages` (a reloaded page).
-// Prints {messages, status, error, events, statuses, lastEventId}.
+// Prints {messages, status, error, errors, events, statuses, lastEventId} per job.
 import { createTap } from "./sse_tap.mjs";
-
-const job = JSON.parse(process.argv[2]);
-const ai = await import(job.package ?? "ai");
-const tap = createTap();
-let lastId = null;
 
 class State {
   constructor(messages) {
@@ -27,46 +22,39 @@ class State {
   snapshot(thing) { return structuredClone(thing); }
 }
 
-class NodeChat extends ai.AbstractChat {
-  constructor(options) {
-    const state = new State(options.messages ?? []);
-    super({ ...options, state });
-    this.nodeState = state;
+async function runJob(job) {
+  const ai = await import(job.package ?? "ai");
+  const tap = createTap();
+  let lastId = null;
+  const transport = new ai.DefaultChatTransport({
+    api: job.api,
+    headers: job.headers ?? {},
+    fetch: tap.fetch,
+    resumeStreamIsReplay: job.replay !== false,
+    prepareReconnectToStreamRequest: ({ headers }) => ({
+      headers: job.replay === false && lastId !== null ? { ...headers, "Last-Event-ID": lastId } : headers,
+    }),
+  });
+  const errors = [];
+  const chat = new (class extends ai.AbstractChat {})({
+    id: job.chatId,
+    transport,
+    state: new State(job.messages ?? []),
+    onError: (e) => errors.push(String(e?.message ?? e)),
+  });
+  if (job.text !== undefined) {
+    if (job.dropAfterDeltas) tap.dropAfter(job.dropAfterDeltas, "text-delta");
+    if (job.stopAfterDeltas) {
+      tap.onCount(job.stopAfterDeltas, "text-delta", async () => {
+        const r = await fetch(job.cancelUrl, { method: "POST", headers: job.headers ?? {} });
+        tap.statuses.push(`cancel:${r.status}`);
+      });
+    }
+    await chat.sendMessage({ text: job.text });
+    lastId = tap.lastEventId;
   }
-}
-
-const transport = new ai.DefaultChatTransport({
-  api: job.api,
-  headers: job.headers ?? {},
-  fetch: tap.fetch,
-  resumeStreamIsReplay: job.replay !== false,
-  prepareReconnectToStreamRequest: ({ headers }) => ({
-    headers: job.replay === false && lastId !== null ? { ...headers, "Last-Event-ID": lastId } : headers,
-  }),
-});
-const errors = [];
-const chat = new NodeChat({
-  id: job.chatId,
-  transport,
-  messages: job.messages ?? [],
-  onError: (e) => errors.push(String(e?.message ?? e)),
-});
-
-if (job.text !== undefined) {
-  if (job.dropAfterDeltas) tap.dropAfter(job.dropAfterDeltas, "text-delta");
-  if (job.stopAfterDeltas) {
-    tap.onCount(job.stopAfterDeltas, "text-delta", async () => {
-      const r = await fetch(job.cancelUrl, { method: "POST", headers: job.headers ?? {} });
-      tap.statuses.push(`cancel:${r.status}`);
-    });
-  }
-  await chat.sendMessage({ text: job.text });
-  lastId = tap.lastEventId;
-}
-if (job.resume) await chat.resumeStream();
-
-process.stdout.write(
-  JSON.stringify({
+  if (job.resume) await chat.resumeStream();
+  return {
     messages: chat.messages,
     status: chat.status,
     error: chat.error ? String(chat.error.message ?? chat.error) : null,
@@ -74,5 +62,10 @@ process.stdout.write(
     events: tap.events,
     statuses: tap.statuses,
     lastEventId: tap.lastEventId,
-  }) + "\n",
-);
+  };
+}
+
+const input = JSON.parse(process.argv[2]);
+const results = [];
+for (const job of Array.isArray(input) ? input : [input]) results.push(await runJob(job));
+process.stdout.write(JSON.stringify(Array.isArray(input) ? results : results[0]) + "\n");

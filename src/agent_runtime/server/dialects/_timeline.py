@@ -214,7 +214,9 @@ class Timeline:
         elif kind in ("backend_error", "error", "session.run.failed"):
             message = _field(payload, "message") or _field(payload, "reason") or "the turn failed"
             code = _field(payload, "code")
-            self.fail(str(message), code if isinstance(code, str) else None)
+            if not isinstance(code, str):
+                code = "backend_error" if kind == "backend_error" else None
+            self.fail(str(message), code)
         elif kind == "session.run.restarted":
             self.close_part()
             self.pending_tools.clear()
