@@ -1,4 +1,5 @@
-"""run_durable_turn: fresh, replayed, attached and resumed turns on SQLite and PostgreSQL."""
+"""run_durable_turn: fresh, replayed, attached, resumed and restarted turns on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,25 +11,30 @@ import pytest
 
 from agent_runtime import DurableRunInputMismatchError, DurableValueError
 from agent_runtime.chat import (
-    TURN_REPLAYED,
+    TurnLogCursor,
+    restarted_event,
+    result_event,
     run_durable_turn,
     turn_event_id,
+    turn_restart_id,
 )
 from agent_runtime.durable import DurableRunManifest, DurableRunStore
 
 MANIFEST = DurableRunManifest("chat-test", {"id": "turn", "intent": "say hi"}, {"q": "hi"})
 
 
-def deltas(n: int) -> list[dict[str, Any]]:
-    return [{"type": "text_delta", "text": f"t{i} "} for i in range(n)]
+def deltas(n: int, tag: str = "t") -> list[dict[str, Any]]:
+    return [{"type": "text_delta", "text": f"{tag}{i} "} for i in range(n)]
 
 
 class Producer:
     """Deterministic: the same turn re-run yields the same events. `gate`, when set, holds
     the stream after `hold_after` events until it is released."""
 
-    def __init__(self, n: int, gate: asyncio.Event | None = None, hold_after: int = 0) -> None:
-        self.events = deltas(n)
+    def __init__(
+        self, n: int, gate: asyncio.Event | None = None, hold_after: int = 0, tag: str = "t"
+    ) -> None:
+        self.events = deltas(n, tag)
         self.gate = gate
         self.hold_after = hold_after
         self.calls = 0
@@ -89,8 +95,13 @@ async def test_completed_turn_replays_without_the_producer(store: DurableRunStor
     counting = Producer(5)
     turn = run_durable_turn(store, "p:s:1", MANIFEST, counting)
     events = await collect(turn)
-    assert events == [{"type": TURN_REPLAYED, "text": counting.final_text(), "events": 5}]
-    assert counting.calls == 0 and turn.mode == "replayed"
+    assert events == [{"type": "result", "data": {"finalText": counting.final_text()}}]
+    assert events == [result_event(counting.final_text())]
+    assert counting.calls == 0 and turn.mode == "replayed" and turn.text == counting.final_text()
+    custom = run_durable_turn(
+        store, "p:s:1", MANIFEST, counting, replay_event=lambda t: {"type": "done", "t": t}
+    )
+    assert await collect(custom) == [{"type": "done", "t": counting.final_text()}]
     other = DurableRunManifest("chat-test", {"id": "turn", "intent": "say hi"}, {"q": "bye"})
     with pytest.raises(DurableRunInputMismatchError):
         await collect(run_durable_turn(store, "p:s:1", other, counting))
@@ -130,8 +141,8 @@ async def test_dead_worker_is_resumed_and_each_event_seen_once(store: DurableRun
     log = await store.read_stream_events("p:s:3")
     assert [r.event_id for r in log] == [turn_event_id(i) for i in range(12)]
     # a client that had seen up to seq 7 reconnects to the completed turn: it replays
-    again = run_durable_turn(store, "p:s:3", MANIFEST, producer)
-    assert (await collect(again))[0]["type"] == TURN_REPLAYED
+    again = run_durable_turn(store, "p:s:3", MANIFEST, producer, after_seq=7)
+    assert await collect(again) == [result_event(producer.final_text())]
 
 
 async def test_reconnecting_client_skips_what_it_saw(store: DurableRunStore) -> None:
@@ -155,7 +166,7 @@ async def test_client_disconnect_does_not_lose_the_turn(store: DurableRunStore) 
     assert run is not None and run.status == "completed"
     assert [r.payload for r in await store.read_stream_events("p:s:5")] == producer.events
     replay = await collect(run_durable_turn(store, "p:s:5", MANIFEST, producer))
-    assert replay[0]["text"] == producer.final_text() and producer.calls == 1
+    assert replay == [result_event(producer.final_text())] and producer.calls == 1
 
 
 async def test_failing_producer_fails_the_run_and_a_retry_runs_again(
@@ -257,3 +268,153 @@ async def test_a_fenced_driver_keeps_its_client_served(store: DurableRunStore) -
 
 async def _rest(it: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e async for e in it]
+
+
+async def dead_attempt(store: DurableRunStore, run_id: str, events: list[Any]) -> None:
+    """A worker that claimed the turn, logged `events` and died (its 1 ms lease lapses)."""
+    await store.start_or_resume(run_id, MANIFEST, "dead-worker", lease_ms=1)
+    await store.append_stream_events(run_id, [(turn_event_id(i), e) for i, e in enumerate(events)])
+    await asyncio.sleep(0.01)
+
+
+def marker(attempt: int) -> dict[str, Any]:
+    return restarted_event(attempt, "sess")
+
+
+def announce(attempt: int) -> dict[str, Any]:
+    return marker(attempt)
+
+
+async def test_a_rerun_that_answers_differently_restarts(store: DurableRunStore) -> None:
+    await dead_attempt(store, "p:r:1", deltas(3, "a"))
+    producer = Producer(5, tag="b")
+    turn = run_durable_turn(store, "p:r:1", MANIFEST, producer, restart_event=announce)
+    events = await asyncio.wait_for(collect(turn), 10)
+    # the dead attempt's logged prefix, the marker, then the new attempt from its start
+    assert events == [*deltas(3, "a"), marker(2), *producer.events]
+    assert turn.mode == "resumed" and turn.attempt == 2 and turn.text == producer.final_text()
+    log = await store.read_stream_events("p:r:1")
+    assert [r.event_id for r in log] == [
+        *[turn_event_id(i) for i in range(3)],
+        turn_restart_id(2),
+        *[turn_event_id(i, 2) for i in range(5)],
+    ]
+    assert [r.payload for r in log] == events
+    assert client_text(events) == turn.text  # after dropping the partial text at the marker
+
+
+async def test_without_restart_event_only_the_new_attempts_events_follow(
+    store: DurableRunStore,
+) -> None:
+    await dead_attempt(store, "p:r:2", deltas(3, "a"))
+    producer = Producer(4, tag="b")
+    turn = run_durable_turn(store, "p:r:2", MANIFEST, producer, after_seq=2)
+    events = await asyncio.wait_for(collect(turn), 10)
+    assert events == producer.events and turn.attempt == 2
+    log = await store.read_stream_events("p:r:2")
+    assert log[3].payload == restarted_event(2)  # the log still marks the restart
+
+
+async def test_a_rerun_that_departs_midway_restarts_from_its_first_event(
+    store: DurableRunStore,
+) -> None:
+    await dead_attempt(store, "p:r:3", deltas(4, "a"))
+
+    class Departing(Producer):
+        def __init__(self) -> None:
+            super().__init__(0)
+            self.events = [*deltas(2, "a"), *deltas(3, "c")]  # same start, then another answer
+
+    producer = Departing()
+    turn = run_durable_turn(store, "p:r:3", MANIFEST, producer, restart_event=announce)
+    events = await asyncio.wait_for(collect(turn), 10)
+    assert events == [*deltas(4, "a"), marker(2), *producer.events]
+    assert client_text(events) == turn.text == producer.final_text()
+
+
+async def test_a_rerun_that_says_less_restarts(store: DurableRunStore) -> None:
+    await dead_attempt(store, "p:r:4", deltas(4, "a"))
+    producer = Producer(2, tag="a")  # a prefix of the dead attempt, then the end
+    turn = run_durable_turn(store, "p:r:4", MANIFEST, producer, restart_event=announce)
+    events = await asyncio.wait_for(collect(turn), 10)
+    assert events == [*deltas(4, "a"), marker(2), *deltas(2, "a")]
+    assert client_text(events) == turn.text == "a0 a1 "
+
+
+async def test_a_rerun_that_repeats_the_log_continues_without_a_restart(
+    store: DurableRunStore,
+) -> None:
+    await dead_attempt(store, "p:r:5", deltas(3, "a"))
+    producer = Producer(6, tag="a")
+    turn = run_durable_turn(store, "p:r:5", MANIFEST, producer, restart_event=announce)
+    assert await asyncio.wait_for(collect(turn), 10) == producer.events
+    assert turn.attempt == 1
+    assert [r.event_id for r in await store.read_stream_events("p:r:5")] == [
+        turn_event_id(i) for i in range(6)
+    ]
+
+
+async def test_a_second_restart_and_reconnecting_clients(store: DurableRunStore) -> None:
+    await dead_attempt(store, "p:r:6", deltas(3, "a"))
+    # the second attempt dies too, after its marker and two events
+    await store.append_stream_events(
+        "p:r:6",
+        [(turn_restart_id(2), marker(2)), *[(turn_event_id(i, 2), e) for i, e in
+                                            enumerate(deltas(2, "b"))]],
+    )  # fmt: skip
+    await store.start_or_resume("p:r:6", MANIFEST, "dead-2", lease_ms=1)
+    await asyncio.sleep(0.01)
+    producer = Producer(3, tag="c")
+    # a client that had seen the first attempt up to seq 1: the rest of it, both markers,
+    # the second attempt and the third
+    turn = run_durable_turn(store, "p:r:6", MANIFEST, producer, restart_event=announce, after_seq=1)
+    events = await asyncio.wait_for(collect(turn), 10)
+    assert events == [
+        deltas(3, "a")[2],
+        marker(2),
+        *deltas(2, "b"),
+        marker(3),
+        *producer.events,
+    ]
+    assert turn.attempt == 3 and client_text(events) == turn.text == producer.final_text()
+    run = await store.load_run("p:r:6")
+    assert run is not None and run.outcome["attempt"] == 3
+
+
+async def test_cursor_follows_attempts_and_skips_late_writes_of_a_fenced_worker(
+    store: DurableRunStore,
+) -> None:
+    a, b = deltas(3, "a"), deltas(2, "b")
+    await store.start_or_resume("p:r:7", MANIFEST, "w", lease_ms=60_000)
+    await store.append_stream_events(
+        "p:r:7",
+        [
+            *[(turn_event_id(i), e) for i, e in enumerate(a)],  # seq 0..2
+            (turn_restart_id(2), marker(2)),  # seq 3
+            *[(turn_event_id(i, 2), e) for i, e in enumerate(b)],  # seq 4, 5
+            (turn_event_id(3), {"type": "text_delta", "text": "late "}),  # seq 6, attempt 1
+        ],
+    )
+    log = await store.read_stream_events("p:r:7")
+
+    async def admitted(after: int | None) -> list[int]:
+        cursor = await TurnLogCursor.resume(store, "p:r:7", after)
+        return [r.seq for r in log if cursor.admit(r)]
+
+    assert await admitted(None) == [0, 1, 2, 3, 4, 5]  # the late write is never delivered
+    assert await admitted(1) == [2, 3, 4, 5]
+    assert await admitted(4) == [5]
+    assert await admitted(5) == []
+    # the fenced worker's own client got the late write live: it still learns of the restart
+    assert await admitted(6) == [3, 4, 5]
+
+
+def client_text(events: list[dict[str, Any]]) -> str:
+    """What a client shows: the deltas since the last restart marker."""
+    text = ""
+    for e in events:
+        if e["type"] == "session.run.restarted":
+            text = ""
+        elif e["type"] == "text_delta":
+            text += e["text"]
+    return text

@@ -1,4 +1,5 @@
-"""DurableChatTurnEngine: handle_chat_turn on a durable run, persist as a durable step."""
+"""DurableChatTurnEngine: handle_chat_turn's lines on a durable run, persist as a durable step,
+a replay as one `result` line, `session.run.completed` with `replayed`."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from typing import Any
 import orjson
 import pytest
 
-from agent_runtime.chat import TURN_REPLAYED, ChatTurnIdentity, DurableChatTurnEngine
+from agent_runtime.chat import ChatTurnIdentity, DurableChatTurnEngine
 from agent_runtime.durable import DurableRunStore
 from agent_runtime.errors import DurableValueError, InvalidArgumentError
 
 IDENTITY = ChatTurnIdentity(tenant_id="t1", session_id="s1", user_id="u1", turn_index=2)
+STARTED = {
+    "type": "session.run.started",
+    "data": {"sessionId": "s1", "tenantId": "t1", "turnIndex": 2},
+}
 DELTAS = [{"type": "text_delta", "text": "hello "}, {"type": "text_delta", "text": "world"}]
 
 
@@ -68,33 +73,32 @@ async def test_fresh_then_replayed_turn(store: DurableRunStore) -> None:
     engine = DurableChatTurnEngine(store, "proj")
     hooks = Hooks()
     events = await run(engine, hooks, input={"message": "hi"})
-    assert [e["type"] for e in events] == [
-        "session.run.started",
-        "text_delta",
-        "text_delta",
-        "session.run.completed",
+    assert events == [
+        STARTED,
+        *DELTAS,
+        {"type": "session.run.completed", "data": {"sessionId": "s1", "replayed": False}},
     ]
-    assert events[1:3] == DELTAS and hooks.persisted == ["hello world"]
-    assert hooks.completed == ["hello world"] and hooks.seen == ["text_delta", "text_delta"]
+    assert hooks.persisted == ["hello world"] and hooks.completed == ["hello world"]
+    assert hooks.seen == [e["type"] for e in events]  # on_event sees the envelope too
     run_id = engine.execution_id(IDENTITY)
     assert run_id == "proj:s1:2"
     steps = await store.load_steps(run_id)
     assert [s.intent for s in steps] == ["chat.turn.produce", "chat.turn.finish"]
 
+    hooks.seen.clear()
     again = await run(engine, hooks, input={"message": "hi"})
-    assert [e["type"] for e in again] == [
-        "session.run.started",
-        TURN_REPLAYED,
-        "session.run.completed",
+    assert again == [
+        STARTED,
+        {"type": "result", "data": {"finalText": "hello world"}},
+        {"type": "session.run.completed", "data": {"sessionId": "s1", "replayed": True}},
     ]
-    assert again[1]["text"] == "hello world"
-    assert hooks.produced == 1 and hooks.persisted == ["hello world"]
+    assert hooks.seen == [e["type"] for e in again]
+    assert hooks.produced == 1 and hooks.persisted == ["hello world"]  # no double write
     assert hooks.completed == ["hello world"]  # not re-announced on a replay
 
     changed = await run(engine, hooks, input={"message": "something else"})
-    assert (
-        changed[-2]["code"] == "manifest_mismatch" and changed[-1]["type"] == "session.run.failed"
-    )
+    assert changed[-2]["data"]["code"] == "manifest_mismatch"
+    assert changed[-1]["type"] == "session.run.failed"
 
 
 async def test_transform_is_persisted_not_streamed(store: DurableRunStore) -> None:
@@ -105,17 +109,49 @@ async def test_transform_is_persisted_not_streamed(store: DurableRunStore) -> No
     assert hooks.completed == ["HELLO WORLD"]
 
 
-async def test_persist_failure_then_retry_persists_once(store: DurableRunStore) -> None:
+async def test_persist_failure_is_logged_and_the_turn_completes(store: DurableRunStore) -> None:
     engine = DurableChatTurnEngine(store)
     hooks = Hooks(fail_persist=1)
-    events = await run(engine, hooks)
+    logged: list[tuple[str, Any]] = []
+    events = await run(engine, hooks, log=lambda m, meta: logged.append((m, dict(meta))))
+    assert events[-1] == {
+        "type": "session.run.completed",
+        "data": {"sessionId": "s1", "replayed": False},
+    }
+    assert logged == [("[chat-engine] persistAssistantMessage threw", {"error": "db is read-only"})]
+    assert hooks.completed == ["hello world"]
+    again = await run(engine, hooks)
+    assert again[1]["type"] == "result" and hooks.persisted == []  # replayed, not re-persisted
+
+
+async def test_persist_failure_then_retry_persists_once_with_persist_errors_fail(
+    store: DurableRunStore,
+) -> None:
+    engine = DurableChatTurnEngine(store)
+    hooks = Hooks(fail_persist=1)
+    events = await run(engine, hooks, persist_errors="fail", log=lambda m, meta: None)
     assert [e["type"] for e in events][-2:] == ["error", "session.run.failed"]
-    assert events[-2]["stage"] == "persist" and "read-only" in events[-2]["message"]
+    assert events[-2]["data"]["stage"] == "persist"
+    assert "read-only" in events[-2]["data"]["message"]
+    assert events[-1]["data"] == {"sessionId": "s1", "message": "db is read-only"}
     assert hooks.persisted == [] and hooks.completed == []
-    retry = await run(engine, hooks)
+    retry = await run(engine, hooks, persist_errors="fail")
     assert retry[-1]["type"] == "session.run.completed"
     assert hooks.produced == 1  # the checkpointed text is reused, the model is not called again
     assert hooks.persisted == ["hello world"]
+
+
+async def test_transform_failure_fails_the_turn_at_its_stage(store: DurableRunStore) -> None:
+    hooks = Hooks()
+
+    def transform(text: str) -> str:
+        raise RuntimeError("redactor down")
+
+    hooks.transform_final_text = transform  # type: ignore[attr-defined]
+    events = await run(DurableChatTurnEngine(store), hooks, log=lambda m, meta: None)
+    assert events[1:3] == DELTAS
+    assert events[-2]["data"]["stage"] == "transform"
+    assert events[-1]["data"]["message"] == "redactor down" and hooks.persisted == []
 
 
 async def test_disconnecting_client_does_not_lose_the_turn(store: DurableRunStore) -> None:
@@ -123,7 +159,7 @@ async def test_disconnecting_client_does_not_lose_the_turn(store: DurableRunStor
     hooks = Hooks([{"type": "text_delta", "text": f"{i} "} for i in range(50)])
     body = engine.run_turn(IDENTITY, hooks).body
     first = [await anext(body) for _ in range(3)]
-    assert orjson.loads(first[0])["type"] == "session.run.started"
+    assert orjson.loads(first[0]) == STARTED
     await body.aclose()  # what an ASGI server does when the client goes away
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
@@ -145,3 +181,32 @@ async def test_engine_refuses_bad_arguments(store: DurableRunStore) -> None:
         engine.run_turn("nope", Hooks())  # type: ignore[arg-type]
     with pytest.raises(DurableValueError):
         engine.run_turn(IDENTITY, Hooks(), input={"x": float("nan")})
+    with pytest.raises(InvalidArgumentError):
+        engine.run_turn(IDENTITY, Hooks(), persist_errors="later")  # type: ignore[arg-type]
+    assert await store.list_runs() == []
+
+
+async def test_a_resumed_turn_that_answers_differently_announces_the_restart(
+    store: DurableRunStore,
+) -> None:
+    from agent_runtime.chat import turn_event_id
+
+    engine = DurableChatTurnEngine(store, "proj", lease_ms=2000)
+    run_id = engine.execution_id(IDENTITY)
+    # a worker that streamed half an answer and died (its 1 ms lease lapses)
+    await store.start_or_resume(run_id, engine.manifest(IDENTITY), "dead", lease_ms=1)
+    dead = [{"type": "text_delta", "text": "an old "}, {"type": "text_delta", "text": "half"}]
+    await store.append_stream_events(run_id, [(turn_event_id(i), e) for i, e in enumerate(dead)])
+    await asyncio.sleep(0.01)
+    hooks = Hooks()
+    events = await run(engine, hooks)
+    restarted = {"type": "session.run.restarted", "data": {"sessionId": "s1", "attempt": 2}}
+    assert events == [
+        STARTED,
+        *dead,
+        restarted,
+        *DELTAS,
+        {"type": "session.run.completed", "data": {"sessionId": "s1", "replayed": False}},
+    ]
+    assert hooks.seen == [e["type"] for e in events]  # the side channel sees the restart
+    assert hooks.persisted == ["hello world"]  # what the client shows after the restart

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from agent_runtime.backends import BackendRetryPolicy, create_openai_compatible_backend
-from agent_runtime.chat import TURN_REPLAYED, ChatTurnIdentity, DurableChatTurnEngine
+from agent_runtime.chat import ChatTurnIdentity, DurableChatTurnEngine, result_event
 from agent_runtime.durable import DurableRunStore
 from agent_runtime.runtime import run_agent_task_stream
 from agent_runtime.types import AgentTaskSpec, FinalEvent, TextDeltaEvent
@@ -85,6 +85,7 @@ async def test_a_model_turn_is_answered_once(
     body = engine.run_turn(identity, hooks, input={"message": hooks.prompt}).body
     first = [orjson.loads(await anext(body)) for _ in range(2)]
     assert [e["type"] for e in first] == ["session.run.started", "text_delta"]
+    assert first[0]["data"] == {"sessionId": identity.session_id, "tenantId": "t", "turnIndex": 0}
     await body.aclose()  # the client went away after the first delta
 
     loop = asyncio.get_running_loop()
@@ -102,10 +103,11 @@ async def test_a_model_turn_is_answered_once(
         orjson.loads(line)
         async for line in engine.run_turn(identity, hooks, input={"message": hooks.prompt}).body
     ]
-    assert [e["type"] for e in again] == [
-        "session.run.started",
-        TURN_REPLAYED,
-        "session.run.completed",
+    assert again[1:] == [
+        result_event(text),
+        {
+            "type": "session.run.completed",
+            "data": {"sessionId": identity.session_id, "replayed": True},
+        },
     ]
-    assert again[1]["text"] == text
     assert hooks.model_calls == 1 and hooks.persisted == [text]

@@ -13,9 +13,19 @@ from typing import Any
 import orjson
 import pytest
 
-from agent_runtime import DurableRunLeaseHeldError, DurableRunLeaseLostError, DurableValueError
-from agent_runtime.chat import SandboxReconnectAdapter, run_supervised_turn
-from agent_runtime.durable import DurableRunManifest, DurableRunStore
+from agent_runtime import (
+    DurableRunLeaseHeldError,
+    DurableRunLeaseLostError,
+    DurableTurnFailedError,
+    DurableValueError,
+)
+from agent_runtime.chat import (
+    SandboxReconnectAdapter,
+    SubstrateEvent,
+    SupervisedStart,
+    run_supervised_turn,
+)
+from agent_runtime.durable import DurableRunManifest, DurableRunStore, RunHandle
 
 from .sandbox_adapter import FileSandboxAdapter
 
@@ -54,6 +64,7 @@ async def test_fresh_run_persists_handle_and_replays_from_the_log(
     run = await store.load_run("sup:1")
     assert run is not None and run.status == "completed"
     assert run.handle is not None and run.handle.sandbox_id == turn.handle.sandbox_id  # type: ignore[union-attr]
+    assert run.handle.status == "completed"  # marked when the substrate run ended
     assert run.outcome == {"events": 12, "last_event_id": "ev-11"}
     log = await store.read_stream_events("sup:1")
     assert [r.event_id for r in log] == [f"ev-{i}" for i in range(12)]
@@ -164,3 +175,57 @@ async def test_a_fenced_drain_stops(
         async for _ in it:
             pass
     assert len(await store.read_stream_events("sup:6")) < 200
+
+
+class ScriptedSubstrate:
+    """A substrate whose run says `n` events and, with `fail`, ends by reporting failure
+    through a newer handle on its last event."""
+
+    def __init__(self, n: int, fail: bool = False) -> None:
+        self.n = n
+        self.fail = fail
+        self.starts = 0
+        self.attaches: list[str | None] = []
+        self.handle = RunHandle("sandbox", sandbox_id="box-1", run_id="exec-1", status="running")
+
+    async def start(self) -> SupervisedStart:
+        self.starts += 1
+        return SupervisedStart(self.handle, self._events())
+
+    def attach(self, handle: RunHandle, after_event_id: str | None) -> Any:
+        self.attaches.append(after_event_id)
+        return self._events()
+
+    async def _events(self) -> Any:
+        for i, payload in enumerate(expected(self.n)):
+            last = i == self.n - 1
+            failed = RunHandle("sandbox", "box-1", None, "exec-1", "failed", f"ev-{i}")
+            yield SubstrateEvent(f"ev-{i}", payload, failed if last and self.fail else None)
+
+
+async def test_a_substrate_that_reports_failure_fails_the_run(store: DurableRunStore) -> None:
+    substrate = ScriptedSubstrate(3, fail=True)
+    turn = run_supervised_turn(store, "sup:7", MANIFEST, "w1", substrate, lease_ms=2000)
+    got: list[Any] = []
+    with pytest.raises(DurableTurnFailedError):
+        async for e in turn:
+            got.append(e)
+    assert got == expected(3)  # every event is logged and delivered before the verdict
+    run = await store.load_run("sup:7")
+    assert run is not None and run.status == "failed"
+    assert run.handle is not None and run.handle.status == "failed"
+    assert run.handle.cursor == "ev-2"  # the handle the substrate sent, persisted as sent
+
+
+async def test_a_run_whose_substrate_ended_finishes_from_the_log(store: DurableRunStore) -> None:
+    substrate = ScriptedSubstrate(4)
+    # a worker that logged every event, marked the handle completed and died before end_run
+    await store.start_or_resume("sup:8", MANIFEST, "dead", lease_ms=1)
+    await store.set_run_handle("sup:8", RunHandle("sandbox", "box-1", None, "exec-1", "completed"))
+    await store.append_stream_events("sup:8", [(f"ev-{i}", e) for i, e in enumerate(expected(4))])
+    await asyncio.sleep(0.01)
+    turn = run_supervised_turn(store, "sup:8", MANIFEST, "w2", substrate, lease_ms=2000)
+    assert [e async for e in turn] == expected(4)
+    assert substrate.starts == 0 and substrate.attaches == []  # nothing left to attach to
+    run = await store.load_run("sup:8")
+    assert run is not None and run.status == "completed"

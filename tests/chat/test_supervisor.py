@@ -1,5 +1,6 @@
-"""TurnSupervisor: an orphaned turn (its worker died, nobody came back) is re-driven headless
-to completion, and a later request replays it without calling the producer."""
+"""TurnSupervisor: serves a turn by run id (an unknown one is DurableRunNotFoundError, the DO's
+404); an orphaned turn (its worker died, nobody came back) is re-driven headless to
+completion, and a later request replays it without calling the producer."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import pytest
 
 from agent_runtime import DurableValueError
 from agent_runtime.chat import (
-    TURN_REPLAYED,
     SweepTarget,
     TurnSupervisor,
+    result_event,
     run_durable_turn,
     turn_event_id,
 )
 from agent_runtime.durable import DurableRunManifest, DurableRunStore, RunRecord
+from agent_runtime.errors import DurableRunNotFoundError
 
 MANIFEST = DurableRunManifest("chat-test", {"id": "turn", "intent": "say hi"}, {"q": "hi"})
 OTHER = DurableRunManifest("someone-else", {"id": "job", "intent": "batch"}, {"n": 1})
@@ -85,7 +87,7 @@ async def test_sweep_redrives_orphans_it_resolves(store: DurableRunStore) -> Non
     assert untouched is not None and untouched.status == "running"
 
     later = run_durable_turn(store, "o:1", MANIFEST, producer)
-    assert [e["type"] async for e in later] == [TURN_REPLAYED]
+    assert [e async for e in later] == [result_event(producer.final_text())]
     assert producer.calls == 1 and await supervisor.sweep_once() == []
 
 
@@ -102,6 +104,36 @@ async def test_background_sweeper(store: DurableRunStore) -> None:
             assert loop.time() < deadline, "the sweeper did not re-drive the orphan"
             await asyncio.sleep(0.01)
     assert producer.calls == 1 and run.outcome["text"] == producer.final_text()
+
+
+async def test_serve_by_run_id(store: DurableRunStore) -> None:
+    producer = Producer(5)
+    declined: list[str] = []
+
+    def resolve(run: RunRecord, manifest: DurableRunManifest) -> SweepTarget | None:
+        if manifest.project_id != "chat-test":
+            declined.append(run.run_id)
+            return None
+        return SweepTarget(producer)
+
+    supervisor = TurnSupervisor(store, resolve, worker_id="host-1", lease_ms=2000)
+    with pytest.raises(DurableRunNotFoundError):
+        await supervisor.serve("o:nobody")  # the DO answers 404: nothing is written
+    assert await store.load_run("o:nobody") is None
+    await orphan(store, "o:other", OTHER)
+    with pytest.raises(DurableRunNotFoundError):
+        await supervisor.serve("o:other")  # not this host's turn
+    assert declined == ["o:other"]
+
+    await orphan(store, "o:5", MANIFEST)  # three events logged, then the worker died
+    turn = await supervisor.serve("o:5", after_seq=1)
+    assert [e async for e in turn] == producer.events[2:]  # from the client's cursor on
+    assert turn.mode == "resumed" and producer.calls == 1
+    replay = await supervisor.serve("o:5")
+    assert [e async for e in replay] == [result_event(producer.final_text())]
+    assert producer.calls == 1
+    fresh = supervisor.drive("o:6", MANIFEST, producer)  # a turn the store does not have yet
+    assert [e async for e in fresh] == producer.events and fresh.mode == "fresh"
 
 
 async def test_supervisor_refuses_bad_arguments(store: DurableRunStore) -> None:
@@ -149,5 +181,5 @@ async def test_turn_of_a_sigkilled_worker_completes_headless(
     )  # fmt: skip
     out, _ = await asyncio.wait_for(later.communicate(), 20)
     lines = [orjson.loads(line) for line in out.splitlines()]
-    assert [e["type"] for e in lines] == [TURN_REPLAYED, "__end__"]
+    assert [e["type"] for e in lines] == ["result", "__end__"]
     assert lines[1]["mode"] == "replayed"

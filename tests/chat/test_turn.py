@@ -1,10 +1,11 @@
-"""handle_chat_turn: lifecycle envelope, hook order, failures as events, never raising."""
+"""handle_chat_turn as ORIGINAL §17.2: `{type, data}` lines, emit-then-on_event for every line,
+each hook failing in turn, trace_flush through wait_until or awaited, never raising."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import orjson
@@ -14,6 +15,16 @@ from agent_runtime.chat import ChatTurnIdentity, derive_execution_id, handle_cha
 from agent_runtime.errors import InvalidArgumentError
 
 IDENTITY = ChatTurnIdentity(tenant_id="t1", session_id="s1", user_id="u1", turn_index=3)
+DELTAS = [{"type": "text_delta", "text": "hello "}, {"type": "text_delta", "text": "world"}]
+STARTED = {
+    "type": "session.run.started",
+    "data": {"sessionId": "s1", "tenantId": "t1", "turnIndex": 3},
+}
+COMPLETED = {"type": "session.run.completed", "data": {"sessionId": "s1"}}
+
+
+class Boom(Exception):
+    pass
 
 
 class Producer:
@@ -27,7 +38,7 @@ class Producer:
         try:
             for i, e in enumerate(self.events):
                 if i == self.fail_at:
-                    raise RuntimeError("model went away")
+                    raise Boom("model went away")
                 yield e
                 await asyncio.sleep(0)
         finally:
@@ -42,9 +53,12 @@ class Producer:
 
 
 class Hooks:
-    def __init__(self, producer: Producer, **overrides: Any) -> None:
-        self.producer = producer
+    """Records every hook call in order, with what the client had received at that moment."""
+
+    def __init__(self, producer: Producer | None = None, **overrides: Any) -> None:
+        self.producer = producer or Producer(DELTAS)
         self.calls: list[tuple[str, Any]] = []
+        self.received: list[dict[str, Any]] = []  # filled by `drain` as lines arrive
         for name, fn in overrides.items():
             setattr(self, name, fn)
 
@@ -56,6 +70,8 @@ class Hooks:
         self.calls.append(("persist", (identity.turn_index, text)))
 
     def on_event(self, event: dict[str, Any]) -> None:
+        # emit-then-on_event: the line is already out when the hook sees it
+        assert self.received and self.received[-1] == event
         self.calls.append(("event", event["type"]))
 
     async def on_turn_complete(self, identity: ChatTurnIdentity, text: str) -> None:
@@ -65,122 +81,262 @@ class Hooks:
         self.calls.append(("flush", None))
 
 
-async def drain(hooks: Any, **kwargs: Any) -> list[dict[str, Any]]:
+class Log:
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, message: str, meta: Any) -> None:
+        self.entries.append((message, dict(meta)))
+
+    def messages(self) -> list[str]:
+        return [m for m, _ in self.entries]
+
+
+async def drain(hooks: Hooks, **kwargs: Any) -> list[dict[str, Any]]:
     result = handle_chat_turn(IDENTITY, hooks, **kwargs)
     assert result.content_type == "application/x-ndjson"
-    lines = [chunk async for chunk in result.body]
-    assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in lines)
-    return [orjson.loads(line) for line in lines]
+    async for line in result.body:
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        hooks.received.append(orjson.loads(line))
+    return hooks.received
 
 
-DELTAS = [{"type": "text_delta", "text": "hello "}, {"type": "text_delta", "text": "world"}]
+def types(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in events]
 
 
-async def test_happy_path_order_and_envelope() -> None:
-    hooks = Hooks(Producer(DELTAS))
-    events = await drain(hooks)
-    assert [e["type"] for e in events] == [
-        "session.run.started",
-        "text_delta",
-        "text_delta",
-        "session.run.completed",
-    ]
-    assert events[0] == {"type": "session.run.started", **IDENTITY.to_dict()}
-    assert events[1:3] == DELTAS  # forwarded verbatim
-    assert events[-1]["events"] == 2 and events[-1]["turn_index"] == 3
+def failed(message: str) -> dict[str, Any]:
+    return {"type": "session.run.failed", "data": {"sessionId": "s1", "message": message}}
+
+
+async def test_happy_path_lines_and_hook_order() -> None:
+    hooks = Hooks(transform_final_text=lambda t: t.upper())
+    log = Log()
+    events = await drain(hooks, log=log)
+    assert events == [STARTED, *DELTAS, COMPLETED]  # producer events verbatim
     assert hooks.calls == [
+        ("event", "session.run.started"),  # the envelope reaches on_event too
         ("produce", None),
         ("event", "text_delta"),
         ("event", "text_delta"),
-        ("persist", (3, "hello world")),
-        ("complete", "hello world"),
+        ("persist", (3, "HELLO WORLD")),  # transformed for what is persisted only
+        ("complete", "HELLO WORLD"),
+        ("event", "session.run.completed"),
         ("flush", None),
     ]
+    assert log.entries == []
 
 
-async def test_transform_applies_to_persisted_text_only() -> None:
-    hooks = Hooks(Producer(DELTAS), transform_final_text=lambda t: t.upper())
-    events = await drain(hooks)
-    assert events[1:3] == DELTAS
-    assert ("persist", (3, "HELLO WORLD")) in hooks.calls
+async def test_produce_throwing_fails_the_turn() -> None:
+    async def produce() -> Any:
+        raise Boom("no backend")
+
+    hooks = Hooks(produce=produce)
+    log = Log()
+    events = await drain(hooks, log=log)
+    assert events == [
+        STARTED,
+        {"type": "error", "data": {"message": "no backend", "code": "chat.produce_failed",
+                                   "stage": "produce"}},
+        failed("no backend"),
+    ]  # fmt: skip
+    assert [c[0] for c in hooks.calls] == ["event", "event", "event", "flush"]
+    assert log.entries == [("[chat-engine] turn failed", {"error": "no backend"})]
 
 
-async def test_hook_errors_are_swallowed(caplog: pytest.LogCaptureFixture) -> None:
-    def bad_event(event: dict[str, Any]) -> None:
-        raise ValueError("analytics down")
-
-    async def bad_complete(identity: ChatTurnIdentity, text: str) -> None:
-        raise ValueError("webhook down")
-
-    hooks = Hooks(Producer(DELTAS), on_event=bad_event, on_turn_complete=bad_complete)
-    with caplog.at_level(logging.ERROR, logger="agent_runtime.chat"):
-        events = await drain(hooks)
-    assert events[-1]["type"] == "session.run.completed"
-    assert ("persist", (3, "hello world")) in hooks.calls
-    assert "analytics down" in caplog.text and "webhook down" in caplog.text
-
-
-async def test_producer_failure_becomes_error_then_failed() -> None:
+async def test_producer_stream_failing_midway() -> None:
     producer = Producer(DELTAS, fail_at=1)
     hooks = Hooks(producer)
-    events = await drain(hooks)
-    assert [e["type"] for e in events] == [
-        "session.run.started",
-        "text_delta",
-        "error",
-        "session.run.failed",
-    ]
-    assert events[2]["message"] == "model went away" and events[2]["stage"] == "produce"
-    assert events[3]["stage"] == "produce"
+    events = await drain(hooks, log=Log())
+    assert events[:2] == [STARTED, DELTAS[0]]
+    assert events[2]["data"]["message"] == "model went away" and events[3] == failed(
+        "model went away"
+    )
     assert not any(c[0] in ("persist", "complete") for c in hooks.calls)
     assert ("flush", None) in hooks.calls and producer.closed
 
 
-async def test_persist_failure_becomes_error_then_failed() -> None:
-    async def bad_persist(identity: ChatTurnIdentity, text: str) -> None:
-        raise RuntimeError("db is read-only")
+async def test_transform_throwing_fails_the_turn() -> None:
+    def transform(text: str) -> str:
+        raise Boom("redactor down")
 
-    hooks = Hooks(Producer(DELTAS), persist_assistant_message=bad_persist)
-    events = await drain(hooks)
-    assert [e["type"] for e in events][-2:] == ["error", "session.run.failed"]
-    assert events[-2]["stage"] == "persist" and "read-only" in events[-2]["message"]
-    assert not any(c[0] == "complete" for c in hooks.calls)
+    hooks = Hooks(transform_final_text=transform)
+    events = await drain(hooks, log=Log())
+    assert events[1:3] == DELTAS  # the live stream carried the raw text
+    assert events[3]["type"] == "error" and events[3]["data"]["stage"] == "transform"
+    assert events[4] == failed("redactor down")
+    assert not any(c[0] in ("persist", "complete") for c in hooks.calls)
+
+    async def not_text(text: str) -> Any:
+        return 42
+
+    assert (await drain(Hooks(transform_final_text=not_text), log=Log()))[-1]["type"] == (
+        "session.run.failed"
+    )
 
 
-async def test_bad_events_and_bad_identity_fail_the_turn_without_raising() -> None:
-    hooks = Hooks(Producer([{"type": "ok"}, {"no_type": 1}]))
-    events = await drain(hooks)
-    assert [e["type"] for e in events] == [
+async def test_persist_throwing_is_logged_and_the_turn_completes() -> None:
+    async def persist(identity: ChatTurnIdentity, text: str) -> None:
+        raise Boom("db is read-only")
+
+    hooks = Hooks(persist_assistant_message=persist)
+    log = Log()
+    events = await drain(hooks, log=log)
+    assert events == [STARTED, *DELTAS, COMPLETED]
+    assert log.entries == [
+        ("[chat-engine] persistAssistantMessage threw", {"error": "db is read-only"})
+    ]
+    assert ("complete", "hello world") in hooks.calls  # the turn goes on after the persist
+
+
+async def test_persist_throwing_fails_the_turn_with_persist_errors_fail() -> None:
+    async def persist(identity: ChatTurnIdentity, text: str) -> None:
+        raise Boom("db is read-only")
+
+    hooks = Hooks(persist_assistant_message=persist)
+    log = Log()
+    events = await drain(hooks, log=log, persist_errors="fail")
+    assert types(events) == [
         "session.run.started",
-        "ok",
+        "text_delta",
+        "text_delta",
         "error",
         "session.run.failed",
     ]
-    nan = Hooks(Producer([{"type": "x", "v": float("nan")}]))
-    assert (await drain(nan))[-1]["type"] == "session.run.failed"
-    result = handle_chat_turn("not an identity", Hooks(Producer(DELTAS)))  # type: ignore[arg-type]
-    lines = [orjson.loads(c) async for c in result.body]
-    assert [e["type"] for e in lines] == ["session.run.started", "error", "session.run.failed"]
+    assert events[3]["data"] == {
+        "message": "db is read-only",
+        "code": "chat.persist_failed",
+        "stage": "persist",
+    }
+    assert not any(c[0] == "complete" for c in hooks.calls)
+    assert log.messages() == ["[chat-engine] turn failed"]
 
 
-async def test_trace_flush_goes_to_wait_until() -> None:
-    handed: list[Any] = []
-    hooks = Hooks(Producer(DELTAS))
-    await drain(hooks, wait_until=handed.append)
-    assert len(handed) == 1 and ("flush", None) not in hooks.calls
+async def test_on_turn_complete_throwing_is_swallowed() -> None:
+    async def complete(identity: ChatTurnIdentity, text: str) -> None:
+        raise Boom("webhook down")
+
+    hooks = Hooks(on_turn_complete=complete)
+    log = Log()
+    events = await drain(hooks, log=log)
+    assert events == [STARTED, *DELTAS, COMPLETED]
+    assert log.entries == [("[chat-engine] onTurnComplete threw", {"error": "webhook down"})]
+
+
+async def test_on_event_throwing_is_swallowed_for_every_line() -> None:
+    seen: list[str] = []
+
+    async def on_event(event: dict[str, Any]) -> None:
+        seen.append(event["type"])
+        raise Boom("analytics down")
+
+    hooks = Hooks(on_event=on_event)
+    log = Log()
+    events = await drain(hooks, log=log)
+    assert events == [STARTED, *DELTAS, COMPLETED]
+    assert seen == types(events)  # the side channel sees exactly what the client sees
+    assert log.entries == [("[chat-engine] onEvent hook threw", {"error": "analytics down"})] * 4
+    assert ("persist", (3, "hello world")) in hooks.calls
+
+
+async def test_trace_flush_is_awaited_before_the_body_ends() -> None:
+    order: list[str] = []
+
+    async def flush() -> None:
+        await asyncio.sleep(0)
+        order.append("flushed")
+
+    hooks = Hooks(trace_flush=flush)
+    await drain(hooks)
+    order.append("body ended")
+    assert order == ["flushed", "body ended"]
+
+
+async def test_trace_flush_throwing_without_wait_until() -> None:
+    async def flush() -> None:
+        raise Boom("collector down")
+
+    log = Log()
+    events = await drain(Hooks(trace_flush=flush), log=log)
+    assert events[-1] == COMPLETED
+    assert log.entries == [("[chat-engine] traceFlush threw", {"error": "collector down"})]
+
+
+async def test_trace_flush_is_handed_to_wait_until() -> None:
+    handed: list[Awaitable[Any]] = []
+    flushed: list[bool] = []
+
+    async def flush() -> None:
+        flushed.append(True)
+        raise Boom("collector down")
+
+    log = Log()
+    events = await drain(Hooks(trace_flush=flush), wait_until=handed.append, log=log)
+    assert events[-1] == COMPLETED
+    assert len(handed) == 1 and flushed == []  # not awaited by the body
+    await handed[0]  # the guarded promise: its failure is logged, not raised
+    assert flushed == [True]
+    assert log.entries == [("[chat-engine] traceFlush threw", {"error": "collector down"})]
+
+
+async def test_trace_flush_runs_after_a_failed_turn_too() -> None:
+    handed: list[Awaitable[Any]] = []
+    hooks = Hooks(Producer(DELTAS, fail_at=0))
+    events = await drain(hooks, wait_until=handed.append, log=Log())
+    assert events[-1]["type"] == "session.run.failed" and len(handed) == 1
     await handed[0]
-    assert ("flush", None) in hooks.calls
+    assert hooks.calls[-1] == ("flush", None)
+
+
+async def test_log_defaults_to_the_logging_module(caplog: pytest.LogCaptureFixture) -> None:
+    async def persist(identity: ChatTurnIdentity, text: str) -> None:
+        raise Boom("db is read-only")
+
+    with caplog.at_level(logging.ERROR, logger="agent_runtime.chat"):
+        events = await drain(Hooks(persist_assistant_message=persist))
+    assert events[-1] == COMPLETED
+    assert "[chat-engine] persistAssistantMessage threw" in caplog.text
+    assert "db is read-only" in caplog.text
+
+    logger = logging.getLogger("product.chat")
+    with caplog.at_level(logging.ERROR, logger="product.chat"):
+        await drain(Hooks(persist_assistant_message=persist), log=logger)
+    assert [r.name for r in caplog.records][-1] == "product.chat"
+
+
+async def test_bad_events_fail_the_turn_without_raising() -> None:
+    events = await drain(Hooks(Producer([{"type": "ok"}, {"no_type": 1}])), log=Log())
+    assert types(events) == ["session.run.started", "ok", "error", "session.run.failed"]
+    nan = await drain(Hooks(Producer([{"type": "x", "v": float("nan")}])), log=Log())
+    assert types(nan) == ["session.run.started", "error", "session.run.failed"]
+
+
+def test_arguments_that_are_not_a_turn_raise_before_any_work() -> None:
+    hooks = Hooks()
+    for kwargs in (
+        {"identity": "not an identity"},
+        {"hooks": object()},
+        {"wait_until": "soon"},
+        {"persist_errors": "ignore"},
+        {"log": 3},
+    ):
+        args: dict[str, Any] = {"identity": IDENTITY, "hooks": hooks, **kwargs}
+        identity, turn_hooks = args.pop("identity"), args.pop("hooks")
+        with pytest.raises(InvalidArgumentError):
+            handle_chat_turn(identity, turn_hooks, **args)
+    assert hooks.calls == []
 
 
 async def test_client_disconnect_closes_the_producer() -> None:
     producer = Producer([{"type": "text_delta", "text": str(i)} for i in range(100)])
     hooks = Hooks(producer)
     body = handle_chat_turn(IDENTITY, hooks).body
-    seen = [await body.__anext__() for _ in range(3)]
+    seen = [await anext(body) for _ in range(3)]
     assert len(seen) == 3
-    await body.aclose()  # what an ASGI server does when the client goes away
+    await body.aclose()  # type: ignore[attr-defined]  # what an ASGI server does
     assert producer.closed
     assert not any(c[0] == "persist" for c in hooks.calls)
+    assert hooks.calls[-1] == ("flush", None)  # the trace is still flushed
 
 
 def test_derive_execution_id() -> None:
@@ -191,8 +347,14 @@ def test_derive_execution_id() -> None:
             derive_execution_id(*args)  # type: ignore[arg-type]
 
 
-def test_identity_validation() -> None:
+def test_identity_validation_and_wire_form() -> None:
     with pytest.raises(InvalidArgumentError):
         ChatTurnIdentity("", "s", "u", 0)
     with pytest.raises(InvalidArgumentError):
         ChatTurnIdentity("t", "s", "u", -1)
+    assert IDENTITY.to_dict() == {
+        "tenantId": "t1",
+        "sessionId": "s1",
+        "userId": "u1",
+        "turnIndex": 3,
+    }

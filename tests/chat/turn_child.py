@@ -5,6 +5,7 @@ usage: turn_child.py STORE_URL RUN_ID MODE N [AFTER_SEQ] [GATE_FILE]
   MODE stream         run_durable_turn; prints each event, then {"type": "__end__", ...}
   MODE engine         DurableChatTurnEngine.run_turn; prints each body line
   MODE engine-crash   as engine, but the process SIGKILLs itself inside the persist hook
+  MODE engine-vary    as engine, with a producer that answers differently in every process
 The producer yields N deltas, 10 ms apart; with GATE_FILE it stops after 5 until it exists.
 """
 
@@ -28,9 +29,10 @@ IDENTITY = ChatTurnIdentity("tenant", "sess", "user", 0)
 
 
 class Producer:
-    def __init__(self, n: int, gate: Path | None) -> None:
+    def __init__(self, n: int, gate: Path | None, tag: str = "t") -> None:
         self.n = n
         self.gate = gate
+        self.tag = tag
 
     async def _gen(self) -> AsyncIterator[dict[str, Any]]:
         for i in range(self.n):
@@ -38,14 +40,14 @@ class Producer:
                 while not self.gate.exists():
                     await asyncio.sleep(0.005)
             await asyncio.sleep(0.01)
-            yield {"type": "text_delta", "text": f"t{i} "}
+            yield {"type": "text_delta", "text": f"{self.tag}{i} "}
 
     @property
     def stream(self) -> AsyncIterator[dict[str, Any]]:
         return self._gen()
 
     def final_text(self) -> str:
-        return "".join(f"t{i} " for i in range(self.n))
+        return "".join(f"{self.tag}{i} " for i in range(self.n))
 
 
 def emit(obj: Any) -> None:
@@ -72,7 +74,7 @@ async def main(argv: list[str]) -> None:
     after = int(argv[4]) if len(argv) > 4 and argv[4] != "-" else None
     gate = Path(argv[5]) if len(argv) > 5 else None
     store = await open_store(url)
-    producer = Producer(n, gate)
+    producer = Producer(n, gate, f"p{os.getpid()}-" if mode == "engine-vary" else "t")
     try:
         if mode == "stream":
             turn = run_durable_turn(
@@ -83,7 +85,8 @@ async def main(argv: list[str]) -> None:
             emit({"type": "__end__", "mode": turn.mode, "text": turn.text})
         else:
             engine = DurableChatTurnEngine(store, "proc", lease_ms=600)
-            body = engine.run_turn(IDENTITY, Hooks(producer, mode == "engine-crash")).body
+            hooks = Hooks(producer, mode == "engine-crash")
+            body = engine.run_turn(IDENTITY, hooks, after_seq=after).body
             async for line in body:
                 sys.stdout.write(line.decode())
                 sys.stdout.flush()

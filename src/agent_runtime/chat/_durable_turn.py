@@ -1,11 +1,13 @@
 """`run_durable_turn`: one chat turn as a durable run keyed by its execution id.
 
-A fresh turn streams the producer's events live and appends each to the run's stream log
-(event id `turn:{position}`, so a retry dedups), then checkpoints the final text as a step. A
-completed turn replays as one `turn.replayed` event without calling the producer. A turn whose
-run is leased by a live worker is served by tailing the stream log until the run ends; a turn
-whose worker died (lease expired) is claimed and resumed: the logged prefix is re-delivered
-from the store and only positions past it come from the re-run producer.
+A fresh turn appends each producer event to the run's stream log and hands it to the client
+once it is logged (a writer task commits whatever has queued up in one transaction), then
+checkpoints the final text as a step. A completed turn replays as one `result` event without
+calling the producer. A turn whose run is leased by a live worker is served by tailing the
+log until the run ends. A turn whose worker died is claimed and re-run: while the new
+producer repeats the logged events the client just continues; once it answers differently the
+log gets a restart marker and the new attempt's events from its first one (see `_turn_log`),
+so a client that drops its partial text at the marker ends with the stored text.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeAlias
 
 from ..durable._manifest import DurableRunManifest
-from ..durable._records import RunRecord, now_ms
+from ..durable._records import RunRecord, StreamEventRecord, now_ms
 from ..durable._run import DurableContext, run_durable
 from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore
 from ..durable._validate import check_id, check_lease_ms
@@ -29,35 +31,45 @@ from ..errors import (
     DurableValueError,
     InvalidArgumentError,
 )
+from ..jsoncanon import dumps_json, loads_json
 from ._turn import ChatStreamEvent, ChatTurnProducer
+from ._turn_log import TurnLogCursor, parse_turn_event_id, turn_event_id, turn_restart_id
 
 __all__ = [
     "FINISH_INTENT",
     "PRODUCE_INTENT",
-    "TURN_REPLAYED",
     "DurableTurn",
     "TurnMode",
+    "restarted_event",
+    "result_event",
     "run_durable_turn",
-    "turn_event_id",
 ]
 
-TURN_REPLAYED = "turn.replayed"
-"""The one event a completed turn replays as: `{"type": "turn.replayed", "text", "events"}`."""
 PRODUCE_INTENT = "chat.turn.produce"
 FINISH_INTENT = "chat.turn.finish"
 
 TurnMode: TypeAlias = Literal["fresh", "resumed", "attached", "replayed"]
 Produce: TypeAlias = Callable[[], "ChatTurnProducer | Awaitable[ChatTurnProducer]"]
 Finish: TypeAlias = Callable[[str], Any]
+ReplayEvent: TypeAlias = Callable[[str], ChatStreamEvent]
+RestartEvent: TypeAlias = Callable[[int], ChatStreamEvent]
 
 _log = logging.getLogger("agent_runtime.chat")
 # turns whose client went away keep running headless; hold a reference until they end
 _HEADLESS: set[asyncio.Task[Any]] = set()
 
 
-def turn_event_id(position: int) -> str:
-    """The stream-log event id of the producer event at `position` (stable across retries)."""
-    return f"turn:{position}"
+def result_event(final_text: str) -> ChatStreamEvent:
+    """The one event a completed turn replays as: `{"type": "result", "data": {"finalText"}}`."""
+    return {"type": "result", "data": {"finalText": final_text}}
+
+
+def restarted_event(attempt: int, session_id: str | None = None) -> ChatStreamEvent:
+    """The marker before a re-run attempt's events: `{"type": "session.run.restarted",
+    "data": {"sessionId", "attempt"}}` (`sessionId` only when given)."""
+    data: dict[str, Any] = {} if session_id is None else {"sessionId": session_id}
+    data["attempt"] = attempt
+    return {"type": "session.run.restarted", "data": data}
 
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -75,13 +87,123 @@ def _check_event(event: Any) -> ChatStreamEvent:
     return event  # strict JSON is checked by the store when the writer logs it
 
 
+def _same(event: ChatStreamEvent, logged: Any) -> bool:
+    """Whether a re-run's event is the logged one (compared as stored: its JSON round trip)."""
+    return bool(loads_json(dumps_json(event, root="event")) == logged)
+
+
+Deliver: TypeAlias = Callable[[StreamEventRecord], None]
+
+
+class _TurnWriter:
+    """Logs one attempt of the producer and delivers each record once it is committed.
+
+    Resuming over a logged attempt, events equal to the logged ones at the same positions are
+    neither logged nor delivered again (the client has them from the log); the first event
+    that differs, an attempt that ends shorter, or a position another writer logged with
+    other content starts a new attempt: its marker, then every event of this run from 0.
+    """
+
+    def __init__(
+        self,
+        store: DurableRunStore,
+        run_id: str,
+        *,
+        attempt: int,
+        logged: list[Any],
+        deliver: Deliver,
+        batch_size: int,
+        restart_payload: RestartEvent,
+    ) -> None:
+        self._store = store
+        self._run_id = run_id
+        self.attempt = attempt
+        self._logged = logged
+        self._matching = bool(logged)
+        self._deliver = deliver
+        self._batch_size = batch_size
+        self._restart_payload = restart_payload
+        self.events: list[ChatStreamEvent] = []
+        self._pending: asyncio.Queue[ChatStreamEvent | bool] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.add_done_callback(_retrieve)
+
+    @property
+    def failed(self) -> bool:
+        """The store refused a write (the producer should stop; `close` raises the error)."""
+        return self._task.done()
+
+    def push(self, event: ChatStreamEvent) -> None:
+        self._pending.put_nowait(event)
+
+    async def close(self, complete: bool) -> None:
+        """Log what is queued and wait for it; `complete` says the attempt ended normally (an
+        attempt shorter than the logged one then restarts). Raises a refused write's error."""
+        self._pending.put_nowait(complete)
+        await self._task
+
+    def cancel(self) -> None:
+        """Stop at once, logging nothing more: nothing unlogged has been delivered."""
+        self._task.cancel()
+
+    def _restart(self) -> list[tuple[str, Any]]:
+        self._matching = False
+        self.attempt += 1
+        items: list[tuple[str, Any]] = [
+            (turn_restart_id(self.attempt), self._restart_payload(self.attempt))
+        ]
+        items += [(turn_event_id(i, self.attempt), e) for i, e in enumerate(self.events)]
+        return items
+
+    def _plan(self, event: ChatStreamEvent) -> list[tuple[str, Any]]:
+        position = len(self.events)
+        self.events.append(event)
+        if self._matching and position == len(self._logged):
+            self._matching = False  # the re-run repeated the whole logged attempt: go on
+        if not self._matching:
+            return [(turn_event_id(position, self.attempt), event)]
+        if _same(event, self._logged[position]):
+            return []
+        return self._restart()
+
+    async def _run(self) -> None:
+        end: bool | None = None
+        while end is None:
+            batch: list[tuple[str, Any]] = []
+            item = await self._pending.get()
+            while True:
+                if isinstance(item, bool):
+                    end = item
+                    break
+                batch += self._plan(item)
+                if len(batch) >= self._batch_size or self._pending.empty():
+                    break
+                item = self._pending.get_nowait()
+            if end and self._matching and len(self.events) < len(self._logged):
+                batch += self._restart()  # the re-run said less than the logged attempt
+            await self._append(batch)
+
+    async def _append(self, batch: Sequence[tuple[str, Any]]) -> None:
+        if not batch:
+            return
+        results = await self._store.append_stream_events(self._run_id, batch)
+        conflict = False
+        for (_event_id, payload), res in zip(batch, results, strict=True):
+            if not res.accepted and not _same(payload, res.record.payload):
+                conflict = True  # a fenced writer logged this position first, differently
+            self._deliver(res.record)
+        if conflict:
+            await self._append(self._restart())
+
+
 class DurableTurn:
     """The client-visible events of one durable turn; iterate it once.
 
     After iteration, `mode` says how the turn was served (`fresh`, `resumed`, `attached` or
-    `replayed`), `text` is the checkpointed final text and `finish_result` what the finish
-    step returned. If the consumer stops early the turn keeps running headless (unless
-    `detach_on_close=False`); `wait()` waits for it.
+    `replayed`), `text` is the checkpointed final text, `attempt` the attempt the client
+    ended on (1 unless the turn was re-run and answered differently) and `finish_result`
+    what the finish step returned. If the consumer stops early the turn keeps running
+    headless (unless `detach_on_close=False`); `wait()` waits for it.
     """
 
     def __init__(
@@ -92,6 +214,8 @@ class DurableTurn:
         manifest: DurableRunManifest,
         produce: Produce,
         finish: Finish | None,
+        replay_event: ReplayEvent,
+        restart_event: RestartEvent | None,
         worker_id: str | None,
         lease_ms: int,
         heartbeat_ms: int | None,
@@ -106,10 +230,14 @@ class DurableTurn:
         self.manifest = manifest
         self._produce = produce
         self._finish = finish
+        self._replay_event = replay_event
+        self._restart_event = restart_event
         self._worker_id = worker_id
         self._lease_ms = lease_ms
         self._heartbeat_ms = heartbeat_ms
-        self._cursor = -1 if after_seq is None else after_seq
+        self._after_seq = after_seq
+        self._cursor = TurnLogCursor()
+        self._read_seq = -1  # how far the tail has read the log
         self._batch_size = batch_size
         self._poll = poll_ms / 1000
         self._max_poll = max_poll_ms / 1000
@@ -120,6 +248,11 @@ class DurableTurn:
         self.text: str | None = None
         self.events: int | None = None
         self.finish_result: Any = None
+
+    @property
+    def attempt(self) -> int:
+        """The attempt of the turn the client follows (a restart marker moves it on)."""
+        return self._cursor.attempt
 
     def __aiter__(self) -> AsyncIterator[ChatStreamEvent]:
         if self._iterated:
@@ -140,8 +273,20 @@ class DurableTurn:
         self.events = events if isinstance(events, int) else None
         self.finish_result = data.get("finish")
 
-    def _replayed_event(self) -> ChatStreamEvent:
-        return {"type": TURN_REPLAYED, "text": self.text, "events": self.events}
+    def _restart_payload(self, attempt: int) -> ChatStreamEvent:
+        if self._restart_event is None:
+            return restarted_event(attempt)
+        return _check_event(self._restart_event(attempt))
+
+    def _admit(self, record: StreamEventRecord) -> ChatStreamEvent | None:
+        """The payload to hand the client for a log record, or None (seen, superseded, or a
+        restart marker of a turn that does not announce restarts)."""
+        if not self._cursor.admit(record):
+            return None
+        if self._restart_event is None and parse_turn_event_id(record.event_id).restart:
+            return None
+        payload: ChatStreamEvent = record.payload
+        return payload
 
     async def _load(self) -> RunRecord | None:
         run = await self.store.load_run(self.run_id)
@@ -156,9 +301,11 @@ class DurableTurn:
         if run is not None and run.status == "completed":
             self.mode = "replayed"
             self._done(run.outcome)
-            yield self._replayed_event()
+            yield self._replay_event(self.text or "")
             return
         fresh = run is None
+        if not fresh:
+            self._cursor = await TurnLogCursor.resume(self.store, self.run_id, self._after_seq)
         while True:
             if run is not None and _leased_live(run):
                 self.mode = "attached"
@@ -167,32 +314,42 @@ class DurableTurn:
                 if self.text is not None:
                     return
             try:
-                async for event in self._drive(fresh and self._cursor < 0):
+                async for event in self._drive(fresh and self._after_seq is None):
                     yield event
                 return
             except _Contended:
                 run = await self._load()
                 fresh = False
 
+    async def _read_new(self) -> tuple[bool, list[ChatStreamEvent]]:
+        """Read the log past what was read; returns whether anything was read, and the
+        payloads the client needs of it."""
+        records = await self.store.read_stream_events(self.run_id, after_seq=self._read_seq)
+        out = []
+        for rec in records:
+            self._read_seq = rec.seq
+            payload = self._admit(rec)
+            if payload is not None:
+                out.append(payload)
+        return bool(records), out
+
     async def _tail(self) -> AsyncIterator[ChatStreamEvent]:
         """Follow the stream log of a run another worker drives, until it ends or its lease
         lapses (then the caller takes over from the cursor)."""
         delay = self._poll
         while True:
-            records = await self.store.read_stream_events(self.run_id, after_seq=self._cursor)
-            for rec in records:
-                self._cursor = rec.seq
-                yield rec.payload
-            if records:
+            read, new = await self._read_new()
+            for payload in new:
+                yield payload
+            if read:
                 delay = self._poll
                 continue
             run = await self._load()
             if run is None:
                 return
             if run.status == "completed":
-                for rec in await self.store.read_stream_events(self.run_id, after_seq=self._cursor):
-                    self._cursor = rec.seq
-                    yield rec.payload
+                for payload in (await self._read_new())[1]:
+                    yield payload
                 self._done(run.outcome)
                 return
             if run.status == "failed":
@@ -212,27 +369,29 @@ class DurableTurn:
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         state = {"detached": False, "started": False}
 
-        def deliver(event: Any, position: int) -> None:
-            if position > self._cursor:
-                self._cursor = position
-                if not state["detached"]:
-                    queue.put_nowait(("event", event))
+        def deliver(record: StreamEventRecord) -> None:
+            payload = self._admit(record)
+            if payload is not None and not state["detached"]:
+                queue.put_nowait(("event", payload))
 
         async def task_fn(ctx: DurableContext) -> Any:
             state["started"] = True
             self.mode = "fresh" if fresh else "resumed"
             if ctx.replaying:  # the producer finished before a crash; its events are logged
-                for rec in await self.store.read_stream_events(self.run_id, after_seq=self._cursor):
-                    deliver(rec.payload, rec.seq)
-            out = await ctx.step(
-                PRODUCE_INTENT, lambda: self._produce_step(ctx, deliver), kind="llm"
-            )
+                for rec in await self.store.read_stream_events(self.run_id):
+                    deliver(rec)
+            out = await ctx.step(PRODUCE_INTENT, lambda: self._produce_step(deliver), kind="llm")
             text: str = out["text"]
             finish_result = None
             if self._finish is not None:
                 finish = self._finish
                 finish_result = await ctx.step(FINISH_INTENT, lambda: finish(text), kind="tool")
-            return {"text": text, "events": out["events"], "finish": finish_result}
+            return {
+                "text": text,
+                "events": out["events"],
+                "attempt": out.get("attempt", 1),
+                "finish": finish_result,
+            }
 
         async def drive() -> None:
             try:
@@ -275,7 +434,7 @@ class DurableTurn:
                     if not state["started"]:
                         self.mode = "replayed"  # completed between our read and the claim
                         self._done(value.result)
-                        yield self._replayed_event()
+                        yield self._replay_event(self.text or "")
                         return
                     self._done(value.result)
                     return
@@ -285,29 +444,35 @@ class DurableTurn:
                 if not self._detach_on_close:
                     task.cancel()
 
-    async def _produce_step(
-        self, ctx: DurableContext, deliver: Callable[[Any, int], None]
-    ) -> dict[str, Any]:
-        """Re-deliver the logged prefix, run the producer, log positions past the prefix in
-        batches (a writer task takes whatever has queued up), checkpoint the final text."""
+    async def _produce_step(self, deliver: Deliver) -> dict[str, Any]:
+        """Re-deliver the log, run the producer, log each event (restarting the attempt when
+        it departs from the logged one) and checkpoint the final text."""
         logged = await self.store.read_stream_events(self.run_id)
+        attempt = 1
+        current: list[Any] = []
         for rec in logged:
-            deliver(rec.payload, rec.seq)
-        count = len(logged)
-        pending: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue()
-        writer = asyncio.get_running_loop().create_task(self._write(pending))
-        position = 0
+            deliver(rec)
+            rec_attempt, restart = parse_turn_event_id(rec.event_id)
+            if restart and rec_attempt > attempt:
+                attempt, current = rec_attempt, []
+            elif rec_attempt == attempt and not restart:
+                current.append(rec.payload)
+        writer = _TurnWriter(
+            self.store,
+            self.run_id,
+            attempt=attempt,
+            logged=current,
+            deliver=deliver,
+            batch_size=self._batch_size,
+            restart_payload=self._restart_payload,
+        )
         try:
             producer = await _call(self._produce)
             stream = producer.stream
             try:
                 async for raw in stream:
-                    event = _check_event(raw)
-                    if position >= count:
-                        pending.put_nowait((turn_event_id(position), event))
-                        deliver(event, position)
-                    position += 1
-                    if writer.done():
+                    writer.push(_check_event(raw))
+                    if writer.failed:
                         break  # the store refused a write: stop the producer, report below
             finally:
                 aclose = getattr(stream, "aclose", None)
@@ -316,31 +481,14 @@ class DurableTurn:
             text = producer.final_text()
             if not isinstance(text, str):
                 raise InvalidArgumentError("final_text() must return a string", path="final_text")
-        finally:
-            pending.put_nowait(None)
-            try:
-                await writer
-            except asyncio.CancelledError:
-                writer.cancel()
-                raise
-        return {"text": text, "events": max(position, count)}
-
-    async def _write(self, pending: asyncio.Queue[tuple[str, Any] | None]) -> None:
-        while True:
-            item = await pending.get()
-            if item is None:
-                return
-            batch = [item]
-            end = False
-            while len(batch) < self._batch_size and not pending.empty():
-                nxt = pending.get_nowait()
-                if nxt is None:
-                    end = True
-                    break
-                batch.append(nxt)
-            await self.store.append_stream_events(self.run_id, batch)
-            if end:
-                return
+        except asyncio.CancelledError:
+            writer.cancel()  # fenced or cancelled: log nothing more (nobody has seen it)
+            raise
+        except Exception:
+            await writer.close(complete=False)  # what the attempt said before it failed
+            raise
+        await writer.close(complete=True)
+        return {"text": text, "events": len(writer.events), "attempt": writer.attempt}
 
 
 class _Contended(Exception):
@@ -356,6 +504,12 @@ def _leased_live(run: RunRecord) -> bool:
     return run.lease_expires_at.timestamp() * 1000 > now_ms()
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a writer's failure as seen: it is raised by `close`, or moot after a cancel."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _log_headless_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         _log.debug("durable turn task ended with %r", task.exception())
@@ -368,6 +522,8 @@ def run_durable_turn(
     produce: Produce,
     *,
     finish: Finish | None = None,
+    replay_event: ReplayEvent = result_event,
+    restart_event: RestartEvent | None = None,
     worker_id: str | None = None,
     lease_ms: int = DEFAULT_LEASE_MS,
     heartbeat_ms: int | None = None,
@@ -382,8 +538,12 @@ def run_durable_turn(
     `produce()` returns a `ChatTurnProducer` (called only when this worker drives the run).
     `finish(text)`, when given, runs as a second durable step after the text is checkpointed
     (the engine persists the assistant message there); its JSON result is `finish_result`.
-    `after_seq` skips positions a reconnecting client already saw. Bad arguments raise
-    `DurableValueError` here, before anything is read or written.
+    A completed turn yields only `replay_event(text)` (default: `result_event`). A re-run
+    that answers differently from the logged attempt is logged after a restart marker,
+    `restart_event(attempt)`; with `restart_event` given the marker is also yielded, without
+    it the turn yields only the new attempt's events (`attempt` says which).
+    `after_seq` (a log `seq`) skips what a reconnecting client already got. Bad arguments
+    raise `DurableValueError` here, before anything is read or written.
     """
     check_id(run_id, "run_id")
     check_lease_ms(lease_ms)
@@ -391,10 +551,20 @@ def run_durable_turn(
         raise DurableValueError("manifest must be a DurableRunManifest", path="manifest")
     if not isinstance(store, DurableRunStore):
         raise DurableValueError("store must be a DurableRunStore", path="store")
-    if not callable(produce):
-        raise DurableValueError("produce must be callable", path="produce")
-    if finish is not None and not callable(finish):
-        raise DurableValueError("finish must be callable or None", path="finish")
+    required: tuple[tuple[str, object], ...] = (
+        ("produce", produce),
+        ("replay_event", replay_event),
+    )
+    for name, fn in required:
+        if not callable(fn):
+            raise DurableValueError(f"{name} must be callable", path=name)
+    optional: tuple[tuple[str, object], ...] = (
+        ("finish", finish),
+        ("restart_event", restart_event),
+    )
+    for name, fn in optional:
+        if fn is not None and not callable(fn):
+            raise DurableValueError(f"{name} must be callable or None", path=name)
     if worker_id is not None:
         check_id(worker_id, "worker_id")
     if after_seq is not None and (type(after_seq) is not int or after_seq < -1):
@@ -410,10 +580,12 @@ def run_durable_turn(
         manifest=manifest,
         produce=produce,
         finish=finish,
+        replay_event=replay_event,
+        restart_event=restart_event,
         worker_id=worker_id,
         lease_ms=lease_ms,
         heartbeat_ms=heartbeat_ms,
-        after_seq=after_seq,
+        after_seq=None if after_seq == -1 else after_seq,
         batch_size=batch_size,
         poll_ms=poll_ms,
         max_poll_ms=max_poll_ms,

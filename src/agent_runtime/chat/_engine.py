@@ -3,7 +3,9 @@
 The turn is a durable run keyed by `derive_execution_id(project, session, turn)`. Its two steps
 are the producer's final text and the persisted assistant message (after
 `transform_final_text`), so a crash between the LLM finishing and the persist loses nothing
-and a retried or replayed turn never persists twice.
+and a retried or replayed turn never persists twice. The lines are `handle_chat_turn`'s, with
+`session.run.completed` `{sessionId, replayed}`, a replay as one `result` line, and a
+`session.run.restarted` line before a re-run attempt that answers differently.
 """
 
 from __future__ import annotations
@@ -15,19 +17,26 @@ from typing import Any
 from ..durable._manifest import DurableRunManifest
 from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore
 from ..durable._validate import check_id, check_lease_ms, error_to_dict
-from ..errors import DurableValueError, InvalidArgumentError
+from ..errors import DurableValueError
 from ..jsoncanon import ensure_json
-from ._durable_turn import DurableTurn, run_durable_turn
+from ._durable_turn import DurableTurn, restarted_event, run_durable_turn
 from ._turn import (
     ChatStreamEvent,
     ChatTurnHooks,
     ChatTurnIdentity,
+    ChatTurnLog,
     ChatTurnResult,
+    PersistErrors,
+    TurnFrame,
     WaitUntil,
     _call,
     _optional,
+    _safe_log,
+    as_log,
+    check_turn_arguments,
     derive_execution_id,
-    handle_chat_turn,
+    error_message,
+    turn_body,
 )
 
 __all__ = ["CHAT_TURN_TASK", "DurableChatTurnEngine"]
@@ -35,12 +44,14 @@ __all__ = ["CHAT_TURN_TASK", "DurableChatTurnEngine"]
 CHAT_TURN_TASK = {"id": "chat.turn", "intent": "answer one chat turn", "domain": "chat"}
 
 
-class _PersistError(Exception):
-    """A persist failure inside the durable finish step, reported at the `persist` stage."""
+class _StageError(Exception):
+    """A transform or persist failure inside the durable finish step, reported by the
+    wrapper hooks at its own stage once the turn's stream has drained."""
 
-    def __init__(self, cause: BaseException) -> None:
+    def __init__(self, cause: Exception, stage: str) -> None:
         super().__init__(str(cause))
         self.cause = cause
+        self.stage = stage
 
     def to_dict(self) -> dict[str, Any]:
         return error_to_dict(self.cause)
@@ -59,8 +70,8 @@ class _DurableProducer:
         try:
             async for event in self._turn:
                 yield event
-        except _PersistError as exc:
-            self._owner.persist_error = exc.cause
+        except _StageError as exc:
+            self._owner.failure = exc
 
     def final_text(self) -> str:
         finished = self._turn.finish_result
@@ -70,29 +81,30 @@ class _DurableProducer:
 
 
 class _DurableHooks:
-    """The hooks `handle_chat_turn` sees: produce and persist go through the durable run;
-    the product's observers (`on_event`, `on_turn_complete`, `trace_flush`) pass through."""
+    """The hooks `handle_chat_turn` runs: produce, transform and persist go through the
+    durable run (they report a failure of the finish step at its stage); the product's
+    observers (`on_event`, `on_turn_complete`, `trace_flush`) pass through."""
 
-    def __init__(self, hooks: Any, turn_factory: Any) -> None:
-        self._hooks = hooks
-        self._turn_factory = turn_factory
-        self.turn: DurableTurn | None = None
-        self.persist_error: BaseException | None = None
+    def __init__(self, hooks: Any, turn: DurableTurn) -> None:
+        self.turn = turn
+        self.failure: _StageError | None = None
         self.on_event = _optional(hooks, "on_event")
+        self.on_turn_complete = _optional(hooks, "on_turn_complete")
         self.trace_flush = _optional(hooks, "trace_flush")
 
     def produce(self) -> _DurableProducer:
-        self.turn = self._turn_factory()
         return _DurableProducer(self.turn, self)
 
-    async def persist_assistant_message(self, identity: ChatTurnIdentity, text: str) -> None:
-        if self.persist_error is not None:
-            raise self.persist_error  # already attempted (durably) inside the run
+    def _raise_at(self, stage: str) -> None:
+        if self.failure is not None and self.failure.stage == stage:
+            raise self.failure.cause
 
-    async def on_turn_complete(self, identity: ChatTurnIdentity, text: str) -> None:
-        complete = _optional(self._hooks, "on_turn_complete")
-        if complete is not None and (self.turn is None or self.turn.mode != "replayed"):
-            await _call(complete, identity, text)
+    def transform_final_text(self, text: str) -> str:
+        self._raise_at("transform")  # applied (durably) inside the run
+        return text
+
+    def persist_assistant_message(self, identity: ChatTurnIdentity, text: str) -> None:
+        self._raise_at("persist")  # attempted (durably) inside the run
 
 
 class DurableChatTurnEngine:
@@ -128,8 +140,14 @@ class DurableChatTurnEngine:
 
     def manifest(self, identity: ChatTurnIdentity, input: Any = None) -> DurableRunManifest:
         """What the turn's run is started with; the same turn retried must match it."""
+        who = {
+            "tenant_id": identity.tenant_id,
+            "session_id": identity.session_id,
+            "user_id": identity.user_id,
+            "turn_index": identity.turn_index,
+        }
         return DurableRunManifest(
-            self.project_id, CHAT_TURN_TASK, {"identity": identity.to_dict(), "input": input}
+            self.project_id, CHAT_TURN_TASK, {"identity": who, "input": input}
         )
 
     def run_turn(
@@ -140,45 +158,60 @@ class DurableChatTurnEngine:
         input: Any = None,
         after_seq: int | None = None,
         wait_until: WaitUntil | None = None,
-        log: logging.Logger | None = None,
+        log: ChatTurnLog | logging.Logger | None = None,
+        persist_errors: PersistErrors = "swallow",
     ) -> ChatTurnResult:
         """One durable turn as an NDJSON body (see `handle_chat_turn`). `input` (JSON, e.g.
         the user's message) enters the run's manifest: a retry with other input is refused.
-        A bad identity or input raises `InvalidArgumentError` here."""
-        if not isinstance(identity, ChatTurnIdentity):
-            raise InvalidArgumentError("identity must be a ChatTurnIdentity", path="identity")
+        Bad arguments raise `InvalidArgumentError` (or `DurableValueError`) here."""
+        check_turn_arguments(identity, hooks, wait_until, persist_errors)
         ensure_json(input, root="input")
-        run_id = self.execution_id(identity)
-        manifest = self.manifest(identity, input)
+        turn_log = as_log(log)
         transform = _optional(hooks, "transform_final_text")
+        persist = hooks.persist_assistant_message
 
         async def finish(text: str) -> dict[str, Any]:
-            try:
-                if transform is not None:
+            if transform is not None:
+                try:
                     text = await _call(transform, text)
                     if not isinstance(text, str):
-                        raise InvalidArgumentError(
+                        raise DurableValueError(
                             "transform_final_text must return a string",
                             path="transform_final_text",
                         )
-                await _call(hooks.persist_assistant_message, identity, text)
+                except Exception as exc:
+                    raise _StageError(exc, "transform") from exc
+            try:
+                await _call(persist, identity, text)
             except Exception as exc:
-                raise _PersistError(exc) from exc
-            return {"text": text}
+                if persist_errors == "fail":
+                    raise _StageError(exc, "persist") from exc
+                _safe_log(
+                    turn_log,
+                    "[chat-engine] persistAssistantMessage threw",
+                    {"error": error_message(exc)},
+                )
+                return {"text": text, "persisted": False}
+            return {"text": text, "persisted": True}
 
-        def turn_factory() -> DurableTurn:
-            return run_durable_turn(
-                self.store,
-                run_id,
-                manifest,
-                hooks.produce,
-                finish=finish,
-                worker_id=self.worker_id,
-                lease_ms=self.lease_ms,
-                heartbeat_ms=self.heartbeat_ms,
-                after_seq=after_seq,
-                detach_on_close=self.detach_on_close,
-            )
-
-        wrapped = _DurableHooks(hooks, turn_factory)
-        return handle_chat_turn(identity, wrapped, wait_until=wait_until, log=log)
+        session_id = identity.session_id
+        turn = run_durable_turn(
+            self.store,
+            self.execution_id(identity),
+            self.manifest(identity, input),
+            hooks.produce,
+            finish=finish,
+            restart_event=lambda attempt: restarted_event(attempt, session_id),
+            worker_id=self.worker_id,
+            lease_ms=self.lease_ms,
+            heartbeat_ms=self.heartbeat_ms,
+            after_seq=after_seq,
+            detach_on_close=self.detach_on_close,
+        )
+        frame = TurnFrame(
+            completed=lambda: {"replayed": turn.mode == "replayed"},
+            announce=lambda: turn.mode != "replayed",
+        )
+        wrapped = _DurableHooks(hooks, turn)
+        body = turn_body(identity, wrapped, wait_until, turn_log, persist_errors, frame)
+        return ChatTurnResult(body=body)

@@ -2,16 +2,19 @@
 stream log as it flows.
 
 The substrate keeps running when the worker dies; what the worker must not lose is where it
-was. So the run handle is persisted as soon as `start()` returns it, every event is appended
-to the stream log (idempotent on the substrate's event id) before it is delivered, and a
-worker resuming the run re-yields the logged prefix and then `attach(handle, after_event_id)`
-continues after the last logged event. A duplicate the substrate re-sends is dropped by the
-log, so no event is lost and none is delivered twice.
+was. So the run handle is persisted as soon as `start()` returns it (and again whenever an
+event carries a newer one), every event is appended to the stream log (idempotent on the
+substrate's event id) before it is delivered, and a worker resuming the run re-yields the
+logged prefix and then `attach(handle, after_event_id)` continues after the last logged
+event. A duplicate the substrate re-sends is dropped by the log, so no event is lost and none
+is delivered twice. When the substrate run ends, its handle is marked `completed` (or
+`failed`, when the substrate said so through a handle on its last events).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Literal, NamedTuple, Protocol, TypeAlias, runtime_checkable
@@ -20,7 +23,12 @@ from ..durable._manifest import DurableRunManifest
 from ..durable._records import RunHandle
 from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore
 from ..durable._validate import check_id, check_lease_ms, error_to_dict
-from ..errors import DurableRunLeaseLostError, DurableValueError, InvalidArgumentError
+from ..errors import (
+    DurableRunLeaseLostError,
+    DurableTurnFailedError,
+    DurableValueError,
+    InvalidArgumentError,
+)
 from ..jsoncanon import ensure_json
 from ._turn import ChatStreamEvent
 
@@ -40,10 +48,13 @@ _HEADLESS: set[asyncio.Task[Any]] = set()
 
 
 class SubstrateEvent(NamedTuple):
-    """One event of a substrate run: its id (stable, unique in the run) and its payload."""
+    """One event of a substrate run: its id (stable, unique in the run), its payload and,
+    optionally, a newer handle of the run (persisted before the event; the last one wins: a
+    handle with `status="failed"` says the substrate run failed)."""
 
     event_id: str
     payload: ChatStreamEvent
+    handle: RunHandle | None = None
 
 
 class SupervisedStart(NamedTuple):
@@ -69,17 +80,27 @@ class SandboxReconnectAdapter(Protocol):
     ) -> AsyncIterator[SubstrateEvent]: ...
 
 
-def _check_substrate_event(item: Any) -> tuple[str, ChatStreamEvent]:
-    if not isinstance(item, tuple) or len(item) != 2:
-        raise InvalidArgumentError("substrate events must be (event_id, payload)", path="event")
-    event_id, payload = item
+def _check_substrate_event(item: Any) -> tuple[str, ChatStreamEvent, RunHandle | None]:
+    if not isinstance(item, tuple) or len(item) not in (2, 3):
+        raise InvalidArgumentError(
+            "substrate events must be (event_id, payload[, handle])", path="event"
+        )
+    event_id, payload = item[0], item[1]
+    handle = item[2] if len(item) == 3 else None
+    if handle is not None and not isinstance(handle, RunHandle):
+        raise InvalidArgumentError("an event's handle must be a RunHandle or None", path="handle")
     check_id(event_id, "event_id")
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         raise InvalidArgumentError(
             "event payloads must be dicts with a string `type`", path="event"
         )
     ensure_json(payload, root="event")
-    return event_id, payload
+    return event_id, payload, handle
+
+
+def _resumable(handle: RunHandle | None) -> bool:
+    """A handle whose substrate run has not ended: re-attach to it."""
+    return handle is not None and handle.status in (None, "running")
 
 
 class SupervisedTurn:
@@ -110,6 +131,7 @@ class SupervisedTurn:
         self.mode: SupervisedMode | None = None
         self.handle: RunHandle | None = None
         self.events = 0
+        self._last_id: str | None = None
         self._iterated = False
         self._task: asyncio.Task[None] | None = None
 
@@ -182,10 +204,12 @@ class SupervisedTurn:
             for rec in logged:
                 last_id = rec.event_id
                 deliver(rec.payload)
-            if run.handle is not None:
+            if run.handle is not None and run.handle.status == "completed":
+                self.mode = "resumed"  # the substrate run ended: everything it said is logged
+            elif run.handle is not None and _resumable(run.handle):
                 self.mode = "resumed"
-                stream = self.adapter.attach(run.handle, last_id)
-            else:
+                await self._drain(self.adapter.attach(run.handle, last_id), deliver, lost)
+            else:  # never started, or its substrate run failed: start a new one
                 self.mode = "fresh" if not logged else "resumed"
                 started = await self.adapter.start()
                 if not isinstance(started, tuple) or not isinstance(started[0], RunHandle):
@@ -194,23 +218,16 @@ class SupervisedTurn:
                     )
                 self.handle = started[0]
                 await store.set_run_handle(run_id, started[0])  # re-attachable from now on
-                stream = started[1]
-            try:
-                async for item in stream:
-                    event_id, payload = _check_substrate_event(item)
-                    if lost.is_set():
-                        raise DurableRunLeaseLostError(
-                            f"worker {self.worker_id!r} lost the lease of run {run_id!r}",
-                            run_id=run_id,
-                        )
-                    res = await store.append_stream_event(run_id, event_id, payload)
-                    if res.accepted:  # a duplicate was delivered when it was first logged
-                        last_id = event_id
-                        deliver(payload)
-            finally:
-                aclose = getattr(stream, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                await self._drain(started[1], deliver, lost)
+            last_id = self._last_id or last_id
+            handle = self.handle
+            if handle is not None and handle.status == "failed":
+                raise DurableTurnFailedError(
+                    f"the substrate run of {run_id!r} failed", run_id=run_id
+                )
+            if handle is not None and _resumable(handle):
+                self.handle = dataclasses.replace(handle, status="completed")
+                await store.set_run_handle(run_id, self.handle)
         except asyncio.CancelledError:
             heartbeat.cancel()
             await asyncio.shield(
@@ -234,6 +251,31 @@ class SupervisedTurn:
         heartbeat.cancel()
         outcome = {"events": self.events, "last_event_id": last_id}
         await store.end_run(run_id, self.worker_id, "completed", outcome, lease_epoch=epoch)
+
+    async def _drain(
+        self, stream: AsyncIterator[SubstrateEvent], deliver: Any, lost: asyncio.Event
+    ) -> None:
+        """Log each substrate event (its handle first), then deliver it unless a duplicate."""
+        store, run_id = self.store, self.run_id
+        try:
+            async for item in stream:
+                event_id, payload, handle = _check_substrate_event(item)
+                if lost.is_set():
+                    raise DurableRunLeaseLostError(
+                        f"worker {self.worker_id!r} lost the lease of run {run_id!r}",
+                        run_id=run_id,
+                    )
+                if handle is not None:
+                    self.handle = handle
+                    await store.set_run_handle(run_id, handle)
+                res = await store.append_stream_event(run_id, event_id, payload)
+                if res.accepted:  # a duplicate was delivered when it was first logged
+                    self._last_id = event_id
+                    deliver(payload)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def _heartbeat(self, epoch: int, lost: asyncio.Event) -> None:
         while True:

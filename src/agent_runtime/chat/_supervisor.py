@@ -1,7 +1,9 @@
-"""`TurnSupervisor`: the host a server keeps per process for durable turns.
+"""`TurnSupervisor`: the host a server keeps per process for durable turns (the role the
+original's `SessionSupervisorDO` plays on Cloudflare).
 
-It serves a turn's stream by run id (fresh, re-attached, resumed or replayed, through
-`run_durable_turn`) and runs an orphan sweeper: a turn whose worker died mid-stream (status
+It serves a turn's stream by run id (re-attached, resumed or replayed, through
+`run_durable_turn`; an unknown run id is `DurableRunNotFoundError`, the DO's 404) and runs an
+orphan sweeper every `sweep_interval_ms`: a turn whose worker died mid-stream (status
 `running`, lease lapsed) and that no client comes back for is re-driven headless to
 completion, so its answer is checkpointed (and persisted) and a later request replays it.
 """
@@ -19,8 +21,8 @@ from ..durable._manifest import DurableRunManifest, derive_worker_id
 from ..durable._records import RunRecord, now_ms
 from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore
 from ..durable._validate import check_id, check_lease_ms
-from ..errors import DurableRunLeaseHeldError, DurableValueError
-from ._durable_turn import DurableTurn, Finish, Produce, run_durable_turn
+from ..errors import DurableRunLeaseHeldError, DurableRunNotFoundError, DurableValueError
+from ._durable_turn import DurableTurn, Finish, Produce, RestartEvent, run_durable_turn
 
 __all__ = ["SweepTarget", "TurnSupervisor", "manifest_from_record"]
 
@@ -28,10 +30,12 @@ _log = logging.getLogger("agent_runtime.chat")
 
 
 class SweepTarget(NamedTuple):
-    """How to re-drive an orphaned turn: its producer and, optionally, its finish step."""
+    """How to drive a turn known by its run id: its producer and, optionally, its finish step
+    and the restart marker it announces (see `run_durable_turn`)."""
 
     produce: Produce
     finish: Finish | None = None
+    restart_event: RestartEvent | None = None
 
 
 Resolver = Callable[
@@ -91,27 +95,59 @@ class TurnSupervisor:
         self.sweep_limit = sweep_limit
         self._slots = asyncio.Semaphore(concurrency)
 
-    def serve(
+    def drive(
         self,
         run_id: str,
         manifest: DurableRunManifest,
         produce: Produce,
         *,
         finish: Finish | None = None,
+        restart_event: RestartEvent | None = None,
         after_seq: int | None = None,
     ) -> DurableTurn:
-        """A turn's client-visible stream (see `run_durable_turn`), driven by this host."""
+        """A turn's client-visible stream (see `run_durable_turn`), driven by this host;
+        starts the run when the store has none."""
         return run_durable_turn(
             self.store,
             run_id,
             manifest,
             produce,
             finish=finish,
+            restart_event=restart_event,
             worker_id=self.worker_id,
             lease_ms=self.lease_ms,
             heartbeat_ms=self.heartbeat_ms,
             after_seq=after_seq,
         )
+
+    async def serve(self, run_id: str, *, after_seq: int | None = None) -> DurableTurn:
+        """The stream of the run `run_id` from `after_seq` (attached, resumed or replayed),
+        with the producer `resolve` gives for it. `DurableRunNotFoundError` (the DO's 404)
+        when the store has no such run or `resolve` declines it; nothing is written then."""
+        check_id(run_id, "run_id")
+        run = await self.store.load_run(run_id)
+        target = None if run is None else await self._resolve(run)
+        if run is None or target is None:
+            raise DurableRunNotFoundError(f"no run for {run_id!r}", run_id=run_id)
+        return self.drive(
+            run_id,
+            target[0],
+            target[1].produce,
+            finish=target[1].finish,
+            restart_event=target[1].restart_event,
+            after_seq=after_seq,
+        )
+
+    async def _resolve(self, run: RunRecord) -> tuple[DurableRunManifest, SweepTarget] | None:
+        manifest = manifest_from_record(run)
+        target = self.resolve(run, manifest)
+        if inspect.isawaitable(target):
+            target = await target
+        if target is None:
+            return None
+        if not isinstance(target, SweepTarget):
+            raise DurableValueError("resolve must return a SweepTarget or None", path="resolve")
+        return manifest, target
 
     async def orphans(self) -> list[RunRecord]:
         """Runs marked running whose lease has lapsed: their worker is gone."""
@@ -128,13 +164,13 @@ class TurnSupervisor:
         of the runs this call completed. A failure of one run is logged, not raised."""
         jobs = []
         for run in await self.orphans():
-            manifest = manifest_from_record(run)
-            target = self.resolve(run, manifest)
-            if inspect.isawaitable(target):
-                target = await target
-            if target is None:
+            try:
+                resolved = await self._resolve(run)
+            except Exception as exc:  # one unreadable run must not stop the sweep
+                _log.warning("cannot re-drive orphaned run %s: %s", run.run_id, exc)
                 continue
-            jobs.append(self._redrive(run.run_id, manifest, target))
+            if resolved is not None:
+                jobs.append(self._redrive(run.run_id, *resolved))
         done = await asyncio.gather(*jobs)
         return [run_id for run_id in done if run_id is not None]
 
@@ -142,7 +178,13 @@ class TurnSupervisor:
         self, run_id: str, manifest: DurableRunManifest, target: SweepTarget
     ) -> str | None:
         async with self._slots:
-            turn = self.serve(run_id, manifest, target.produce, finish=target.finish)
+            turn = self.drive(
+                run_id,
+                manifest,
+                target.produce,
+                finish=target.finish,
+                restart_event=target.restart_event,
+            )
             try:
                 async for _ in turn:
                     pass

@@ -1,18 +1,18 @@
-"""`handle_chat_turn`: one chat turn as an NDJSON body, framed by `session.run.*` events.
+"""`handle_chat_turn`: one chat turn as an NDJSON body, framed by `session.run.*` lines.
 
 Framework-neutral: the result is an async iterator of bytes plus a content type and headers,
-which any ASGI/WSGI layer can stream. The body never raises into the HTTP layer: a failure
-becomes an `error` event followed by `session.run.failed`, and the stream closes cleanly.
+which any ASGI/WSGI layer can stream. Every line is `{"type", "data"}` as the original sends
+it. The body never raises into the HTTP layer: a failure becomes an `error` line followed by
+`session.run.failed`, and the stream closes cleanly.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from ..errors import AgentRuntimeError, InvalidArgumentError
 from ..sse import NDJSON_CONTENT_TYPE, encode_ndjson
@@ -21,18 +21,23 @@ __all__ = [
     "ChatStreamEvent",
     "ChatTurnHooks",
     "ChatTurnIdentity",
+    "ChatTurnLog",
     "ChatTurnProducer",
     "ChatTurnResult",
+    "PersistErrors",
     "derive_execution_id",
     "handle_chat_turn",
 ]
 
 ChatStreamEvent: TypeAlias = dict[str, Any]
-"""One event of a turn's stream: a JSON object with a string `type`."""
+"""One event of a turn's stream: a JSON object with a string `type` (and usually `data`)."""
 
 WaitUntil: TypeAlias = Callable[[Awaitable[Any]], Any]
+ChatTurnLog: TypeAlias = Callable[[str, Mapping[str, Any]], Any]
+"""`log(message, meta)`: where a turn reports what it swallowed (the original's `log`)."""
+PersistErrors: TypeAlias = Literal["swallow", "fail"]
 
-_log = logging.getLogger("agent_runtime.chat")
+_logger = logging.getLogger("agent_runtime.chat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +58,12 @@ class ChatTurnIdentity:
             raise InvalidArgumentError("must be an int >= 0", path="turn_index")
 
     def to_dict(self) -> dict[str, Any]:
+        """The wire form: `{"tenantId", "sessionId", "userId", "turnIndex"}`."""
         return {
-            "tenant_id": self.tenant_id,
-            "session_id": self.session_id,
-            "user_id": self.user_id,
-            "turn_index": self.turn_index,
+            "tenantId": self.tenant_id,
+            "sessionId": self.session_id,
+            "userId": self.user_id,
+            "turnIndex": self.turn_index,
         }
 
 
@@ -89,7 +95,7 @@ class ChatTurnHooks(Protocol):
     """The product's side of a turn. `produce` and `persist_assistant_message` are required.
     Optional (leave them off the object, or set them to None), sync or async:
     `on_event(event)`, `transform_final_text(text) -> str`,
-    `on_turn_complete(identity, persisted_text)`, `trace_flush()`."""
+    `on_turn_complete(identity, final_text)`, `trace_flush()`."""
 
     def produce(self) -> ChatTurnProducer | Awaitable[ChatTurnProducer]: ...
 
@@ -125,120 +131,218 @@ def _optional(hooks: Any, name: str) -> Callable[..., Any] | None:
     return fn if callable(fn) else None
 
 
-def _error_event(exc: BaseException, stage: str) -> ChatStreamEvent:
+def error_message(exc: BaseException) -> str:
+    """The message a failed turn reports: the error's message, else its string form."""
+    if isinstance(exc, AgentRuntimeError):
+        return exc.message
+    return str(exc) or type(exc).__name__
+
+
+def _error_data(exc: BaseException, stage: str) -> dict[str, Any]:
     code = exc.code if isinstance(exc, AgentRuntimeError) else f"chat.{stage}_failed"
-    message = exc.message if isinstance(exc, AgentRuntimeError) else str(exc) or type(exc).__name__
-    return {"type": "error", "code": code, "message": message, "stage": stage}
+    return {"message": error_message(exc), "code": code, "stage": stage}
+
+
+def _logging_log(message: str, meta: Mapping[str, Any]) -> None:
+    _logger.error("%s %s", message, dict(meta))
+
+
+def as_log(log: ChatTurnLog | logging.Logger | None) -> ChatTurnLog:
+    """The turn's `log(message, meta)`: the given callable, a `Logger` (messages at ERROR),
+    or by default the `agent_runtime.chat` logger (the original's `console.error`)."""
+    if log is None:
+        return _logging_log
+    if isinstance(log, logging.Logger):
+        logger = log
+
+        def to_logger(message: str, meta: Mapping[str, Any]) -> None:
+            logger.error("%s %s", message, dict(meta))
+
+        return to_logger
+    if not callable(log):
+        raise InvalidArgumentError("log must be a callable, a logging.Logger or None", path="log")
+    return log
+
+
+def _safe_log(log: ChatTurnLog, message: str, meta: Mapping[str, Any]) -> None:
+    try:
+        log(message, meta)
+    except Exception:  # a broken logger must not break the turn
+        _logger.exception("the turn's log callable raised")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFrame:
+    """How a turn frames its lifecycle: the extra `session.run.completed` data and whether
+    the product's `on_turn_complete` runs (a durable replay frames both differently)."""
+
+    completed: Callable[[], Mapping[str, Any]] = dict
+    announce: Callable[[], bool] = lambda: True
+
+
+def check_turn_arguments(identity: Any, hooks: Any, wait_until: Any, persist_errors: Any) -> None:
+    """Refuse what is not a turn: `InvalidArgumentError` before any work."""
+    if not isinstance(identity, ChatTurnIdentity):
+        raise InvalidArgumentError("identity must be a ChatTurnIdentity", path="identity")
+    for name in ("produce", "persist_assistant_message"):
+        if not callable(getattr(hooks, name, None)):
+            raise InvalidArgumentError(f"hooks must have a callable {name}", path=name)
+    if wait_until is not None and not callable(wait_until):
+        raise InvalidArgumentError("wait_until must be callable or None", path="wait_until")
+    if persist_errors not in ("swallow", "fail"):
+        raise InvalidArgumentError(
+            "persist_errors must be 'swallow' or 'fail'", path="persist_errors"
+        )
 
 
 def handle_chat_turn(
     identity: ChatTurnIdentity,
     hooks: ChatTurnHooks,
+    *,
     wait_until: WaitUntil | None = None,
-    log: logging.Logger | None = None,
+    log: ChatTurnLog | logging.Logger | None = None,
+    persist_errors: PersistErrors = "swallow",
 ) -> ChatTurnResult:
-    """Run one turn as an NDJSON stream; never raises (bad arguments included: they become a
-    failed turn on the stream).
+    """One turn as an NDJSON body (ORIGINAL §17.2); the body never raises.
 
-    Order: `session.run.started`; each producer event verbatim (also passed to `on_event`,
-    whose errors are logged and swallowed); after the stream drains, `transform_final_text`
-    (applied to the persisted text only, never the live stream), `persist_assistant_message`,
-    then `on_turn_complete` (errors logged and swallowed) and `session.run.completed`.
-    `trace_flush()` is handed to `wait_until` when given, else awaited before the stream ends.
-    A producer, transform or persist failure emits `error` then `session.run.failed`.
+    Lines: `session.run.started` `{sessionId, tenantId, turnIndex}`; each producer event
+    verbatim; `session.run.completed` `{sessionId}`, or on failure `error` `{message, code,
+    stage}` then `session.run.failed` `{sessionId, message}`. `on_event` runs after each line
+    is emitted, the envelope included (its errors are logged and swallowed). After the stream:
+    `transform_final_text` (the persisted text only; a throw fails the turn),
+    `persist_assistant_message` (an error is logged as `[chat-engine] persistAssistantMessage
+    threw` and the turn completes; `persist_errors="fail"` fails it), `on_turn_complete`
+    (errors swallowed). `trace_flush()` is handed to `wait_until`, else awaited before the
+    body ends. A client that goes away (the body closed) closes the producer's stream.
+    Arguments that are not a turn raise `InvalidArgumentError` here, before any work.
     """
-    logger = log or _log
-    return ChatTurnResult(body=_body(identity, hooks, wait_until, logger))
+    check_turn_arguments(identity, hooks, wait_until, persist_errors)
+    body = turn_body(identity, hooks, wait_until, as_log(log), persist_errors, TurnFrame())
+    return ChatTurnResult(body=body)
 
 
-async def _body(
-    identity: Any, hooks: Any, wait_until: WaitUntil | None, log: logging.Logger
+async def turn_body(
+    identity: ChatTurnIdentity,
+    hooks: Any,
+    wait_until: WaitUntil | None,
+    log: ChatTurnLog,
+    persist_errors: PersistErrors,
+    frame: TurnFrame,
 ) -> AsyncIterator[bytes]:
-    started = time.monotonic()
-    envelope = identity.to_dict() if isinstance(identity, ChatTurnIdentity) else {}
-    yield encode_ndjson({"type": "session.run.started", **envelope})
-    stage = "produce"
-    events = 0
+    """The lines of one turn (see `handle_chat_turn`)."""
+    session_id = identity.session_id
+    on_event = _optional(hooks, "on_event")
+
+    async def observed(event: ChatStreamEvent) -> None:
+        if on_event is None:
+            return
+        try:
+            await _call(on_event, event)
+        except Exception as exc:
+            _safe_log(log, "[chat-engine] onEvent hook threw", {"error": error_message(exc)})
+
+    flushed = False
     try:
-        if not isinstance(identity, ChatTurnIdentity):
-            raise InvalidArgumentError("identity must be a ChatTurnIdentity", path="identity")
-        on_event = _optional(hooks, "on_event")
-        producer = await _call(hooks.produce)
-        stream = producer.stream
-        try:
-            async for event in stream:
-                if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-                    raise InvalidArgumentError(
-                        "producer events must be dicts with a string `type`", path="event"
-                    )
-                line = encode_ndjson(event)
-                events += 1
-                if on_event is not None:
-                    try:
-                        await _call(on_event, event)
-                    except Exception:
-                        log.exception("on_event hook failed for turn %s", envelope)
-                yield line
-        finally:
-            # a client that went away (or a failure) stops the producer, e.g. its LLM call
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        stage = "transform"
-        text = producer.final_text()
-        if not isinstance(text, str):
-            raise InvalidArgumentError("final_text() must return a string", path="final_text")
-        transform = _optional(hooks, "transform_final_text")
-        if transform is not None:
-            text = await _call(transform, text)
-            if not isinstance(text, str):
-                raise InvalidArgumentError(
-                    "transform_final_text must return a string", path="transform_final_text"
-                )
-        stage = "persist"
-        await _call(hooks.persist_assistant_message, identity, text)
-    except Exception as exc:
-        log.warning("chat turn %s failed at %s: %s", envelope, stage, exc)
-        yield encode_ndjson(_error_event(exc, stage))
-        yield encode_ndjson(
-            {
-                "type": "session.run.failed",
-                **envelope,
-                "stage": stage,
-                "events": events,
-                "duration_ms": round((time.monotonic() - started) * 1000, 3),
-            }
-        )
-        await _flush(hooks, wait_until, log)
-        return
-    complete = _optional(hooks, "on_turn_complete")
-    if complete is not None:
-        try:
-            await _call(complete, identity, text)
-        except Exception:
-            log.exception("on_turn_complete hook failed for turn %s", envelope)
-    yield encode_ndjson(
-        {
-            "type": "session.run.completed",
-            **envelope,
-            "events": events,
-            "duration_ms": round((time.monotonic() - started) * 1000, 3),
+        started = {
+            "type": "session.run.started",
+            "data": {
+                "sessionId": session_id,
+                "tenantId": identity.tenant_id,
+                "turnIndex": identity.turn_index,
+            },
         }
-    )
-    await _flush(hooks, wait_until, log)
+        yield encode_ndjson(started)
+        await observed(started)
+        stage = "produce"
+        try:
+            producer = await _call(hooks.produce)
+            stream = producer.stream
+            try:
+                async for event in stream:
+                    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+                        raise InvalidArgumentError(
+                            "producer events must be dicts with a string `type`", path="event"
+                        )
+                    yield encode_ndjson(event)
+                    await observed(event)
+            finally:
+                # a client that went away (or a failure) stops the producer, e.g. its LLM call
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            stage = "transform"
+            text = producer.final_text()
+            if not isinstance(text, str):
+                raise InvalidArgumentError("final_text() must return a string", path="final_text")
+            transform = _optional(hooks, "transform_final_text")
+            if transform is not None:
+                text = await _call(transform, text)
+                if not isinstance(text, str):
+                    raise InvalidArgumentError(
+                        "transform_final_text must return a string", path="transform_final_text"
+                    )
+            stage = "persist"
+            try:
+                await _call(hooks.persist_assistant_message, identity, text)
+            except Exception as exc:
+                if persist_errors == "fail":
+                    raise
+                _safe_log(
+                    log,
+                    "[chat-engine] persistAssistantMessage threw",
+                    {"error": error_message(exc)},
+                )
+            complete = _optional(hooks, "on_turn_complete")
+            if complete is not None and frame.announce():
+                try:
+                    await _call(complete, identity, text)
+                except Exception as exc:
+                    _safe_log(
+                        log, "[chat-engine] onTurnComplete threw", {"error": error_message(exc)}
+                    )
+            completed = {
+                "type": "session.run.completed",
+                "data": {"sessionId": session_id, **frame.completed()},
+            }
+        except Exception as exc:
+            message = error_message(exc)
+            _safe_log(log, "[chat-engine] turn failed", {"error": message})
+            error = {"type": "error", "data": _error_data(exc, stage)}
+            yield encode_ndjson(error)
+            await observed(error)
+            failed = {
+                "type": "session.run.failed",
+                "data": {"sessionId": session_id, "message": message},
+            }
+            yield encode_ndjson(failed)
+            await observed(failed)
+        else:
+            yield encode_ndjson(completed)
+            await observed(completed)
+        flushed = True
+        await _flush(hooks, wait_until, log)
+    finally:
+        if not flushed:  # the client went away mid-turn: the trace is still flushed
+            await _flush(hooks, wait_until, log)
 
 
-async def _flush(hooks: Any, wait_until: WaitUntil | None, log: logging.Logger) -> None:
+async def _flush(hooks: Any, wait_until: WaitUntil | None, log: ChatTurnLog) -> None:
     flush = _optional(hooks, "trace_flush")
     if flush is None:
         return
+
+    async def guarded() -> None:
+        try:
+            await _call(flush)
+        except Exception as exc:
+            _safe_log(log, "[chat-engine] traceFlush threw", {"error": error_message(exc)})
+
+    if wait_until is None:
+        await guarded()
+        return
+    pending = guarded()
     try:
-        pending = flush()
-        if not inspect.isawaitable(pending):
-            return
-        if wait_until is not None:
-            wait_until(pending)
-        else:
-            await pending
-    except Exception:
-        log.exception("trace_flush failed")
+        wait_until(pending)
+    except Exception as exc:  # the flush never started: nothing is left unawaited
+        pending.close()
+        _safe_log(log, "[chat-engine] waitUntil threw", {"error": error_message(exc)})

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -30,7 +31,7 @@ from ._records import RunRecord, StepKind, StepRecord
 from ._store import DEFAULT_LEASE_MS, DurableRunStore
 from ._validate import check_id, check_kind, check_lease_ms, error_to_dict
 
-__all__ = ["DurableContext", "EmitOutcome", "RunDurableResult", "run_durable"]
+__all__ = ["DurableContext", "EmitOutcome", "RunDurableResult", "RunOutcome", "run_durable"]
 
 log = logging.getLogger("agent_runtime.durable")
 
@@ -46,15 +47,69 @@ class EmitOutcome(NamedTuple):
     payload: Any
 
 
+_OUTCOME_KEYS = frozenset(("pass", "score", "notes", "metadata"))
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run went, as the original records it: `pass` (`pass_` here), `score`, `notes`,
+    `metadata`, each optional. Its wire form (`to_dict`) keeps only the fields that are set."""
+
+    pass_: bool | None = None
+    score: float | None = None
+    notes: str | None = None
+    metadata: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.pass_ is not None and type(self.pass_) is not bool:
+            raise DurableValueError("pass_ must be a bool or None", path="pass_")
+        score = self.score
+        if score is not None and (type(score) not in (int, float) or not math.isfinite(score)):
+            raise DurableValueError("score must be a finite number or None", path="score")
+        if self.notes is not None and type(self.notes) is not str:
+            raise DurableValueError("notes must be a string or None", path="notes")
+        if self.metadata is not None:
+            if not isinstance(self.metadata, Mapping):
+                raise DurableValueError("metadata must be a JSON object or None", path="metadata")
+            ensure_json(dict(self.metadata), root="metadata")
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"pass", "score", "notes", "metadata"}` with the unset fields left out."""
+        data: dict[str, Any] = {}
+        if self.pass_ is not None:
+            data["pass"] = self.pass_
+        if self.score is not None:
+            data["score"] = self.score
+        if self.notes is not None:
+            data["notes"] = self.notes
+        if self.metadata is not None:
+            data["metadata"] = dict(self.metadata)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunOutcome:
+        """Read the wire form back; keys other than the four are ignored."""
+        if not isinstance(data, Mapping):
+            raise DurableValueError("a run outcome must be a JSON object", path="outcome")
+        return cls(
+            pass_=data.get("pass"),
+            score=data.get("score"),
+            notes=data.get("notes"),
+            metadata=data.get("metadata"),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RunDurableResult:
-    """The task's return value, the final run record and every completed step."""
+    """The task's return value, the final run record and every completed step; `outcome`
+    is the recorded `RunOutcome` when the run was driven with `default_outcome=`."""
 
     result: Any
     record: RunRecord
     steps: list[StepRecord]
     replayed: int = 0
     executed: int = 0
+    outcome: RunOutcome | None = None
 
 
 class DurableContext:
@@ -311,14 +366,22 @@ async def run_durable(
     worker_id: str | None = None,
     lease_ms: int = DEFAULT_LEASE_MS,
     heartbeat_ms: int | None = None,
+    default_outcome: RunOutcome | None = None,
 ) -> RunDurableResult:
     """Start or resume `run_id` and drive `task_fn(ctx)` to the end.
 
     Completed steps replay from the store in one read; a completed run returns its recorded
     outcome without a lease and without calling `task_fn`. Every commit is fenced by this
-    claim's lease epoch, so a second claim (even under the same `worker_id`) stops the first. A step or task that raises ends the run `failed` (re-raised here);
-    the task's return value must be JSON and becomes the run's outcome. The lease is renewed
-    every `heartbeat_ms` (default: a third of `lease_ms`).
+    claim's lease epoch, so a second claim (even under the same `worker_id`) stops the first.
+    A step or task that raises ends the run `failed` (re-raised here); the task's return value
+    must be JSON and becomes the run's outcome. The lease is renewed every `heartbeat_ms`
+    (default: a third of `lease_ms`).
+
+    With `default_outcome`, the run's recorded outcome is that `RunOutcome`'s wire form plus
+    `"result"` (the task's return value) on success, or plus `"notes"` (the error message)
+    and `"error"` on failure; `result` is still the task's return value, and a completed run
+    returns it (and the recorded `RunOutcome` as `outcome`) without calling the task. Give the
+    same `default_outcome` (or None) on every call of a run.
     """
     check_id(run_id, "run_id")
     check_lease_ms(lease_ms)
@@ -332,6 +395,10 @@ async def run_durable(
         raise DurableValueError("manifest must be a DurableRunManifest", path="manifest")
     if not callable(task_fn):
         raise DurableValueError("task_fn must be an async function", path="task_fn")
+    if default_outcome is not None and not isinstance(default_outcome, RunOutcome):
+        raise DurableValueError(
+            "default_outcome must be a RunOutcome or None", path="default_outcome"
+        )
     worker = check_id(worker_id, "worker_id") if worker_id is not None else derive_worker_id()
 
     try:
@@ -347,7 +414,22 @@ async def run_durable(
         # a completed run answers with its recorded outcome: nothing runs, not even the task
         # function, so code outside steps cannot repeat and a task that caught a failed step
         # still replays
-        return RunDurableResult(run.outcome, run, completed, len(completed), 0)
+        if default_outcome is None:
+            return RunDurableResult(run.outcome, run, completed, len(completed), 0)
+        recorded = run.outcome
+        if not isinstance(recorded, dict) or "result" not in recorded:
+            raise DurableValueError(
+                f"run {run_id!r} was completed without default_outcome: call it without one",
+                path="default_outcome",
+            )
+        return RunDurableResult(
+            recorded["result"],
+            run,
+            completed,
+            len(completed),
+            0,
+            RunOutcome.from_dict(recorded),
+        )
 
     epoch = run.lease_epoch
     ctx = DurableContext(
@@ -379,16 +461,19 @@ async def run_durable(
         if ctx._lease_lost:
             raise ctx._lost() from exc
         await store.end_run(
-            run_id, worker, "failed", {"error": error_to_dict(exc)}, lease_epoch=epoch
+            run_id, worker, "failed", _failed_outcome(exc, default_outcome), lease_epoch=epoch
         )
         raise
+    recorded = (
+        result if default_outcome is None else {**default_outcome.to_dict(), "result": result}
+    )
     # every step is done: a cancellation landing during the completion write must not strand
     # the run leased, so the write is issued again on its own (fenced, so at most one lands)
     try:
-        record = await store.end_run(run_id, worker, "completed", result, lease_epoch=epoch)
+        record = await store.end_run(run_id, worker, "completed", recorded, lease_epoch=epoch)
     except asyncio.CancelledError:
         late = asyncio.ensure_future(
-            store.end_run(run_id, worker, "completed", result, lease_epoch=epoch)
+            store.end_run(run_id, worker, "completed", recorded, lease_epoch=epoch)
         )
         _LATE_WRITES.add(late)
         late.add_done_callback(_LATE_WRITES.discard)
@@ -396,10 +481,19 @@ async def run_durable(
         raise
     except DurableValueError as exc:
         await store.end_run(
-            run_id, worker, "failed", {"error": error_to_dict(exc)}, lease_epoch=epoch
+            run_id, worker, "failed", _failed_outcome(exc, default_outcome), lease_epoch=epoch
         )
         raise
-    return RunDurableResult(result, record, ctx.steps, ctx.replayed, ctx.executed)
+    return RunDurableResult(result, record, ctx.steps, ctx.replayed, ctx.executed, default_outcome)
+
+
+def _failed_outcome(exc: BaseException, default: RunOutcome | None) -> dict[str, Any]:
+    """What a failed run records: `{"error"}`, or with a default outcome the original's
+    `{...default, "notes": <error message>}` plus `"error"`."""
+    error = error_to_dict(exc)
+    if default is None:
+        return {"error": error}
+    return {**default.to_dict(), "notes": error["message"], "error": error}
 
 
 # completion writes finishing after their caller was cancelled; referenced until they end

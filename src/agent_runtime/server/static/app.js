@@ -37,17 +37,28 @@
     for (const m of loadHistory()) bubble(m.role, m.content, m.role === "assistant" ? "completed" : null);
   }
 
-  // Applies one turn event to the assistant bubble; returns true when the turn ended.
+  // Drops what the bubble shows of an attempt: its text, tool calls and errors.
+  function clear(target) {
+    target.querySelector(".text").textContent = "";
+    for (const el of target.querySelectorAll(".error, .tool")) el.remove();
+  }
+
+  // Applies one chat line ({type, data}) to the assistant bubble; returns true when the
+  // turn ended.
   function apply(target, ev) {
     const text = target.querySelector(".text");
+    const data = ev.data || {};
     if (ev.type === "text_delta") {
       text.textContent += ev.text;
       messagesEl.scrollTop = messagesEl.scrollHeight;
-    } else if (ev.type === "turn.replayed") {
-      text.textContent = ev.text || "";  // a finished turn asked again: its whole text
+    } else if (ev.type === "message.part.updated") {
+      if (typeof data.delta === "string") text.textContent += data.delta;
+      else if (data.part && data.part.type === "text") text.textContent = data.part.text || "";
     } else if (ev.type === "result") {
-      const data = ev.data || ev;  // the original's replay line: {type: "result", data: {finalText}}
-      text.textContent = data.finalText || "";
+      text.textContent = data.finalText || "";  // a finished turn asked again: its whole text
+    } else if (ev.type === "session.run.restarted") {
+      clear(target);  // the turn is re-run from its start: what came before does not count
+      target.dataset.attempt = String(data.attempt || "");
     } else if (ev.type === "tool_call") {
       const tool = document.createElement("span");
       tool.className = "tool";
@@ -56,16 +67,18 @@
     } else if (ev.type === "error") {
       const err = document.createElement("span");
       err.className = "error";
-      err.textContent = ev.message || ev.code || "error";
+      err.textContent = data.message || ev.message || "error";
       target.appendChild(err);
     } else if (ev.type === "session.run.interrupted") {
-      apply(target, { type: "error", message: ev.message });
+      apply(target, { type: "error", data: { message: data.message } });
       target.dataset.state = "failed";
       setStatus("failed", "interrupted");
       return true;
     } else if (ev.type === "session.run.completed" || ev.type === "session.run.failed") {
-      if (ev.error && ev.error.message) apply(target, { type: "error", message: ev.error.message });
       const ok = ev.type === "session.run.completed";
+      if (!ok && data.message && !target.querySelector(".error")) {
+        apply(target, { type: "error", data: { message: data.message } });
+      }
       target.dataset.state = ok ? "completed" : "failed";
       setStatus(ok ? "completed" : "failed");
       return true;
@@ -123,7 +136,7 @@
         headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
       if (!response.ok) {
         const err = await response.json().catch(() => ({}));
-        apply(target, { type: "error", message: (err.error && err.error.message) || response.statusText });
+        apply(target, { type: "error", data: { message: (err.error && err.error.message) || response.statusText } });
         apply(target, { type: "session.run.failed" });
         sendBtn.disabled = false;
         return;
@@ -132,16 +145,16 @@
       store.setItem("ar.pending", JSON.stringify(pending));
       await readLines(response, (ev) => apply(target, ev));
     } catch (e) {
-      apply(target, { type: "error", message: String(e) });
+      apply(target, { type: "error", data: { message: String(e) } });
     }
     finish(target, pending);
   }
 
   // Asks for the same turn again: the server resumes a turn whose worker died (re-sending
-  // its logged events first), attaches to a live one, or replays a finished one.
+  // its logged events first, then session.run.restarted if the re-run answers differently),
+  // attaches to a live one, or replays a finished one.
   async function resume(target, pending) {
-    target.querySelector(".text").textContent = "";
-    for (const el of target.querySelectorAll(".error, .tool")) el.remove();
+    clear(target);
     target.dataset.state = "streaming";
     setStatus("streaming", "resuming");
     const response = await fetch("/api/chat", { method: "POST",
@@ -175,7 +188,7 @@
         await resume(target, pending);
       }
     } catch (e) {
-      apply(target, { type: "error", message: String(e) });
+      apply(target, { type: "error", data: { message: String(e) } });
     }
     finish(target, pending);
   }
