@@ -19,7 +19,7 @@ from ._records import (
     StepStatus,
     StreamEventRecord,
 )
-from ._run import DurableContext, EmitOutcome, RunDurableResult, run_durable
+from ._run import DurableContext, EmitOutcome, RunDurableResult, RunOutcome, run_durable
 from ._sqlite import SQLiteDurableRunStore
 from ._sqlite_schema import DURABLE_SCHEMA_SQL
 from ._store import DEFAULT_LEASE_MS, DurableRunStore
@@ -47,6 +47,7 @@ __all__ = [
     "PostgresDurableRunStore",
     "RunDurableResult",
     "RunHandle",
+    "RunOutcome",
     "RunRecord",
     "RunStatus",
     "SQLiteDurableRunStore",
