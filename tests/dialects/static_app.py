@@ -13,8 +13,9 @@ from starlette.routing import Route
 from agent_runtime.server.dialects import (
     AGUI_HEADERS,
     UI_MESSAGE_STREAM_HEADERS,
+    FoldCache,
     agui_body,
-    read_prefix,
+    resume_state,
     vercel_body,
 )
 
@@ -29,8 +30,8 @@ def _cursor(request: Request) -> int | None:
 async def _vercel(request: Request) -> Response:
     log = StaticLog(*LOGS[request.path_params["name"]])
     after = _cursor(request) if request.method == "GET" else None
-    prefix = await read_prefix(log, "r", after)
-    body = vercel_body(log, "r", "assistant-1", after, prefix)
+    state = await resume_state(log, "r", after, FoldCache())
+    body = vercel_body(log, "r", "assistant-1", after, state, FoldCache())
     return StreamingResponse(body, headers=dict(UI_MESSAGE_STREAM_HEADERS))
 
 
@@ -38,8 +39,8 @@ async def _agui(request: Request) -> Response:
     payload = await request.json()
     log = StaticLog(*LOGS[request.path_params["name"]])
     after = _cursor(request)
-    prefix = await read_prefix(log, "r", after)
-    body = agui_body(log, "r", payload["threadId"], payload["runId"], after, prefix)
+    state = await resume_state(log, "r", after, FoldCache())
+    body = agui_body(log, "r", payload["threadId"], payload["runId"], after, state, FoldCache())
     return StreamingResponse(body, headers=dict(AGUI_HEADERS))
 
 

@@ -136,14 +136,14 @@ def test_agui_assembles_a_turn_with_a_tool_call(agui: dict[str, Any]) -> None:
     assert (first["role"], first["content"]) == ("assistant", "Let me look that up.")
     assert first["toolCalls"] == [
         {
-            "id": "call_1",
+            "id": "r:call_1",
             "type": "function",
             "function": {"name": "search", "arguments": '{"q":"tides"}'},
         }
     ]
     assert (result["role"], result["toolCallId"], result["content"]) == (
         "tool",
-        "call_1",
+        "r:call_1",
         '{"hits":2}',
     )
     assert second["content"] == "Found two."

@@ -16,10 +16,12 @@ from agent_runtime.errors import InvalidArgumentError
 from agent_runtime.server.dialects import (
     UI_MESSAGE_STREAM_HEADERS,
     AguiStream,
+    FoldCache,
     VercelStream,
     closing_kind,
     interrupts_for,
-    read_prefix,
+    resume_state,
+    vercel_body,
 )
 
 from .logs import COMPLETED, FAILED, LOGS, TASK, StaticLog, records, text, wire
@@ -94,12 +96,18 @@ def turn_logs(draw: st.DrawFn) -> dict[str, Any]:
             "reasoning": thought, "calls": calls, "results": results}  # fmt: skip
 
 
+def _state(log: dict[str, Any], cut: int) -> Any:
+    """The fold state at the cursor as a resuming body gets it."""
+    static = StaticLog(log["payloads"], log["closing"])
+    return asyncio.run(resume_state(static, "r", None if cut < 0 else cut, FoldCache()))
+
+
 def _vercel(log: dict[str, Any], cut: int) -> tuple[bytes, bytes]:
     """The fresh stream up to and including record `cut`, and the stream resumed after it."""
     recs = records(log["payloads"])
     first = VercelStream("m")
     head = first.start() + b"".join(first.encode(r) for r in recs[: cut + 1])
-    resumed = VercelStream("m", after=recs[: cut + 1])
+    resumed = VercelStream("m", state=_state(log, cut))
     rest = resumed.start() + b"".join(resumed.encode(r) for r in recs[cut + 1 :])
     return head, rest + resumed.finish(log["closing"])
 
@@ -108,7 +116,7 @@ def _agui(log: dict[str, Any], cut: int) -> tuple[bytes, bytes]:
     recs = records(log["payloads"])
     first = AguiStream("th", "run", prefix="x:")
     head = first.start() + b"".join(first.encode(r) for r in recs[: cut + 1])
-    resumed = AguiStream("th", "run", prefix="x:", after=recs[: cut + 1])
+    resumed = AguiStream("th", "run", prefix="x:", state=_state(log, cut))
     rest = resumed.start() + b"".join(resumed.encode(r) for r in recs[cut + 1 :])
     return head, rest + resumed.finish(log["closing"])
 
@@ -164,15 +172,20 @@ def test_agui_any_cursor_reassembles_the_stored_turn(log: dict[str, Any], data: 
     assert client.text() == log["text"]
     assert client.text("reasoning") == log["reasoning"]
     calls = [m for m in client.messages if m["role"] == "tool-call"]
-    assert {c["id"]: orjson.loads(c["args"]) for c in calls} == log["calls"]
+    assert {c["id"].removeprefix("x:"): orjson.loads(c["args"]) for c in calls} == log["calls"]
     assert len(calls) == len(log["calls"])
     outputs = [m for m in client.messages if m["role"] == "tool"]
-    assert {m["toolCallId"]: orjson.loads(m["content"]) for m in outputs} == log["results"]
+    assert {m["toolCallId"].removeprefix("x:"): orjson.loads(m["content"]) for m in outputs} == log[
+        "results"
+    ]
     assert len(outputs) == len(log["results"])
     if log["end"] == "interrupted":
         assert client.outcomes == []
     else:
         assert [(o or {}).get("type") for o in client.outcomes] == [_OUTCOMES[log["end"]]]
+    full = AguiClient()
+    full.run(_agui(log, -1)[1])
+    assert client.messages == full.messages  # the same messages as one uninterrupted run
     AguiClient().run(rest)  # a client holding only the cursor passes the verifier too
 
 
@@ -351,11 +364,53 @@ def test_grammar_model_rejects_an_orphan_delta() -> None:
 def test_a_cursor_past_the_end_of_the_log_is_refused() -> None:
     log = StaticLog(*LOGS["text"])
     last = len(log.records) - 1
-    assert len(asyncio.run(read_prefix(log, "r", last))) == last + 1
-    assert asyncio.run(read_prefix(log, "r", None)) == []
-    with pytest.raises(InvalidArgumentError) as caught:
-        asyncio.run(read_prefix(log, "r", last + 1))
-    assert caught.value.path == "after"
+    assert asyncio.run(resume_state(log, "r", last, FoldCache())) is not None
+    assert asyncio.run(resume_state(log, "r", None, FoldCache())) is None
+    for cache in (FoldCache(), _served(log)):
+        with pytest.raises(InvalidArgumentError) as caught:
+            asyncio.run(resume_state(log, "r", last + 1, cache))
+        assert caught.value.path == "after"
+
+
+def _served(log: StaticLog, every: int = 2) -> FoldCache:
+    """A cache as a process that streamed the whole log leaves it (a state every `every`)."""
+    cache = FoldCache()
+
+    async def stream() -> None:
+        async for _ in vercel_body(log, "r", "m", None, None, cache):
+            pass
+
+    import agent_runtime.server.dialects._bodies as bodies
+
+    saved, bodies.SNAPSHOT_EVERY = bodies.SNAPSHOT_EVERY, every
+    try:
+        asyncio.run(stream())
+    finally:
+        bodies.SNAPSHOT_EVERY = saved
+    return cache
+
+
+def test_kept_fold_states_resume_exactly_as_a_full_fold() -> None:
+    log = StaticLog(*LOGS["tools"])
+    served = _served(log)
+    assert served.nearest("r", 5) is not None  # the stream kept states on its way
+    for cursor in range(len(log.records)):
+        full = asyncio.run(resume_state(log, "r", cursor, FoldCache()))
+        assert asyncio.run(resume_state(log, "r", cursor, served)) == full
+
+
+def test_a_kept_state_of_a_rewritten_log_is_not_used() -> None:
+    log = StaticLog(*LOGS["tools"])
+    served = _served(log)
+    truth = asyncio.run(resume_state(log, "r", 5, FoldCache()))
+    stale, _, _ = served.nearest("r", 5)  # type: ignore[misc]
+    # the turn ran again: same event ids, new records (written later, other content)
+    rewritten = StaticLog(text("x", "y", "z", "w", "v", "u"), COMPLETED)
+    for rec, old in zip(rewritten.records, log.records, strict=False):
+        object.__setattr__(rec, "created_at", old.created_at.replace(year=2027))
+    got = asyncio.run(resume_state(rewritten, "r", 5, served))
+    assert got == asyncio.run(resume_state(rewritten, "r", 5, FoldCache())) != truth
+    assert got != stale
 
 
 def test_the_ui_message_stream_headers() -> None:

@@ -12,7 +12,7 @@ wire form, flat (`{"type": "text_delta", "text": ...}`) or enveloped (`{"type", 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, NamedTuple, Protocol, TypeAlias
 
 from ...durable import StreamEventRecord
 from ...errors import AgentRuntimeError
@@ -24,6 +24,7 @@ __all__ = [
     "PartSink",
     "PendingTool",
     "Timeline",
+    "TimelineState",
     "closing_kind",
 ]
 
@@ -56,6 +57,20 @@ class PartSink(Protocol):
     def stopped(self, reason: str) -> None: ...
 
     def blocked(self, reason: str, questions: list[dict[str, Any]]) -> None: ...
+
+
+class TimelineState(NamedTuple):
+    """An immutable `Timeline.snapshot()`."""
+
+    seq: int | None
+    open_kind: PartKind | None
+    open_id: str | None
+    last_text_id: str | None
+    pending_tools: tuple[tuple[str, str, Any], ...]
+    totals: tuple[tuple[str, Any], ...]
+    ended: bool
+    calls: int
+    questions: tuple[dict[str, Any], ...]
 
 
 class PendingTool:
@@ -157,15 +172,13 @@ class Timeline:
         "open_id",
         "open_kind",
         "pending_tools",
-        "prefix",
         "seq",
         "sink",
         "totals",
     )
 
-    def __init__(self, sink: PartSink, *, prefix: str = "") -> None:
+    def __init__(self, sink: PartSink) -> None:
         self.sink = sink
-        self.prefix = prefix
         self.seq: int | None = None
         self.open_kind: PartKind | None = None
         self.open_id: str | None = None
@@ -175,6 +188,32 @@ class Timeline:
         self.ended = False
         self._calls = 0
         self._questions: list[dict[str, Any]] = []
+
+    def snapshot(self) -> TimelineState:
+        """The fold state (what is open, pending, summed), to restore into another timeline."""
+        return TimelineState(
+            self.seq,
+            self.open_kind,
+            self.open_id,
+            self.last_text_id,
+            tuple((c, t.name, t.args) for c, t in self.pending_tools.items()),
+            tuple(self.totals.items()),
+            self.ended,
+            self._calls,
+            tuple(self._questions),
+        )
+
+    def restore(self, state: TimelineState) -> None:
+        """Continue from `state` (a `snapshot()` of a timeline over the same log)."""
+        self.seq = state.seq
+        self.open_kind = state.open_kind
+        self.open_id = state.open_id
+        self.last_text_id = state.last_text_id
+        self.pending_tools = {c: PendingTool(n, a) for c, n, a in state.pending_tools}
+        self.totals = dict(state.totals)
+        self.ended = state.ended
+        self._calls = state.calls
+        self._questions = list(state.questions)
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -228,7 +267,7 @@ class Timeline:
         if self.open_kind != kind:
             self.close_part()
             self.open_kind = kind
-            self.open_id = part_id = f"{self.prefix}{kind}-{seq}"
+            self.open_id = part_id = f"{kind}-{seq}"
             if kind == "text":
                 self.last_text_id = part_id
             self.sink.part_start(kind, part_id)
@@ -249,7 +288,7 @@ class Timeline:
         name = name if isinstance(name, str) and name else "tool"
         call_id = _field(payload, "toolCallId")
         if not isinstance(call_id, str) or not call_id:
-            call_id = f"{self.prefix}call-{seq}"
+            call_id = f"call-{seq}"
         args = _field(payload, "args")
         self.pending_tools[call_id] = PendingTool(name, args)
         self.sink.tool_input(call_id, name, args)
@@ -263,7 +302,7 @@ class Timeline:
             call_id = next((c for c, t in self.pending_tools.items() if t.name == name), None)
         if call_id is None or call_id not in self.pending_tools:
             # a result whose call the log never showed: show the call first
-            call_id = call_id or f"{self.prefix}call-{seq}"
+            call_id = call_id or f"call-{seq}"
             self.sink.tool_input(call_id, name, None)
         else:
             del self.pending_tools[call_id]

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ...durable import StreamEventRecord
-from ._timeline import MUTED, PartKind, Timeline
+from ._timeline import MUTED, PartKind, Timeline, TimelineState
 
 __all__ = ["AGUI_HEADERS", "AguiStream", "interrupts_for"]
 
@@ -72,11 +72,11 @@ def interrupts_for(reason: str, questions: list[dict[str, Any]]) -> list[dict[st
 class AguiStream:
     """Encoder of one turn's log as AG-UI SSE frames; see the module docstring.
 
-    `thread_id`/`run_id` are echoed on the lifecycle events; `prefix` makes message ids unique
-    on the thread (the turn's execution id). `after` (what the client already has) is folded
+    `thread_id`/`run_id` are echoed on the lifecycle events; `prefix` (the turn's execution id
+    and a colon) starts every message and tool call id, so they are unique on the thread. `after` (what the client already has) is folded
     silently; `start()`, `encode(record)` and `finish(closing)` as `VercelStream`."""
 
-    __slots__ = ("_frames", "run_id", "thread_id", "timeline")
+    __slots__ = ("_frames", "prefix", "run_id", "thread_id", "timeline")
 
     def __init__(
         self,
@@ -85,11 +85,15 @@ class AguiStream:
         *,
         prefix: str = "",
         after: Iterable[StreamEventRecord] = (),
+        state: TimelineState | None = None,
     ) -> None:
         self.thread_id = thread_id
         self.run_id = run_id
+        self.prefix = prefix
         self._frames: list[bytes] = []
-        self.timeline = Timeline(MUTED, prefix=prefix)
+        self.timeline = Timeline(MUTED)
+        if state is not None:
+            self.timeline.restore(state)
         for record in after:
             self.timeline.feed(record)
         self.timeline.sink = self
@@ -125,6 +129,7 @@ class AguiStream:
     # -- PartSink ----------------------------------------------------------------------------
 
     def part_start(self, kind: PartKind, part_id: str) -> None:
+        part_id = self.prefix + part_id
         if kind == "text":
             self._frames.append(
                 b'data: {"type":"TEXT_MESSAGE_START","messageId":'
@@ -143,11 +148,12 @@ class AguiStream:
     def part_delta(self, kind: PartKind, part_id: str, delta: str) -> None:
         self._frames.append(
             _frame({"type": "TEXT_MESSAGE_CONTENT" if kind == "text" else
-                    "REASONING_MESSAGE_CONTENT", "messageId": part_id, "delta": delta})
+                    "REASONING_MESSAGE_CONTENT", "messageId": self.prefix + part_id,
+                    "delta": delta})
         )  # fmt: skip
 
     def part_end(self, kind: PartKind, part_id: str) -> None:
-        pid = _dumps(part_id)
+        pid = _dumps(self.prefix + part_id)
         if kind == "text":
             self._frames.append(b'data: {"type":"TEXT_MESSAGE_END","messageId":' + pid + b"}\n\n")
         else:
@@ -157,13 +163,14 @@ class AguiStream:
             self._frames.append(b'data: {"type":"REASONING_END","messageId":' + pid + b"}\n\n")
 
     def tool_input(self, call_id: str, name: str, args: Any) -> None:
+        call_id = self.prefix + call_id
         start: dict[str, Any] = {
             "type": "TOOL_CALL_START",
             "toolCallId": call_id,
             "toolCallName": name,
         }
         if self.timeline.last_text_id is not None:
-            start["parentMessageId"] = self.timeline.last_text_id
+            start["parentMessageId"] = self.prefix + self.timeline.last_text_id
         frames = self._frames
         frames.append(_frame(start))
         if args is not None:
@@ -175,6 +182,7 @@ class AguiStream:
         frames.append(_frame({"type": "TOOL_CALL_END", "toolCallId": call_id}))
 
     def tool_output(self, call_id: str, name: str, result: Any) -> None:
+        call_id = self.prefix + call_id
         content = result if isinstance(result, str) else _dumps(result).decode()
         self._frames.append(
             _frame(

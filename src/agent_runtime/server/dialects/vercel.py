@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from ...durable import StreamEventRecord
-from ._timeline import MUTED, PartKind, Timeline
+from ._timeline import MUTED, PartKind, Timeline, TimelineState
 
 __all__ = ["UI_MESSAGE_STREAM_HEADERS", "VERCEL_DONE", "VercelStream"]
 
@@ -51,10 +51,18 @@ class VercelStream:
 
     __slots__ = ("_frames", "message_id", "timeline")
 
-    def __init__(self, message_id: str, *, after: Iterable[StreamEventRecord] = ()) -> None:
+    def __init__(
+        self,
+        message_id: str,
+        *,
+        after: Iterable[StreamEventRecord] = (),
+        state: TimelineState | None = None,
+    ) -> None:
         self.message_id = message_id
         self._frames: list[bytes] = []
         self.timeline = Timeline(MUTED)
+        if state is not None:
+            self.timeline.restore(state)
         for record in after:
             self.timeline.feed(record)
         self.timeline.sink = self
