@@ -81,7 +81,7 @@ async def _holder(url: str, run_id: str) -> str | None:
         await store.close()
 
 
-def _wait_progress(fx: Path, pid: int, at_least: int, timeout: float = 20) -> None:
+def _wait_progress(fx: Path, pid: int, at_least: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     path = fx / f"progress-{pid}"
     while True:
@@ -109,13 +109,17 @@ def test_sigkill_takeover_within_lease_ttl(
         "lease_ms": lease_ms,
     }
     a = spawn({**args, "name": "a"})
+    # b is up and polling for the lease before a dies, so its start-up is not timed
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    b = spawn({**args, "name": "b", "wait_s": 20, "sync_dir": str(sync)})
+    release_together(sync, [b])
     _wait_progress(fx, a.pid, 3)  # a is inside step 3: steps 0..2 are committed
     a.send_signal(signal.SIGKILL)
     a.wait()
     killed_at = time.monotonic()
     committed_by_a = asyncio.run(_steps(url, "kill"))
     assert len(committed_by_a) >= 3
-    b = spawn({**args, "name": "b", "wait_s": 10})
     while not (asyncio.run(_holder(url, "kill")) or "").startswith("b-"):
         assert time.monotonic() - killed_at < 10
         time.sleep(0.02)

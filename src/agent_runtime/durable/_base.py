@@ -1,7 +1,9 @@
-"""The step and stream half of `DurableRunStore` that every store shares.
+"""`StoreBase`: the policy half of every `DurableRunStore`, written once.
 
-Argument checks and JSON encoding happen here once, before any I/O; a store supplies
-`_write_step` (one fenced transaction) and `append_stream_events` (one batch).
+Each public method checks its arguments and encodes its JSON here, before any I/O, then calls
+one hook with arguments already valid (ids checked, JSON as compact text). A store implements
+only the hooks: claim, renew, end, write a step, append, and the reads. Optional capabilities
+(`stream_length`, `close`) have a default here that a store may override with a cheaper one.
 """
 
 from __future__ import annotations
@@ -11,77 +13,182 @@ from typing import Any
 
 import orjson
 
+from ..errors import DurableRunError, DurableValueError
 from ..jsoncanon import dumps_json
-from ._records import AppendStreamResult, StepKind, StepRecord, StepStatus
-from ._validate import check_epoch, check_error, check_id, check_index, check_kind
+from ._manifest import DurableRunManifest
+from ._records import (
+    AppendStreamResult,
+    EmitEventResult,
+    EventRecord,
+    RunHandle,
+    RunRecord,
+    RunStatus,
+    StartOrResumeResult,
+    StepKind,
+    StepRecord,
+    StepStatus,
+    StreamEventRecord,
+)
+from ._steps import StepWrite
+from ._store import DEFAULT_LEASE_MS
+from ._validate import (
+    check_after_seq,
+    check_end_status,
+    check_epoch,
+    check_error,
+    check_id,
+    check_index,
+    check_kind,
+    check_lease_ms,
+    check_limit,
+    check_start,
+    check_status,
+)
 
-__all__ = ["StoreBase", "detach"]
+__all__ = ["StoreBase", "detach", "dumps"]
 
 
 class StoreBase:
-    """Mixin implementing `begin_step`, `complete_step`, `fail_step`, `append_stream_event`."""
+    """Implements the `DurableRunStore` methods on top of a store's hooks (the `_` methods)."""
 
-    async def _write_step(
-        self,
-        run_id: str,
-        step_index: int,
-        status: StepStatus,
-        worker_id: str | None,
-        intent: str | None,
-        kind: StepKind,
-        input_hash: str | None,
-        result: str | None,
-        error: str | None,
-        lease_epoch: int | None = None,
-    ) -> StepRecord:
-        """Fence (holder and, when given, lease epoch), then insert or update the step at `step_index` in one transaction.
+    # -- hooks: arguments arrive checked, JSON arrives as text ------------------------------------
 
-        `result` / `error` arrive as validated JSON text. Without `intent` the step must
-        exist (begun) and keeps its intent and kind. Attempts grow on every begin and on a
-        completion or failure that was not begun.
-        """
+    async def _claim(
+        self, run_id: str, manifest: DurableRunManifest, worker_id: str, lease_ms: int
+    ) -> StartOrResumeResult:
+        """Create the run or check its manifest hash, claim the lease (free, ours or expired:
+        the epoch grows) and return the completed steps, atomically. A completed run is
+        returned unclaimed with a None expiry."""
         raise NotImplementedError
 
-    async def append_stream_events(
-        self, run_id: str, events: Sequence[tuple[str, Any]]
+    async def _renew(
+        self, run_id: str, worker_id: str, lease_ms: int, lease_epoch: int | None
+    ) -> bool:
+        raise NotImplementedError
+
+    async def _end(
+        self,
+        run_id: str,
+        worker_id: str | None,
+        status: RunStatus,
+        outcome: str,
+        lease_epoch: int | None,
+    ) -> RunRecord:
+        """Fenced (when `worker_id` is given): set the status and the outcome text, free the
+        lease."""
+        raise NotImplementedError
+
+    async def _write_step(self, write: StepWrite) -> StepRecord:
+        """Fence, then apply `write` to its position (`_steps.next_step`) in one transaction."""
+        raise NotImplementedError
+
+    async def _append(
+        self, run_id: str, event_ids: list[str], payloads: list[str]
     ) -> list[AppendStreamResult]:
+        """Append a non-empty batch in one transaction: a new id takes the next seq, an id
+        already logged (or earlier in the batch) is answered with the stored entry."""
         raise NotImplementedError
 
-    async def _checked_write(
+    async def _read(
+        self, run_id: str, after_seq: int, limit: int | None
+    ) -> list[StreamEventRecord]:
+        """Stream entries with `seq > after_seq` (-1 for all), at most `limit`."""
+        raise NotImplementedError
+
+    async def _load_run(self, run_id: str) -> RunRecord | None:
+        raise NotImplementedError
+
+    async def _list_runs(self, limit: int, status: RunStatus | None) -> list[RunRecord]:
+        raise NotImplementedError
+
+    async def _load_steps(self, run_id: str) -> list[StepRecord]:
+        raise NotImplementedError
+
+    async def _load_step(self, run_id: str, step_index: int) -> StepRecord | None:
+        raise NotImplementedError
+
+    async def _set_handle(self, run_id: str, handle: RunHandle | None, encoded: str | None) -> None:
+        """Store the handle (its JSON text alongside); `DurableRunNotFoundError` for no run."""
+        raise NotImplementedError
+
+    async def _emit(self, run_id: str, key: str, payload: str) -> EmitEventResult:
+        raise NotImplementedError
+
+    async def _load_event(self, run_id: str, key: str) -> EventRecord | None:
+        raise NotImplementedError
+
+    async def _stream_length(self, run_id: str) -> int:
+        """Default: read the whole log; stores that know the head override it."""
+        return len(await self._read(run_id, -1, None))
+
+    # -- runs and leases ---------------------------------------------------------------------
+
+    async def start_or_resume(
         self,
         run_id: str,
-        step_index: int,
-        status: StepStatus,
-        worker_id: str | None,
-        intent: str | None,
-        kind: StepKind,
-        input_hash: str | None,
-        result: str | None = None,
-        error: str | None = None,
+        manifest: DurableRunManifest,
+        worker_id: str,
+        lease_ms: int = DEFAULT_LEASE_MS,
+    ) -> StartOrResumeResult:
+        check_start(run_id, manifest, worker_id, lease_ms)
+        return await self._claim(run_id, manifest, worker_id, lease_ms)
+
+    async def renew_lease(
+        self,
+        run_id: str,
+        worker_id: str,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        *,
         lease_epoch: int | None = None,
-    ) -> StepRecord:
+    ) -> bool:
         check_id(run_id, "run_id")
-        check_index(step_index)
-        check_kind(kind)
-        if intent is not None:
-            check_id(intent, "intent")
+        check_id(worker_id, "worker_id")
+        check_lease_ms(lease_ms)
+        check_epoch(lease_epoch)
+        return await self._renew(run_id, worker_id, lease_ms, lease_epoch)
+
+    async def end_run(
+        self,
+        run_id: str,
+        worker_id: str | None,
+        status: RunStatus,
+        outcome: Any = None,
+        *,
+        lease_epoch: int | None = None,
+    ) -> RunRecord:
+        check_id(run_id, "run_id")
+        check_end_status(status)
+        check_epoch(lease_epoch)
         if worker_id is not None:
             check_id(worker_id, "worker_id")
-        if input_hash is not None:
-            check_id(input_hash, "input_hash")
-        check_epoch(lease_epoch)
-        return await self._write_step(
-            run_id,
-            step_index,
-            status,
-            worker_id,
-            intent,
-            kind,
-            input_hash,
-            result,
-            error,
-            lease_epoch,
-        )
+        return await self._end(run_id, worker_id, status, dumps(outcome, "outcome"), lease_epoch)
+
+    async def load_run(self, run_id: str) -> RunRecord | None:
+        return await self._load_run(check_id(run_id, "run_id"))
+
+    async def list_runs(
+        self, *, limit: int = 100, status: RunStatus | None = None
+    ) -> list[RunRecord]:
+        check_limit(limit, optional=False)
+        if status is not None:
+            check_status(status)
+        return await self._list_runs(limit, status)
+
+    async def set_run_handle(self, run_id: str, handle: RunHandle | None) -> None:
+        check_id(run_id, "run_id")
+        if handle is not None and not isinstance(handle, RunHandle):
+            raise DurableRunError("handle must be a RunHandle or None", run_id=run_id)
+        encoded = None if handle is None else dumps(handle.to_dict(), "handle")
+        await self._set_handle(run_id, handle, encoded)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    async def load_steps(self, run_id: str) -> list[StepRecord]:
+        return await self._load_steps(check_id(run_id, "run_id"))
+
+    async def load_step(self, run_id: str, step_index: int) -> StepRecord | None:
+        check_id(run_id, "run_id")
+        return await self._load_step(run_id, check_index(step_index))
 
     async def begin_step(
         self,
@@ -99,11 +206,13 @@ class StoreBase:
             run_id,
             step_index,
             "running",
-            worker_id,
             intent,
             kind,
             input_hash,
-            lease_epoch=lease_epoch,
+            None,
+            None,
+            worker_id,
+            lease_epoch,
         )
 
     async def complete_step(
@@ -123,12 +232,13 @@ class StoreBase:
             run_id,
             step_index,
             "completed",
-            worker_id,
             intent,
             kind,
             input_hash,
-            result=encoded,
-            lease_epoch=lease_epoch,
+            encoded,
+            None,
+            worker_id,
+            lease_epoch,
         )
 
     async def fail_step(
@@ -143,29 +253,119 @@ class StoreBase:
         *,
         lease_epoch: int | None = None,
     ) -> StepRecord:
-        check_error(error)
-        encoded = dumps(error, "error")
+        encoded = dumps(check_error(error), "error")
         return await self._checked_write(
             run_id,
             step_index,
             "failed",
-            worker_id,
             intent,
             kind,
             input_hash,
-            error=encoded,
-            lease_epoch=lease_epoch,
+            None,
+            encoded,
+            worker_id,
+            lease_epoch,
         )
+
+    async def _checked_write(
+        self,
+        run_id: str,
+        step_index: int,
+        status: StepStatus,
+        intent: str | None,
+        kind: StepKind,
+        input_hash: str | None,
+        result: str | None,
+        error: str | None,
+        worker_id: str | None,
+        lease_epoch: int | None,
+    ) -> StepRecord:
+        check_id(run_id, "run_id")
+        check_index(step_index)
+        check_kind(kind)
+        if intent is not None:
+            check_id(intent, "intent")
+        if worker_id is not None:
+            check_id(worker_id, "worker_id")
+        if input_hash is not None:
+            check_id(input_hash, "input_hash")
+        check_epoch(lease_epoch)
+        return await self._write_step(
+            StepWrite(
+                run_id,
+                step_index,
+                status,
+                intent,
+                kind,
+                input_hash,
+                result,
+                error,
+                worker_id,
+                lease_epoch,
+            )
+        )
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def emit_event(self, run_id: str, key: str, payload: Any) -> EmitEventResult:
+        check_id(run_id, "run_id")
+        check_id(key, "key")
+        return await self._emit(run_id, key, dumps(payload, "payload"))
+
+    async def load_event(self, run_id: str, key: str) -> EventRecord | None:
+        check_id(run_id, "run_id")
+        return await self._load_event(run_id, check_id(key, "key"))
+
+    # -- stream log --------------------------------------------------------------------------
 
     async def append_stream_event(
         self, run_id: str, event_id: str, payload: Any
     ) -> AppendStreamResult:
-        return (await self.append_stream_events(run_id, [(event_id, payload)]))[0]
+        check_id(run_id, "run_id")
+        check_id(event_id, "event_id")
+        return (await self._append(run_id, [event_id], [dumps(payload, "payload")]))[0]
+
+    async def append_stream_events(
+        self, run_id: str, events: Sequence[tuple[str, Any]]
+    ) -> list[AppendStreamResult]:
+        check_id(run_id, "run_id")
+        ids: list[str] = []
+        payloads: list[str] = []
+        for event_id, payload in events:
+            ids.append(check_id(event_id, "event_id"))
+            payloads.append(_encode_event(payload, len(payloads)))
+        if not ids:
+            return []
+        return await self._append(run_id, ids, payloads)
+
+    async def read_stream_events(
+        self, run_id: str, after_seq: int | None = None, limit: int | None = None
+    ) -> list[StreamEventRecord]:
+        check_id(run_id, "run_id")
+        check_after_seq(after_seq)
+        check_limit(limit, optional=True)
+        return await self._read(run_id, -1 if after_seq is None else max(after_seq, -1), limit)
+
+    async def stream_length(self, run_id: str) -> int:
+        """How many entries the run's stream log holds (its next seq: the log is gapless)."""
+        return await self._stream_length(check_id(run_id, "run_id"))
+
+    async def close(self) -> None:
+        """Release what the store holds (connections, caches); the default holds nothing."""
+        return None
 
 
 def dumps(value: Any, root: str) -> str:
-    """Validated compact JSON text."""
+    """Validated compact JSON text; `DurableValueError` names the bad value's path from `root`."""
     return dumps_json(value, root=root).decode()
+
+
+def _encode_event(payload: Any, index: int) -> str:
+    # the common case pays no path string: one is built only to explain a refusal
+    try:
+        return dumps_json(payload, root="payload").decode()
+    except DurableValueError:
+        return dumps_json(payload, root=f"events[{index}].payload").decode()
 
 
 def detach(value: Any) -> Any:

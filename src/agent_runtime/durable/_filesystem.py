@@ -14,19 +14,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import (
-    DurableRunError,
-    DurableRunInputMismatchError,
-    DurableRunLeaseHeldError,
-    DurableRunNotFoundError,
-    DurableValueError,
-    StoreUnavailableError,
-)
+from ..errors import DurableValueError, StoreUnavailableError
 from ..jsoncanon import dumps_json, loads_json
 from ._base import StoreBase, detach
 from ._fsio import JsonlLog, atomic_write, flocked, read_json
@@ -39,25 +31,15 @@ from ._records import (
     RunRecord,
     RunStatus,
     StartOrResumeResult,
-    StepKind,
     StepRecord,
-    StepStatus,
     StreamEventRecord,
     ms_to_dt,
+    new_step,
+    new_stream_event,
     now_ms,
 )
-from ._store import DEFAULT_LEASE_MS
-from ._validate import (
-    check_end_status,
-    check_epoch,
-    check_id,
-    check_index,
-    check_lease_ms,
-    check_start,
-    check_status,
-    diverged,
-    lease_lost,
-)
+from ._steps import StepState, StepWrite, next_step
+from ._validate import lease_held, lease_lost, mismatch, not_found
 
 __all__ = ["FILESYSTEM_FORMAT_VERSION", "FileSystemDurableRunStore"]
 
@@ -77,18 +59,31 @@ def _dt(ms: int) -> Any:
 
 
 def _step_record(run_id: str, d: dict[str, Any]) -> StepRecord:
-    return StepRecord(
-        run_id=run_id,
-        step_index=d["i"],
-        intent=d["intent"],
-        kind=d["kind"],
-        input_hash=d["input_hash"],
-        status=d["status"],
-        attempts=d["attempts"],
-        result=detach(d["result"]),
-        error=detach(d["error"]),
-        started_at=ms_to_dt(d["started"]),
-        completed_at=ms_to_dt(d["completed"]),
+    return new_step(
+        run_id,
+        d["i"],
+        d["intent"],
+        d["kind"],
+        d["input_hash"],
+        d["status"],
+        d["attempts"],
+        detach(d["result"]),
+        detach(d["error"]),
+        ms_to_dt(d["started"]),
+        ms_to_dt(d["completed"]),
+    )
+
+
+def _state(d: dict[str, Any]) -> StepState:
+    """A step line as the transition rule reads it."""
+    return StepState(
+        d["intent"],
+        d["kind"],
+        d["input_hash"],
+        d["status"],
+        d["attempts"],
+        d["started"],
+        d["completed"],
     )
 
 
@@ -233,7 +228,7 @@ class FileSystemDurableRunStore(StoreBase):
         files = self._run_files(run_id, create=False)
         run = self._read_run(files) if files is not None else None
         if files is None or run is None:
-            raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
+            raise not_found(run_id)
         return files, run
 
     def _fence(
@@ -252,16 +247,9 @@ class FileSystemDurableRunStore(StoreBase):
 
     # -- runs and leases ---------------------------------------------------------------------
 
-    async def start_or_resume(
-        self,
-        run_id: str,
-        manifest: DurableRunManifest,
-        worker_id: str,
-        lease_ms: int = DEFAULT_LEASE_MS,
+    async def _claim(
+        self, run_id: str, manifest: DurableRunManifest, worker_id: str, lease_ms: int
     ) -> StartOrResumeResult:
-        check_start(run_id, manifest, worker_id, lease_ms)
-        mhash = manifest.digest
-        manifest_data = loads_json(manifest.encoded)
         files = self._run_files(run_id, create=True)
         assert files is not None
         with flocked(files.lock):
@@ -270,8 +258,8 @@ class FileSystemDurableRunStore(StoreBase):
             if run is None:
                 run = {
                     "run_id": run_id,
-                    "manifest_hash": mhash,
-                    "manifest": manifest_data,
+                    "manifest_hash": manifest.digest,
+                    "manifest": loads_json(manifest.encoded),
                     "project_id": manifest.project_id,
                     "scenario_id": manifest.scenario_id,
                     "status": "running",
@@ -281,10 +269,8 @@ class FileSystemDurableRunStore(StoreBase):
                     "handle": None,
                 }
                 self._write_run(files, run)
-            elif run["manifest_hash"] != mhash:
-                raise DurableRunInputMismatchError(
-                    f"run {run_id!r} exists with another manifest", run_id=run_id
-                )
+            elif run["manifest_hash"] != manifest.digest:
+                raise mismatch(run_id)
             lease = self._read_lease(files)
             completed = [
                 _step_record(run_id, d)
@@ -295,12 +281,7 @@ class FileSystemDurableRunStore(StoreBase):
                 return StartOrResumeResult(self._record(files, run, lease), completed, None)
             holder, expires = lease["holder"], lease["expires_at_ms"]
             if holder is not None and holder != worker_id and expires is not None and expires > now:
-                raise DurableRunLeaseHeldError(
-                    f"run {run_id!r} is leased by {holder!r}",
-                    run_id=run_id,
-                    holder=holder,
-                    expires_at_ms=expires,
-                )
+                raise lease_held(run_id, holder, expires)
             lease = {
                 "holder": worker_id,
                 "expires_at_ms": now + lease_ms,
@@ -314,18 +295,9 @@ class FileSystemDurableRunStore(StoreBase):
             record = self._record(files, run, lease)
         return StartOrResumeResult(record, completed, record.lease_expires_at)
 
-    async def renew_lease(
-        self,
-        run_id: str,
-        worker_id: str,
-        lease_ms: int = DEFAULT_LEASE_MS,
-        *,
-        lease_epoch: int | None = None,
+    async def _renew(
+        self, run_id: str, worker_id: str, lease_ms: int, lease_epoch: int | None
     ) -> bool:
-        check_id(run_id, "run_id")
-        check_id(worker_id, "worker_id")
-        check_lease_ms(lease_ms)
-        check_epoch(lease_epoch)
         files = self._run_files(run_id, create=False)
         if files is None:
             return False
@@ -339,21 +311,14 @@ class FileSystemDurableRunStore(StoreBase):
             self._write_lease(files, lease)
         return True
 
-    async def load_run(self, run_id: str) -> RunRecord | None:
-        check_id(run_id, "run_id")
+    async def _load_run(self, run_id: str) -> RunRecord | None:
         files = self._run_files(run_id, create=False)
         if files is None:
             return None
         run = self._read_run(files)
         return self._record(files, run, self._read_lease(files)) if run else None
 
-    async def list_runs(
-        self, *, limit: int = 100, status: RunStatus | None = None
-    ) -> list[RunRecord]:
-        if type(limit) is not int or limit < 0:
-            raise DurableValueError("limit must be an int >= 0", path="limit")
-        if status is not None:
-            check_status(status)
+    async def _list_runs(self, limit: int, status: RunStatus | None) -> list[RunRecord]:
         records: list[RunRecord] = []
         for d in self._runs_dir.iterdir():
             run = read_json(d / "run.json") if d.is_dir() else None
@@ -365,116 +330,69 @@ class FileSystemDurableRunStore(StoreBase):
         records.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
         return records[:limit]
 
-    async def end_run(
+    async def _end(
         self,
         run_id: str,
         worker_id: str | None,
         status: RunStatus,
-        outcome: Any = None,
-        *,
-        lease_epoch: int | None = None,
+        outcome: str,
+        lease_epoch: int | None,
     ) -> RunRecord:
-        check_id(run_id, "run_id")
-        check_end_status(status)
-        check_epoch(lease_epoch)
-        if worker_id is not None:
-            check_id(worker_id, "worker_id")
-        encoded = loads_json(dumps_json(outcome, root="outcome"))
         files, _ = self._existing(run_id)
         with flocked(files.lock):
             files, run = self._existing(run_id)
             lease = self._read_lease(files)
             self._fence(run_id, lease, worker_id, lease_epoch)
-            run.update(status=status, outcome=encoded, updated_at_ms=now_ms())
+            run.update(status=status, outcome=loads_json(outcome), updated_at_ms=now_ms())
             self._write_run(files, run)
             lease = {"holder": None, "expires_at_ms": None, "epoch": lease["epoch"]}
             self._write_lease(files, lease)
             return self._record(files, run, lease)
 
-    async def set_run_handle(self, run_id: str, handle: RunHandle | None) -> None:
-        check_id(run_id, "run_id")
-        if handle is not None and not isinstance(handle, RunHandle):
-            raise DurableRunError("handle must be a RunHandle or None", run_id=run_id)
-        data = loads_json(dumps_json(handle.to_dict(), root="handle")) if handle else None
+    async def _set_handle(self, run_id: str, handle: RunHandle | None, encoded: str | None) -> None:
         files, _ = self._existing(run_id)
         with flocked(files.lock):
             files, run = self._existing(run_id)
-            run.update(handle=data, updated_at_ms=now_ms())
+            run.update(
+                handle=None if encoded is None else loads_json(encoded), updated_at_ms=now_ms()
+            )
             self._write_run(files, run)
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def load_steps(self, run_id: str) -> list[StepRecord]:
-        check_id(run_id, "run_id")
+    async def _load_steps(self, run_id: str) -> list[StepRecord]:
         files = self._run_files(run_id, create=False)
         if files is None:
             return []
         return [_step_record(run_id, d) for _, d in sorted(files.step_map().items())]
 
-    async def load_step(self, run_id: str, step_index: int) -> StepRecord | None:
-        check_id(run_id, "run_id")
-        check_index(step_index)
+    async def _load_step(self, run_id: str, step_index: int) -> StepRecord | None:
         files = self._run_files(run_id, create=False)
         if files is None:
             return None
         d = files.step_map().get(step_index)
         return _step_record(run_id, d) if d is not None else None
 
-    async def _write_step(
-        self,
-        run_id: str,
-        step_index: int,
-        status: StepStatus,
-        worker_id: str | None,
-        intent: str | None,
-        kind: StepKind,
-        input_hash: str | None,
-        result: str | None,
-        error: str | None,
-        lease_epoch: int | None = None,
-    ) -> StepRecord:
+    async def _write_step(self, write: StepWrite) -> StepRecord:
+        run_id = write.run_id
         files, _ = self._existing(run_id)
         with flocked(files.lock):
             self._existing(run_id)
-            self._fence(run_id, self._read_lease(files), worker_id, lease_epoch)
+            self._fence(run_id, self._read_lease(files), write.worker_id, write.lease_epoch)
             now = now_ms()
-            prev = files.step_map().get(step_index)
-            if prev is not None and intent is not None and prev["intent"] != intent:
-                raise diverged(run_id, step_index, prev["intent"], intent)
-            if prev is not None and prev["status"] == "completed":
-                raise DurableRunError(
-                    f"step {step_index} of run {run_id!r} is already completed",
-                    code="step_completed",
-                    run_id=run_id,
-                )
-            if prev is None:
-                if intent is None:
-                    raise DurableRunError(
-                        f"step {step_index} of run {run_id!r} was not begun; pass its intent",
-                        code="step_not_begun",
-                        run_id=run_id,
-                    )
-                attempts, started = 1, now
-            else:
-                if intent is None:
-                    intent, kind = prev["intent"], prev["kind"]
-                input_hash = prev["input_hash"] if input_hash is None else input_hash
-                running = prev["status"] == "running"
-                attempts = (
-                    prev["attempts"] if running and status != "running" else prev["attempts"] + 1
-                )
-                started = prev["started"] if running else now
+            prev = files.step_map().get(write.step_index)
+            state = next_step(write, None if prev is None else _state(prev), now)
             line = {
-                "i": step_index,
-                "intent": intent,
-                "kind": kind,
-                "input_hash": input_hash,
-                "status": status,
-                "attempts": attempts,
-                "result": loads_json(result) if result is not None else None,
-                "error": loads_json(error) if error is not None else None,
-                "started": started,
-                "completed": None if status == "running" else now,
+                "i": write.step_index,
+                "intent": state.intent,
+                "kind": state.kind,
+                "input_hash": state.input_hash,
+                "status": state.status,
+                "attempts": state.attempts,
+                "result": None if write.result is None else loads_json(write.result),
+                "error": None if write.error is None else loads_json(write.error),
+                "started": state.started_ms,
+                "completed": state.completed_ms,
                 "t": now,
             }
             files.steps.append([line], fsync=self.fsync)
@@ -488,10 +406,8 @@ class FileSystemDurableRunStore(StoreBase):
                 return EventRecord(run_id, key, detach(d["payload"]), _dt(d["t"]))
         return None
 
-    async def emit_event(self, run_id: str, key: str, payload: Any) -> EmitEventResult:
-        check_id(run_id, "run_id")
-        check_id(key, "key")
-        value = loads_json(dumps_json(payload, root="payload"))
+    async def _emit(self, run_id: str, key: str, payload: str) -> EmitEventResult:
+        value = loads_json(payload)
         files, _ = self._existing(run_id)
         with flocked(files.lock):
             existing = self._find_event(files, run_id, key)
@@ -501,24 +417,15 @@ class FileSystemDurableRunStore(StoreBase):
             files.events.append([{"key": key, "payload": value, "t": now}], fsync=self.fsync)
         return EmitEventResult(True, EventRecord(run_id, key, detach(value), _dt(now)))
 
-    async def load_event(self, run_id: str, key: str) -> EventRecord | None:
-        check_id(run_id, "run_id")
-        check_id(key, "key")
+    async def _load_event(self, run_id: str, key: str) -> EventRecord | None:
         files = self._run_files(run_id, create=False)
         return self._find_event(files, run_id, key) if files is not None else None
 
     # -- stream log --------------------------------------------------------------------------
 
-    async def append_stream_events(
-        self, run_id: str, events: Sequence[tuple[str, Any]]
+    async def _append(
+        self, run_id: str, event_ids: list[str], payloads: list[str]
     ) -> list[AppendStreamResult]:
-        check_id(run_id, "run_id")
-        values: list[tuple[str, Any]] = []
-        for i, (event_id, payload) in enumerate(events):
-            check_id(event_id, "event_id")
-            values.append((event_id, loads_json(dumps_json(payload, root=f"events[{i}].payload"))))
-        if not values:
-            return []
         files = self._run_files(run_id, create=True)
         assert files is not None
         out: list[AppendStreamResult] = []
@@ -529,20 +436,19 @@ class FileSystemDurableRunStore(StoreBase):
             created = _dt(now)
             lines: list[dict[str, Any]] = []
             pending: dict[str, StreamEventRecord] = {}
-            for event_id, value in values:
+            for event_id, payload in zip(event_ids, payloads, strict=True):
                 seq = index.get(event_id)
                 if seq is not None:
                     d = items[seq]
-                    rec = StreamEventRecord(
-                        run_id, seq, event_id, detach(d["payload"]), _dt(d["t"])
-                    )
+                    rec = new_stream_event(run_id, seq, event_id, detach(d["payload"]), _dt(d["t"]))
                     out.append(AppendStreamResult(False, rec))
                 elif event_id in pending:
                     out.append(AppendStreamResult(False, pending[event_id]))
                 else:
                     seq = len(items) + len(lines)
+                    value = loads_json(payload)
                     lines.append({"seq": seq, "id": event_id, "payload": value, "t": now})
-                    rec = StreamEventRecord(run_id, seq, event_id, detach(value), created)
+                    rec = new_stream_event(run_id, seq, event_id, loads_json(payload), created)
                     pending[event_id] = rec
                     out.append(AppendStreamResult(True, rec))
             if lines:
@@ -550,28 +456,21 @@ class FileSystemDurableRunStore(StoreBase):
                 files.stream_index()
         return out
 
-    async def read_stream_events(
-        self, run_id: str, after_seq: int | None = None, limit: int | None = None
+    async def _read(
+        self, run_id: str, after_seq: int, limit: int | None
     ) -> list[StreamEventRecord]:
-        check_id(run_id, "run_id")
-        if after_seq is not None and type(after_seq) is not int:
-            raise DurableValueError("after_seq must be an int or None", path="after_seq")
-        if limit is not None and (type(limit) is not int or limit < 0):
-            raise DurableValueError("limit must be an int >= 0 or None", path="limit")
         files = self._run_files(run_id, create=False)
         if files is None:
             return []
         items = files.stream.refresh()
-        start = 0 if after_seq is None else max(after_seq + 1, 0)
+        start = after_seq + 1
         end = None if limit is None else start + limit
         return [
-            StreamEventRecord(run_id, d["seq"], d["id"], detach(d["payload"]), _dt(d["t"]))
+            new_stream_event(run_id, d["seq"], d["id"], detach(d["payload"]), _dt(d["t"]))
             for d in items[start:end]
         ]
 
-    async def stream_length(self, run_id: str) -> int:
-        """How many entries the run's stream log holds."""
-        check_id(run_id, "run_id")
+    async def _stream_length(self, run_id: str) -> int:
         files = self._run_files(run_id, create=False)
         return len(files.stream.refresh()) if files is not None else 0
 

@@ -1,23 +1,16 @@
 """`InMemoryDurableRunStore`: the reference store, for tests and single-process demos.
 
-It keeps JSON as encoded bytes, so callers never share mutable state with the store and a
-non-JSON value is refused exactly as a database-backed store would refuse it.
+It keeps JSON as the encoded text `StoreBase` hands it and decodes on every read, so callers
+never share mutable state with the store and a non-JSON value is refused exactly as a
+database-backed store would refuse it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
-from ..errors import (
-    DurableRunError,
-    DurableRunInputMismatchError,
-    DurableRunLeaseHeldError,
-    DurableRunNotFoundError,
-)
-from ..jsoncanon import dumps_json, loads_json
-from ._base import StoreBase, detach
+from ..jsoncanon import loads_json
+from ._base import StoreBase
 from ._manifest import DurableRunManifest
 from ._records import (
     AppendStreamResult,
@@ -27,37 +20,48 @@ from ._records import (
     RunRecord,
     RunStatus,
     StartOrResumeResult,
-    StepKind,
     StepRecord,
-    StepStatus,
     StreamEventRecord,
     ms_dt,
     ms_to_dt,
+    new_step,
+    new_stream_event,
     now_ms,
 )
-from ._store import DEFAULT_LEASE_MS
-from ._validate import (
-    check_after_seq,
-    check_end_status,
-    check_epoch,
-    check_id,
-    check_index,
-    check_lease_ms,
-    check_limit,
-    check_start,
-    check_status,
-    diverged,
-    lease_lost,
-)
+from ._steps import StepState, StepWrite, next_step
+from ._validate import lease_held, lease_lost, mismatch, not_found
 
 __all__ = ["InMemoryDurableRunStore"]
 
 
-@dataclass
+@dataclass(slots=True)
+class _Step:
+    state: StepState
+    result: str | None
+    error: str | None
+
+    def record(self, run_id: str, step_index: int) -> StepRecord:
+        s = self.state
+        return new_step(
+            run_id,
+            step_index,
+            s.intent,
+            s.kind,
+            s.input_hash,
+            s.status,
+            s.attempts,
+            None if self.result is None else loads_json(self.result),
+            None if self.error is None else loads_json(self.error),
+            ms_to_dt(s.started_ms),
+            ms_to_dt(s.completed_ms),
+        )
+
+
+@dataclass(slots=True)
 class _Run:
     run_id: str
     manifest_hash: str
-    manifest: bytes
+    manifest: str
     project_id: str
     scenario_id: str | None
     status: RunStatus
@@ -66,11 +70,11 @@ class _Run:
     lease_holder: str | None = None
     lease_expires_ms: int | None = None
     lease_epoch: int = 0
-    outcome: bytes | None = None
+    outcome: str | None = None
     step_count: int = 0
     handle: RunHandle | None = None
-    steps: dict[int, StepRecord] = field(default_factory=dict)
-    events: dict[str, EventRecord] = field(default_factory=dict)
+    steps: dict[int, _Step] = field(default_factory=dict)
+    events: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def record(self) -> RunRecord:
         return RunRecord(
@@ -90,24 +94,32 @@ class _Run:
             lease_epoch=self.lease_epoch,
         )
 
+    def fence(self, worker_id: str | None, lease_epoch: int | None) -> None:
+        if worker_id is None:
+            return
+        if self.lease_holder != worker_id or (
+            lease_epoch is not None and self.lease_epoch != lease_epoch
+        ):
+            raise lease_lost(
+                self.run_id, worker_id, lease_epoch, self.lease_holder, self.lease_epoch
+            )
 
-def _step_out(rec: StepRecord) -> StepRecord:
-    """The stored step with its own copy of the result and error."""
-    return replace(rec, result=detach(rec.result), error=detach(rec.error))
+    def completed(self) -> list[StepRecord]:
+        return [
+            s.record(self.run_id, i)
+            for i, s in sorted(self.steps.items())
+            if s.state.status == "completed"
+        ]
 
 
-def _event_out(rec: EventRecord) -> EventRecord:
-    return replace(rec, payload=detach(rec.payload))
-
-
-def _stream_out(rec: StreamEventRecord) -> StreamEventRecord:
-    return replace(rec, payload=detach(rec.payload))
-
-
-@dataclass
+@dataclass(slots=True)
 class _Stream:
-    by_id: dict[str, StreamEventRecord] = field(default_factory=dict)
-    ordered: list[StreamEventRecord] = field(default_factory=list)
+    by_id: dict[str, int] = field(default_factory=dict)
+    entries: list[tuple[str, str, int]] = field(default_factory=list)  # (id, payload, ms)
+
+    def record(self, run_id: str, seq: int) -> StreamEventRecord:
+        event_id, payload, ms = self.entries[seq]
+        return new_stream_event(run_id, seq, event_id, loads_json(payload), ms_dt(ms))
 
 
 class InMemoryDurableRunStore(StoreBase):
@@ -116,264 +128,157 @@ class InMemoryDurableRunStore(StoreBase):
     def __init__(self) -> None:
         self._runs: dict[str, _Run] = {}
         self._streams: dict[str, _Stream] = {}
-        self._closed = False
+
+    def _existing(self, run_id: str) -> _Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise not_found(run_id)
+        return run
 
     # -- runs and leases ---------------------------------------------------------------------
 
-    def _run(self, run_id: str) -> _Run:
-        check_id(run_id, "run_id")
-        run = self._runs.get(run_id)
-        if run is None:
-            raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
-        return run
-
-    def _fence(self, run: _Run, worker_id: str | None, lease_epoch: int | None = None) -> None:
-        if worker_id is None:
-            return
-        if run.lease_holder != worker_id or (
-            lease_epoch is not None and run.lease_epoch != lease_epoch
-        ):
-            raise lease_lost(run.run_id, worker_id, lease_epoch, run.lease_holder, run.lease_epoch)
-
-    async def start_or_resume(
-        self,
-        run_id: str,
-        manifest: DurableRunManifest,
-        worker_id: str,
-        lease_ms: int = DEFAULT_LEASE_MS,
+    async def _claim(
+        self, run_id: str, manifest: DurableRunManifest, worker_id: str, lease_ms: int
     ) -> StartOrResumeResult:
-        check_start(run_id, manifest, worker_id, lease_ms)
-        mhash = manifest.digest
         now = now_ms()
         run = self._runs.get(run_id)
         if run is None:
-            run = _Run(
+            run = self._runs[run_id] = _Run(
                 run_id=run_id,
-                manifest_hash=mhash,
-                manifest=manifest.encoded.encode(),
+                manifest_hash=manifest.digest,
+                manifest=manifest.encoded,
                 project_id=manifest.project_id,
                 scenario_id=manifest.scenario_id,
                 status="running",
                 created_ms=now,
                 updated_ms=now,
             )
-            self._runs[run_id] = run
-        elif run.manifest_hash != mhash:
-            raise DurableRunInputMismatchError(
-                f"run {run_id!r} exists with another manifest", run_id=run_id
-            )
-        completed = [_step_out(s) for _, s in sorted(run.steps.items()) if s.status == "completed"]
+        elif run.manifest_hash != manifest.digest:
+            raise mismatch(run_id)
         if run.status == "completed":
-            return StartOrResumeResult(run.record(), completed, None)
-        if (
-            run.lease_holder is not None
-            and run.lease_holder != worker_id
-            and run.lease_expires_ms is not None
-            and run.lease_expires_ms > now
-        ):
-            raise DurableRunLeaseHeldError(
-                f"run {run_id!r} is leased by {run.lease_holder!r}",
-                run_id=run_id,
-                holder=run.lease_holder,
-                expires_at_ms=run.lease_expires_ms,
-            )
+            return StartOrResumeResult(run.record(), run.completed(), None)
+        holder, expires = run.lease_holder, run.lease_expires_ms
+        if holder is not None and holder != worker_id and expires is not None and expires > now:
+            raise lease_held(run_id, holder, expires)
         run.lease_holder = worker_id
         run.lease_expires_ms = now + lease_ms
         run.lease_epoch += 1
         run.status = "running"
         run.updated_ms = now
-        return StartOrResumeResult(run.record(), completed, ms_to_dt(run.lease_expires_ms))
+        return StartOrResumeResult(run.record(), run.completed(), ms_to_dt(now + lease_ms))
 
-    async def renew_lease(
-        self,
-        run_id: str,
-        worker_id: str,
-        lease_ms: int = DEFAULT_LEASE_MS,
-        *,
-        lease_epoch: int | None = None,
+    async def _renew(
+        self, run_id: str, worker_id: str, lease_ms: int, lease_epoch: int | None
     ) -> bool:
-        check_id(worker_id, "worker_id")
-        check_lease_ms(lease_ms)
-        run = self._runs.get(check_id(run_id, "run_id"))
+        run = self._runs.get(run_id)
         if run is None or run.lease_holder != worker_id:
             return False
-        if check_epoch(lease_epoch) is not None and run.lease_epoch != lease_epoch:
+        if lease_epoch is not None and run.lease_epoch != lease_epoch:
             return False
         run.lease_expires_ms = now_ms() + lease_ms
         return True
 
-    async def load_run(self, run_id: str) -> RunRecord | None:
-        run = self._runs.get(check_id(run_id, "run_id"))
-        return run.record() if run else None
-
-    async def list_runs(
-        self, *, limit: int = 100, status: RunStatus | None = None
-    ) -> list[RunRecord]:
-        check_limit(limit, optional=False)
-        if status is not None:
-            check_status(status)
-        runs = [r for r in self._runs.values() if status is None or r.status == status]
-        runs.sort(key=lambda r: (r.created_ms, r.run_id), reverse=True)
-        return [r.record() for r in runs[:limit]]
-
-    async def end_run(
+    async def _end(
         self,
         run_id: str,
         worker_id: str | None,
         status: RunStatus,
-        outcome: Any = None,
-        *,
-        lease_epoch: int | None = None,
+        outcome: str,
+        lease_epoch: int | None,
     ) -> RunRecord:
-        check_end_status(status)
-        check_epoch(lease_epoch)
-        if worker_id is not None:
-            check_id(worker_id, "worker_id")
-        run = self._run(run_id)
-        encoded = dumps_json(outcome, root="outcome")
-        self._fence(run, worker_id, lease_epoch)
+        run = self._existing(run_id)
+        run.fence(worker_id, lease_epoch)
         run.status = status
-        run.outcome = encoded
+        run.outcome = outcome
         run.lease_holder = None
         run.lease_expires_ms = None
         run.updated_ms = now_ms()
         return run.record()
 
-    async def set_run_handle(self, run_id: str, handle: RunHandle | None) -> None:
-        if handle is not None and not isinstance(handle, RunHandle):
-            raise DurableRunError("handle must be a RunHandle or None", run_id=run_id)
-        run = self._run(run_id)
-        run.handle = handle
+    async def _load_run(self, run_id: str) -> RunRecord | None:
+        run = self._runs.get(run_id)
+        return run.record() if run else None
+
+    async def _list_runs(self, limit: int, status: RunStatus | None) -> list[RunRecord]:
+        runs = [r for r in self._runs.values() if status is None or r.status == status]
+        runs.sort(key=lambda r: (r.created_ms, r.run_id), reverse=True)
+        return [r.record() for r in runs[:limit]]
+
+    async def _set_handle(self, run_id: str, handle: RunHandle | None, encoded: str | None) -> None:
+        run = self._existing(run_id)
+        run.handle = handle  # frozen: safe to share
         run.updated_ms = now_ms()
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def load_steps(self, run_id: str) -> list[StepRecord]:
-        run = self._runs.get(check_id(run_id, "run_id"))
-        return [_step_out(s) for _, s in sorted(run.steps.items())] if run else []
+    async def _load_steps(self, run_id: str) -> list[StepRecord]:
+        run = self._runs.get(run_id)
+        return [s.record(run_id, i) for i, s in sorted(run.steps.items())] if run else []
 
-    async def load_step(self, run_id: str, step_index: int) -> StepRecord | None:
-        check_index(step_index)
-        run = self._runs.get(check_id(run_id, "run_id"))
-        rec = run.steps.get(step_index) if run else None
-        return _step_out(rec) if rec is not None else None
+    async def _load_step(self, run_id: str, step_index: int) -> StepRecord | None:
+        run = self._runs.get(run_id)
+        step = run.steps.get(step_index) if run else None
+        return step.record(run_id, step_index) if step is not None else None
 
-    async def _write_step(
-        self,
-        run_id: str,
-        step_index: int,
-        status: StepStatus,
-        worker_id: str | None,
-        intent: str | None,
-        kind: StepKind,
-        input_hash: str | None,
-        result: str | None,
-        error: str | None,
-        lease_epoch: int | None = None,
-    ) -> StepRecord:
-        run = self._run(run_id)
-        self._fence(run, worker_id, lease_epoch)
+    async def _write_step(self, write: StepWrite) -> StepRecord:
+        run = self._existing(write.run_id)
+        run.fence(write.worker_id, write.lease_epoch)
         now = now_ms()
-        prev = run.steps.get(step_index)
-        if prev is not None and intent is not None and prev.intent != intent:
-            raise diverged(run_id, step_index, prev.intent, intent)
-        if prev is not None and prev.status == "completed":
-            raise DurableRunError(
-                f"step {step_index} of run {run_id!r} is already completed",
-                code="step_completed",
-                run_id=run_id,
-            )
-        if prev is None:
-            if intent is None:
-                raise DurableRunError(
-                    f"step {step_index} of run {run_id!r} was not begun; pass its intent",
-                    code="step_not_begun",
-                    run_id=run_id,
-                )
-            attempts = 1
-            started = ms_to_dt(now)
-        else:
-            if intent is None:
-                intent, kind = prev.intent, prev.kind
-            input_hash = prev.input_hash if input_hash is None else input_hash
-            attempts = (
-                prev.attempts
-                if prev.status == "running" and status != "running"
-                else prev.attempts + 1
-            )
-            started = prev.started_at if prev.status == "running" else ms_to_dt(now)
-        rec = StepRecord(
-            run_id=run_id,
-            step_index=step_index,
-            intent=intent,
-            kind=kind,
-            input_hash=input_hash,
-            status=status,
-            attempts=attempts,
-            result=loads_json(result) if result is not None else None,
-            error=loads_json(error) if error is not None else None,
-            started_at=started,
-            completed_at=None if status == "running" else ms_to_dt(now),
-        )
-        run.steps[step_index] = rec
-        run.step_count = max(run.step_count, step_index + 1)
+        prev = run.steps.get(write.step_index)
+        state = next_step(write, prev.state if prev is not None else None, now)
+        step = run.steps[write.step_index] = _Step(state, write.result, write.error)
+        run.step_count = max(run.step_count, write.step_index + 1)
         run.updated_ms = now
-        return _step_out(rec)
+        return step.record(write.run_id, write.step_index)
 
     # -- events ------------------------------------------------------------------------------
 
-    async def emit_event(self, run_id: str, key: str, payload: Any) -> EmitEventResult:
-        check_id(key, "key")
-        encoded = dumps_json(payload, root="payload")
-        run = self._run(run_id)
-        existing = run.events.get(key)
-        if existing is not None:
-            return EmitEventResult(False, _event_out(existing))
-        rec = EventRecord(run_id, key, loads_json(encoded), ms_dt(now_ms()))
-        run.events[key] = rec
-        return EmitEventResult(True, _event_out(rec))
+    async def _emit(self, run_id: str, key: str, payload: str) -> EmitEventResult:
+        run = self._existing(run_id)
+        stored = run.events.get(key)
+        accepted = stored is None
+        if stored is None:
+            stored = run.events[key] = (payload, now_ms())
+        return EmitEventResult(
+            accepted, EventRecord(run_id, key, loads_json(stored[0]), ms_dt(stored[1]))
+        )
 
-    async def load_event(self, run_id: str, key: str) -> EventRecord | None:
-        check_id(key, "key")
-        run = self._runs.get(check_id(run_id, "run_id"))
-        rec = run.events.get(key) if run else None
-        return _event_out(rec) if rec is not None else None
+    async def _load_event(self, run_id: str, key: str) -> EventRecord | None:
+        run = self._runs.get(run_id)
+        stored = run.events.get(key) if run else None
+        if stored is None:
+            return None
+        return EventRecord(run_id, key, loads_json(stored[0]), ms_dt(stored[1]))
 
     # -- stream log --------------------------------------------------------------------------
 
-    async def append_stream_events(
-        self, run_id: str, events: Sequence[tuple[str, Any]]
+    async def _append(
+        self, run_id: str, event_ids: list[str], payloads: list[str]
     ) -> list[AppendStreamResult]:
-        check_id(run_id, "run_id")
-        encoded = []
-        for i, (event_id, payload) in enumerate(events):
-            check_id(event_id, "event_id")
-            encoded.append((event_id, dumps_json(payload, root=f"events[{i}].payload")))
-        stream = self._streams.setdefault(run_id, _Stream())
+        stream = self._streams.get(run_id)
+        if stream is None:
+            stream = self._streams[run_id] = _Stream()
+        now = now_ms()
         out: list[AppendStreamResult] = []
-        now = ms_dt(now_ms())
-        for event_id, data in encoded:
-            existing = stream.by_id.get(event_id)
-            if existing is not None:
-                out.append(AppendStreamResult(False, _stream_out(existing)))
-                continue
-            rec = StreamEventRecord(run_id, len(stream.ordered), event_id, loads_json(data), now)
-            stream.by_id[event_id] = rec
-            stream.ordered.append(rec)
-            out.append(AppendStreamResult(True, _stream_out(rec)))
+        for event_id, payload in zip(event_ids, payloads, strict=True):
+            seq = stream.by_id.get(event_id)
+            accepted = seq is None
+            if seq is None:
+                seq = stream.by_id[event_id] = len(stream.entries)
+                stream.entries.append((event_id, payload, now))
+            out.append(AppendStreamResult(accepted, stream.record(run_id, seq)))
         return out
 
-    async def read_stream_events(
-        self, run_id: str, after_seq: int | None = None, limit: int | None = None
+    async def _read(
+        self, run_id: str, after_seq: int, limit: int | None
     ) -> list[StreamEventRecord]:
-        stream = self._streams.get(check_id(run_id, "run_id"))
-        check_after_seq(after_seq)
-        check_limit(limit, optional=True)
+        stream = self._streams.get(run_id)
         if stream is None:
             return []
-        start = 0 if after_seq is None else max(after_seq + 1, 0)
-        end = None if limit is None else start + limit
-        return [_stream_out(r) for r in stream.ordered[start:end]]
+        start = after_seq + 1
+        end = len(stream.entries) if limit is None else min(start + limit, len(stream.entries))
+        return [stream.record(run_id, seq) for seq in range(start, end)]
 
-    async def close(self) -> None:
-        self._closed = True
+    async def _stream_length(self, run_id: str) -> int:
+        stream = self._streams.get(run_id)
+        return len(stream.entries) if stream is not None else 0

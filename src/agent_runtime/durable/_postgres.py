@@ -1,9 +1,11 @@
 """`PostgresDurableRunStore`: durable runs in PostgreSQL, for many workers on many hosts.
 
 psycopg 3 (async) over a psycopg-pool connection pool, autocommit: every write is one
-statement, hence one transaction. A step commit is one call of `durable_write_step`, which
-locks the run row, checks the fence (lease holder) and upserts the step; a stream append is
-one call of `durable_stream_append`, which serializes appenders of a run on its head row.
+statement, hence one transaction and one round trip. A start or resume is one call of
+`durable_claim_run` (create or claim, and the completed steps); a step commit is one call of
+`durable_write_step`, which locks the run row, checks the fence (lease holder) and upserts
+the step; a batch of stream appends is one call of `durable_stream_append`, which serializes
+appenders of a run on its head row.
 
 A lost connection (server restart, failover) is retried until `reconnect_timeout_s`: the pool
 replaces broken connections. A retried write that had in fact committed is recognised (same
@@ -16,18 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from ..errors import (
     ConfigurationError,
-    DurableRunError,
-    DurableRunInputMismatchError,
-    DurableRunLeaseHeldError,
     DurableRunNotFoundError,
     DurableValueError,
     StoreUnavailableError,
 )
-from ..jsoncanon import dumps_json, loads_json
+from ..jsoncanon import loads_json
 from ._base import StoreBase
 from ._manifest import DurableRunManifest
 from ._migrations import check_applied
@@ -40,23 +40,22 @@ from ._records import (
     RunRecord,
     RunStatus,
     StartOrResumeResult,
-    StepKind,
     StepRecord,
-    StepStatus,
     StreamEventRecord,
-    ms_to_dt,
+    ms_dt,
+    new_run,
+    new_stream_event,
 )
-from ._store import DEFAULT_LEASE_MS
+from ._sql import POSTGRES, RUN_COLUMNS, completed_steps, run_record, step_record, stream_records
+from ._steps import StepWrite
 from ._validate import (
-    check_end_status,
-    check_epoch,
-    check_id,
-    check_index,
-    check_lease_ms,
-    check_start,
-    check_status,
     diverged,
+    lease_held,
     lease_lost,
+    mismatch,
+    not_found,
+    step_completed,
+    step_not_begun,
 )
 
 if TYPE_CHECKING:
@@ -88,54 +87,13 @@ def _retryable() -> tuple[type[BaseException], ...]:
 # advisory lock namespace of schema migrations (first key), the schema name hashes the second
 _MIGRATION_LOCK = 0x44_52_53  # "DRS"
 
-_RUN_COLUMNS = (
-    "run_id, manifest_hash, manifest, project_id, scenario_id, status, created_at_ms, "
-    "updated_at_ms, lease_holder, lease_expires_at_ms, lease_epoch, outcome, step_count, handle"
-)
-_STEP_COLUMNS = (
-    "run_id, step_index, intent, kind, input_hash, status, attempts, result, error, "
-    "started_at_ms, completed_at_ms"
-)
-
-
-def _run_record(row: Sequence[Any]) -> RunRecord:
-    handle = row[13]
-    return RunRecord(
-        run_id=row[0],
-        manifest_hash=row[1],
-        manifest=loads_json(row[2]),
-        project_id=row[3],
-        scenario_id=row[4],
-        status=row[5],
-        created_at=ms_to_dt(row[6]),  # type: ignore[arg-type]
-        updated_at=ms_to_dt(row[7]),  # type: ignore[arg-type]
-        lease_holder=row[8],
-        lease_expires_at=ms_to_dt(row[9]),
-        lease_epoch=row[10],
-        outcome=loads_json(row[11]) if row[11] is not None else None,
-        step_count=row[12],
-        handle=RunHandle.from_dict(loads_json(handle)) if handle is not None else None,
-    )
-
-
-def _step_record(row: Sequence[Any]) -> StepRecord:
-    return StepRecord(
-        run_id=row[0],
-        step_index=row[1],
-        intent=row[2],
-        kind=row[3],
-        input_hash=row[4],
-        status=row[5],
-        attempts=row[6],
-        result=loads_json(row[7]) if row[7] is not None else None,
-        error=loads_json(row[8]) if row[8] is not None else None,
-        started_at=ms_to_dt(row[9]),
-        completed_at=ms_to_dt(row[10]),
-    )
-
-
-def _stream_record(row: Sequence[Any]) -> StreamEventRecord:
-    return StreamEventRecord(row[0], row[1], row[2], loads_json(row[3]), ms_to_dt(row[4]))  # type: ignore[arg-type]
+Q = POSTGRES
+# one round trip each: claim (rows: the run, then its completed steps from column 11 on), a
+# fenced step write, a batched append
+_CLAIM = "SELECT * FROM durable_claim_run(%s, %s, %s, %s, %s, %s, %s)"
+_CLAIM_STEP_AT = 11
+_WRITE_STEP = "SELECT * FROM durable_write_step(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_APPEND = "SELECT * FROM durable_stream_append(%s, %s, %s)"
 
 
 class PostgresDurableRunStore(StoreBase):
@@ -291,81 +249,51 @@ class PostgresDurableRunStore(StoreBase):
 
     # -- runs and leases ---------------------------------------------------------------------
 
-    async def start_or_resume(
-        self,
-        run_id: str,
-        manifest: DurableRunManifest,
-        worker_id: str,
-        lease_ms: int = DEFAULT_LEASE_MS,
+    async def _claim(
+        self, run_id: str, manifest: DurableRunManifest, worker_id: str, lease_ms: int
     ) -> StartOrResumeResult:
-        check_start(run_id, manifest, worker_id, lease_ms)
-        mhash, manifest_json = manifest.digest, manifest.encoded
+        params = (
+            run_id,
+            manifest.digest,
+            manifest.encoded,
+            manifest.project_id,
+            manifest.scenario_id,
+            worker_id,
+            lease_ms,
+        )
+        rows = await self._fetchall(_CLAIM, params)
+        head = rows[0]
+        code = head[0]
+        if code == "mismatch":
+            raise mismatch(run_id)
+        if code == "held":
+            raise lease_held(run_id, head[5], head[6])
+        if code == "missing":  # deleted while we looked: the caller may try again
+            raise DurableRunNotFoundError(f"run {run_id!r} vanished", run_id=run_id)
+        expires = None if head[6] is None else ms_dt(head[6])
+        outcome, handle = head[8], head[10]
+        record = new_run(
+            run_id,
+            manifest.digest,
+            manifest.project_id,
+            manifest.scenario_id,
+            head[2],
+            ms_dt(head[3]),
+            ms_dt(head[4]),
+            head[5],
+            expires,
+            None if outcome is None else loads_json(outcome),
+            head[9],
+            None if handle is None else RunHandle.from_dict(loads_json(handle)),
+            loads_json(manifest.encoded if head[1] is None else head[1]),
+            head[7],
+        )
+        steps = completed_steps(run_id, rows[1:], at=_CLAIM_STEP_AT) if len(rows) > 1 else []
+        return StartOrResumeResult(record, steps, None if code == "completed" else expires)
 
-        async def op(conn: Conn, attempt: int) -> StartOrResumeResult:
-            await conn.execute(
-                "INSERT INTO durable_runs (run_id, manifest_hash, manifest, project_id, "
-                "scenario_id, status, created_at_ms, updated_at_ms) VALUES "
-                "(%s, %s, %s, %s, %s, 'running', durable_now_ms(), durable_now_ms()) "
-                "ON CONFLICT (run_id) DO NOTHING",
-                (run_id, mhash, manifest_json, manifest.project_id, manifest.scenario_id),
-            )
-            # the claim: one conditional UPDATE (free, ours, or expired)
-            cur = await conn.execute(
-                "UPDATE durable_runs SET lease_holder = %s, "
-                "lease_expires_at_ms = durable_now_ms() + %s, lease_epoch = lease_epoch + 1, "
-                "status = 'running', updated_at_ms = durable_now_ms() "
-                "WHERE run_id = %s AND manifest_hash = %s AND status <> 'completed' "
-                "AND (lease_holder IS NULL OR lease_holder = %s "
-                "OR lease_expires_at_ms <= durable_now_ms()) "
-                f"RETURNING {_RUN_COLUMNS}",
-                (worker_id, lease_ms, run_id, mhash, worker_id),
-            )
-            claimed = await cur.fetchone()
-            row = claimed
-            if claimed is None:
-                cur = await conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM durable_runs WHERE run_id = %s", (run_id,)
-                )
-                row = await cur.fetchone()
-                if row is None:  # deleted in between: let the caller retry
-                    raise DurableRunNotFoundError(f"run {run_id!r} vanished", run_id=run_id)
-                if row[1] != mhash:
-                    raise DurableRunInputMismatchError(
-                        f"run {run_id!r} exists with another manifest", run_id=run_id
-                    )
-                if row[5] != "completed":
-                    raise DurableRunLeaseHeldError(
-                        f"run {run_id!r} is leased by {row[8]!r}",
-                        run_id=run_id,
-                        holder=row[8],
-                        expires_at_ms=row[9],
-                    )
-            cur = await conn.execute(
-                f"SELECT {_STEP_COLUMNS} FROM durable_steps "
-                "WHERE run_id = %s AND status = 'completed' ORDER BY step_index",
-                (run_id,),
-            )
-            steps = [_step_record(r) for r in await cur.fetchall()]
-            if claimed is None:
-                assert row is not None
-                return StartOrResumeResult(_run_record(row), steps, None)
-            record = _run_record(claimed)
-            return StartOrResumeResult(record, steps, record.lease_expires_at)
-
-        return await self._with_conn(op)
-
-    async def renew_lease(
-        self,
-        run_id: str,
-        worker_id: str,
-        lease_ms: int = DEFAULT_LEASE_MS,
-        *,
-        lease_epoch: int | None = None,
+    async def _renew(
+        self, run_id: str, worker_id: str, lease_ms: int, lease_epoch: int | None
     ) -> bool:
-        check_id(run_id, "run_id")
-        check_id(worker_id, "worker_id")
-        check_lease_ms(lease_ms)
-        check_epoch(lease_epoch)
         row = await self._fetchone(
             "UPDATE durable_runs SET lease_expires_at_ms = durable_now_ms() + %s "
             "WHERE run_id = %s AND lease_holder = %s "
@@ -374,164 +302,108 @@ class PostgresDurableRunStore(StoreBase):
         )
         return row is not None
 
-    async def load_run(self, run_id: str) -> RunRecord | None:
-        check_id(run_id, "run_id")
-        row = await self._fetchone(
-            f"SELECT {_RUN_COLUMNS} FROM durable_runs WHERE run_id = %s", (run_id,)
-        )
-        return _run_record(row) if row else None
-
-    async def list_runs(
-        self, *, limit: int = 100, status: RunStatus | None = None
-    ) -> list[RunRecord]:
-        if type(limit) is not int or limit < 0:
-            raise DurableValueError("limit must be an int >= 0", path="limit")
-        if status is not None:
-            check_status(status)
-        rows = await self._fetchall(
-            f"SELECT {_RUN_COLUMNS} FROM durable_runs "
-            "WHERE (%s::text IS NULL OR status = %s) "
-            "ORDER BY created_at_ms DESC, run_id DESC LIMIT %s",
-            (status, status, limit),
-        )
-        return [_run_record(r) for r in rows]
-
-    async def end_run(
+    async def _end(
         self,
         run_id: str,
         worker_id: str | None,
         status: RunStatus,
-        outcome: Any = None,
-        *,
-        lease_epoch: int | None = None,
+        outcome: str,
+        lease_epoch: int | None,
     ) -> RunRecord:
-        check_id(run_id, "run_id")
-        check_end_status(status)
-        check_epoch(lease_epoch)
-        if worker_id is not None:
-            check_id(worker_id, "worker_id")
-        encoded = dumps_json(outcome, root="outcome").decode()
-
         async def op(conn: Conn, attempt: int) -> RunRecord:
             cur = await conn.execute(
                 "UPDATE durable_runs SET status = %s, outcome = %s, lease_holder = NULL, "
                 "lease_expires_at_ms = NULL, updated_at_ms = durable_now_ms() "
                 "WHERE run_id = %s AND (%s::text IS NULL OR (lease_holder = %s "
                 "AND (%s::bigint IS NULL OR lease_epoch = %s))) "
-                f"RETURNING {_RUN_COLUMNS}",
-                (status, encoded, run_id, worker_id, worker_id, lease_epoch, lease_epoch),
+                f"RETURNING {RUN_COLUMNS}",
+                (status, outcome, run_id, worker_id, worker_id, lease_epoch, lease_epoch),
             )
             row = await cur.fetchone()
             if row is not None:
-                return _run_record(row)
-            cur = await conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM durable_runs WHERE run_id = %s", (run_id,)
-            )
+                return run_record(row)
+            cur = await conn.execute(Q.load_run, (run_id,))
             row = await cur.fetchone()
             if row is None:
-                raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
-            if attempt > 0 and row[8] is None and row[5] == status and row[11] == encoded:
-                return _run_record(row)  # our first try committed before the connection broke
+                raise not_found(run_id)
+            if attempt > 0 and row[8] is None and row[5] == status and row[11] == outcome:
+                return run_record(row)  # our first try committed before the connection broke
             raise lease_lost(run_id, worker_id, lease_epoch, row[8], row[10])
 
         return await self._with_conn(op)
 
-    async def set_run_handle(self, run_id: str, handle: RunHandle | None) -> None:
-        check_id(run_id, "run_id")
-        if handle is not None and not isinstance(handle, RunHandle):
-            raise DurableRunError("handle must be a RunHandle or None", run_id=run_id)
-        data = dumps_json(handle.to_dict(), root="handle").decode() if handle else None
+    async def _load_run(self, run_id: str) -> RunRecord | None:
+        row = await self._fetchone(Q.load_run, (run_id,))
+        return run_record(row) if row else None
+
+    async def _list_runs(self, limit: int, status: RunStatus | None) -> list[RunRecord]:
+        if status is None:
+            rows = await self._fetchall(Q.list_runs, (limit,))
+        else:
+            rows = await self._fetchall(Q.list_runs_by_status, (status, limit))
+        return [run_record(r) for r in rows]
+
+    async def _set_handle(self, run_id: str, handle: RunHandle | None, encoded: str | None) -> None:
         row = await self._fetchone(
             "UPDATE durable_runs SET handle = %s, updated_at_ms = durable_now_ms() "
             "WHERE run_id = %s RETURNING 1",
-            (data, run_id),
+            (encoded, run_id),
         )
         if row is None:
-            raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
+            raise not_found(run_id)
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def load_steps(self, run_id: str) -> list[StepRecord]:
-        check_id(run_id, "run_id")
-        rows = await self._fetchall(
-            f"SELECT {_STEP_COLUMNS} FROM durable_steps WHERE run_id = %s ORDER BY step_index",
-            (run_id,),
-        )
-        return [_step_record(r) for r in rows]
+    async def _load_steps(self, run_id: str) -> list[StepRecord]:
+        return [step_record(r) for r in await self._fetchall(Q.load_steps, (run_id,))]
 
-    async def load_step(self, run_id: str, step_index: int) -> StepRecord | None:
-        check_id(run_id, "run_id")
-        check_index(step_index)
-        row = await self._fetchone(
-            f"SELECT {_STEP_COLUMNS} FROM durable_steps WHERE run_id = %s AND step_index = %s",
-            (run_id, step_index),
-        )
-        return _step_record(row) if row else None
+    async def _load_step(self, run_id: str, step_index: int) -> StepRecord | None:
+        row = await self._fetchone(Q.load_step, (run_id, step_index))
+        return step_record(row) if row else None
 
-    async def _write_step(
-        self,
-        run_id: str,
-        step_index: int,
-        status: StepStatus,
-        worker_id: str | None,
-        intent: str | None,
-        kind: StepKind,
-        input_hash: str | None,
-        result: str | None,
-        error: str | None,
-        lease_epoch: int | None = None,
-    ) -> StepRecord:
+    async def _write_step(self, write: StepWrite) -> StepRecord:
+        run_id, index = write.run_id, write.step_index
         params = (
             run_id,
-            step_index,
-            status,
-            worker_id,
-            lease_epoch,
-            intent,
-            kind,
-            input_hash,
-            result,
-            error,
+            index,
+            write.status,
+            write.worker_id,
+            write.lease_epoch,
+            write.intent,
+            write.kind,
+            write.input_hash,
+            write.result,
+            write.error,
         )
 
         async def op(conn: Conn, attempt: int) -> StepRecord:
-            cur = await conn.execute(
-                "SELECT * FROM durable_write_step(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", params
-            )
+            cur = await conn.execute(_WRITE_STEP, params)
             row = await cur.fetchone()
             assert row is not None
             code = row[0]
             if code == "ok" or (
-                code == "completed" and attempt > 0 and status == "completed" and row[7] == result
+                # our first try committed before the connection broke
+                code == "completed"
+                and attempt > 0
+                and write.status == "completed"
+                and row[7] == write.result
             ):
-                return _step_record((run_id, step_index, *row[2:]))
+                return step_record((run_id, index, *row[2:]))
             if code == "missing":
-                raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
+                raise not_found(run_id)
             if code == "lost":
-                raise lease_lost(run_id, worker_id, lease_epoch, row[1])
+                raise lease_lost(run_id, write.worker_id, write.lease_epoch, row[1])
             if code == "diverged":
-                raise diverged(run_id, step_index, row[2], intent or "")
+                raise diverged(run_id, index, row[2], write.intent or "")
             if code == "not_begun":
-                raise DurableRunError(
-                    f"step {step_index} of run {run_id!r} was not begun; pass its intent",
-                    code="step_not_begun",
-                    run_id=run_id,
-                )
-            raise DurableRunError(
-                f"step {step_index} of run {run_id!r} is already completed",
-                code="step_completed",
-                run_id=run_id,
-            )
+                raise step_not_begun(run_id, index)
+            raise step_completed(run_id, index)
 
         return await self._with_conn(op)
 
     # -- events ------------------------------------------------------------------------------
 
-    async def emit_event(self, run_id: str, key: str, payload: Any) -> EmitEventResult:
-        check_id(run_id, "run_id")
-        check_id(key, "key")
-        encoded = dumps_json(payload, root="payload").decode()
-
+    async def _emit(self, run_id: str, key: str, payload: str) -> EmitEventResult:
         async def op(conn: Conn, attempt: int) -> EmitEventResult:
             cur = await conn.execute(
                 "WITH ins AS (INSERT INTO durable_events (run_id, key, payload, created_at_ms) "
@@ -540,78 +412,52 @@ class PostgresDurableRunStore(StoreBase):
                 "SELECT true, payload, created_at_ms FROM ins UNION ALL "
                 "SELECT false, payload, created_at_ms FROM durable_events "
                 "WHERE run_id = %s AND key = %s",
-                (key, encoded, run_id, run_id, key),
+                (key, payload, run_id, run_id, key),
             )
             row = await cur.fetchone()
             if row is None:
-                raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
-            accepted = bool(row[0]) or (attempt > 0 and row[1] == encoded)
-            rec = EventRecord(run_id, key, loads_json(row[1]), ms_to_dt(row[2]))  # type: ignore[arg-type]
-            return EmitEventResult(accepted, rec)
+                raise not_found(run_id)
+            accepted = bool(row[0]) or (attempt > 0 and row[1] == payload)
+            return EmitEventResult(
+                accepted, EventRecord(run_id, key, loads_json(row[1]), ms_dt(row[2]))
+            )
 
         return await self._with_conn(op)
 
-    async def load_event(self, run_id: str, key: str) -> EventRecord | None:
-        check_id(run_id, "run_id")
-        check_id(key, "key")
-        row = await self._fetchone(
-            "SELECT payload, created_at_ms FROM durable_events WHERE run_id = %s AND key = %s",
-            (run_id, key),
-        )
+    async def _load_event(self, run_id: str, key: str) -> EventRecord | None:
+        row = await self._fetchone(Q.load_event, (run_id, key))
         if row is None:
             return None
-        return EventRecord(run_id, key, loads_json(row[0]), ms_to_dt(row[1]))  # type: ignore[arg-type]
+        return EventRecord(run_id, key, loads_json(row[0]), ms_dt(row[1]))
 
     # -- stream log --------------------------------------------------------------------------
 
-    async def append_stream_events(
-        self, run_id: str, events: Sequence[tuple[str, Any]]
+    async def _append(
+        self, run_id: str, event_ids: list[str], payloads: list[str]
     ) -> list[AppendStreamResult]:
-        check_id(run_id, "run_id")
-        ids: list[str] = []
-        payloads: list[str] = []
-        for i, (event_id, payload) in enumerate(events):
-            ids.append(check_id(event_id, "event_id"))
-            payloads.append(dumps_json(payload, root=f"events[{i}].payload").decode())
-        if not ids:
-            return []
-
-        async def op(conn: Conn, attempt: int) -> list[AppendStreamResult]:
-            cur = await conn.execute(
-                "SELECT * FROM durable_stream_append(%s, %s, %s)", (run_id, ids, payloads)
+        rows = await self._fetchall(_APPEND, (run_id, event_ids, payloads))
+        out: list[AppendStreamResult] = []
+        created: dict[int, datetime] = {}
+        for event_id, payload, (accepted, seq, stored, created_ms) in zip(
+            event_ids, payloads, rows, strict=True
+        ):
+            at = created.get(created_ms)
+            if at is None:
+                at = created[created_ms] = ms_dt(created_ms)
+            value = loads_json(payload if accepted else stored)
+            out.append(
+                AppendStreamResult(accepted, new_stream_event(run_id, seq, event_id, value, at))
             )
-            rows = await cur.fetchall()
-            out: list[AppendStreamResult] = []
-            for event_id, data, (accepted, seq, stored, created_ms) in zip(
-                ids, payloads, rows, strict=True
-            ):
-                text = data if accepted else stored
-                created = ms_to_dt(created_ms)
-                assert created is not None
-                rec = StreamEventRecord(run_id, seq, event_id, loads_json(text), created)
-                out.append(AppendStreamResult(bool(accepted), rec))
-            return out
+        return out
 
-        return await self._with_conn(op)
-
-    async def read_stream_events(
-        self, run_id: str, after_seq: int | None = None, limit: int | None = None
+    async def _read(
+        self, run_id: str, after_seq: int, limit: int | None
     ) -> list[StreamEventRecord]:
-        check_id(run_id, "run_id")
-        if after_seq is not None and type(after_seq) is not int:
-            raise DurableValueError("after_seq must be an int or None", path="after_seq")
-        if limit is not None and (type(limit) is not int or limit < 0):
-            raise DurableValueError("limit must be an int >= 0 or None", path="limit")
-        rows = await self._fetchall(
-            "SELECT run_id, seq, event_id, payload, created_at_ms FROM durable_stream "
-            "WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
-            (run_id, -1 if after_seq is None else after_seq, limit),
+        return stream_records(
+            run_id, await self._fetchall(Q.read_stream, (run_id, after_seq, limit))
         )
-        return [_stream_record(r) for r in rows]
 
-    async def stream_length(self, run_id: str) -> int:
-        """How many entries the run's stream log holds."""
-        check_id(run_id, "run_id")
+    async def _stream_length(self, run_id: str) -> int:
         row = await self._fetchone(
             "SELECT next_seq FROM durable_stream_heads WHERE run_id = %s", (run_id,)
         )

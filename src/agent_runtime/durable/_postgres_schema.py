@@ -2,8 +2,9 @@
 
 Times are epoch milliseconds (UTC) taken from the database clock (`durable_now_ms()`), so
 leases compare against one clock whatever host a worker runs on. JSON is stored as text,
-byte for byte what the library encoded. Two functions keep the hot paths at one round trip
-and one transaction each: a fenced step write and a stream append.
+byte for byte what the library encoded. Functions keep the hot paths at one round trip and
+one transaction each: a claim (with the completed steps), a fenced step write and a stream
+append.
 """
 
 from __future__ import annotations
@@ -255,6 +256,131 @@ BEGIN
     RETURN NEXT;
 END
 $fn$;
+""",
+    ),
+    Migration(
+        3,
+        "a run claimed (or created) with its completed steps in one call; batched stream "
+        "appends as set operations; a completed step is final",
+        r"""
+CREATE FUNCTION durable_claim_run(
+    p_run_id text, p_hash text, p_manifest text, p_project text, p_scenario text,
+    p_worker text, p_lease_ms bigint
+) RETURNS TABLE (
+    o_code text, o_manifest text, o_status text, o_created_at_ms bigint,
+    o_updated_at_ms bigint, o_holder text, o_expires_at_ms bigint, o_epoch bigint,
+    o_outcome text, o_step_count integer, o_handle text,
+    o_index integer, o_intent text, o_kind text, o_input_hash text, o_attempts integer,
+    o_result text, o_started_at_ms bigint, o_completed_at_ms bigint
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_now bigint := durable_now_ms();
+    r durable_runs%ROWTYPE;
+BEGIN
+    -- a new run is inserted already claimed (epoch 1): one row back, no step to read
+    INSERT INTO durable_runs (run_id, manifest_hash, manifest, project_id, scenario_id, status,
+        created_at_ms, updated_at_ms, lease_holder, lease_expires_at_ms, lease_epoch)
+    VALUES (p_run_id, p_hash, p_manifest, p_project, p_scenario, 'running', v_now, v_now,
+        p_worker, v_now + p_lease_ms, 1)
+    ON CONFLICT (run_id) DO NOTHING;
+    IF FOUND THEN
+        o_code := 'new'; o_status := 'running'; o_created_at_ms := v_now;
+        o_updated_at_ms := v_now; o_holder := p_worker; o_expires_at_ms := v_now + p_lease_ms;
+        o_epoch := 1; o_step_count := 0;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- an existing run is locked first: a step write of the former holder (which locks the
+    -- run row too) lands before the claim or is fenced after it, and the read of the
+    -- completed steps below (a statement of its own) sees every step that landed
+    SELECT * INTO r FROM durable_runs d WHERE d.run_id = p_run_id FOR UPDATE;
+    IF NOT FOUND THEN
+        o_code := 'missing'; RETURN NEXT; RETURN;
+    END IF;
+    IF r.manifest_hash <> p_hash THEN
+        o_code := 'mismatch'; RETURN NEXT; RETURN;
+    END IF;
+    IF r.status = 'completed' THEN
+        o_code := 'completed';
+    ELSIF r.lease_holder IS NOT NULL AND r.lease_holder <> p_worker
+            AND r.lease_expires_at_ms > v_now THEN
+        o_code := 'held'; o_holder := r.lease_holder; o_expires_at_ms := r.lease_expires_at_ms;
+        RETURN NEXT;
+        RETURN;
+    ELSE
+        UPDATE durable_runs d SET lease_holder = p_worker,
+            lease_expires_at_ms = v_now + p_lease_ms, lease_epoch = d.lease_epoch + 1,
+            status = 'running', updated_at_ms = v_now
+            WHERE d.run_id = p_run_id RETURNING d.* INTO r;
+        o_code := 'claimed';
+    END IF;
+    o_manifest := r.manifest; o_status := r.status; o_created_at_ms := r.created_at_ms;
+    o_updated_at_ms := r.updated_at_ms; o_holder := r.lease_holder;
+    o_expires_at_ms := r.lease_expires_at_ms; o_epoch := r.lease_epoch;
+    o_outcome := r.outcome; o_step_count := r.step_count; o_handle := r.handle;
+    RETURN NEXT;
+    -- every step write raises step_count under the run lock: 0 means there is no step
+    IF r.step_count > 0 THEN
+        RETURN QUERY SELECT 'step'::text, NULL::text, NULL::text, NULL::bigint, NULL::bigint,
+            NULL::text, NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text,
+            s.step_index, s.intent, s.kind, s.input_hash, s.attempts, s.result,
+            s.started_at_ms, s.completed_at_ms
+        FROM durable_steps s WHERE s.run_id = p_run_id AND s.status = 'completed'
+        ORDER BY s.step_index;
+    END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION durable_stream_append(p_run_id text, p_ids text[], p_payloads text[])
+RETURNS TABLE (o_accepted boolean, o_seq bigint, o_payload text, o_created_at_ms bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_now bigint := durable_now_ms();
+    v_next bigint;
+    v_added bigint;
+BEGIN
+    -- the per-run head row, locked until commit, serializes appenders of one run: seq stays
+    -- gapless and in commit order, and each statement below sees every earlier append
+    INSERT INTO durable_stream_heads AS h (run_id, next_seq) VALUES (p_run_id, 0)
+        ON CONFLICT (run_id) DO UPDATE SET next_seq = h.next_seq
+        RETURNING h.next_seq INTO v_next;
+    -- the first occurrence of each id not logged yet takes the next seq, in batch order
+    INSERT INTO durable_stream (run_id, seq, event_id, payload, created_at_ms)
+    SELECT p_run_id, v_next + row_number() OVER (ORDER BY f.ord) - 1, f.id, f.payload, v_now
+    FROM (
+        SELECT DISTINCT ON (u.id) u.id, u.payload, u.ord
+        FROM unnest(p_ids, p_payloads) WITH ORDINALITY AS u(id, payload, ord)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM durable_stream s WHERE s.run_id = p_run_id AND s.event_id = u.id
+        )
+        ORDER BY u.id, u.ord
+    ) f;
+    GET DIAGNOSTICS v_added = ROW_COUNT;
+    IF v_added > 0 THEN
+        UPDATE durable_stream_heads h SET next_seq = v_next + v_added WHERE h.run_id = p_run_id;
+    END IF;
+    -- one row per input, in order; the payload only where it is not the caller's own
+    RETURN QUERY
+    SELECT x.accepted, x.seq, CASE WHEN x.accepted THEN NULL ELSE x.payload END, x.created
+    FROM (
+        SELECT s.seq >= v_next AND u.ord = min(u.ord) OVER (PARTITION BY u.id) AS accepted,
+            s.seq, s.payload, s.created_at_ms AS created, u.ord
+        FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord)
+        JOIN durable_stream s ON s.run_id = p_run_id AND s.event_id = u.id
+    ) x
+    ORDER BY x.ord;
+END
+$fn$;
+
+-- a completed step is final: refused by the database too, whoever writes
+CREATE FUNCTION durable_steps_completed_final() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'step_completed: a completed step is final'
+        USING ERRCODE = 'integrity_constraint_violation';
+END
+$fn$;
+CREATE TRIGGER durable_steps_completed_final BEFORE UPDATE ON durable_steps
+    FOR EACH ROW WHEN (OLD.status = 'completed') EXECUTE FUNCTION durable_steps_completed_final();
 """,
     ),
 )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
@@ -217,3 +218,126 @@ class AppendStreamResult(NamedTuple):
     @property
     def payload(self) -> Any:
         return self.record.payload
+
+
+# -- building records on hot paths --------------------------------------------------------------
+# A frozen dataclass's `__init__` sets each field through `object.__setattr__` by name; resume
+# builds one `StepRecord` per completed step and an append one `StreamEventRecord` per event,
+# so these build them through the slot descriptors instead (same object, about half the cost).
+
+_new = object.__new__
+
+
+def _setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
+    return tuple(vars(cls)[f.name].__set__ for f in fields(cls))
+
+
+(
+    _step_run_id,
+    _step_index,
+    _step_intent,
+    _step_kind,
+    _step_input_hash,
+    _step_status,
+    _step_attempts,
+    _step_result,
+    _step_error,
+    _step_started_at,
+    _step_completed_at,
+) = _setters(StepRecord)
+_stream_run_id, _stream_seq, _stream_event_id, _stream_payload, _stream_created_at = _setters(
+    StreamEventRecord
+)
+(
+    _run_run_id,
+    _run_manifest_hash,
+    _run_project_id,
+    _run_scenario_id,
+    _run_status,
+    _run_created_at,
+    _run_updated_at,
+    _run_lease_holder,
+    _run_lease_expires_at,
+    _run_outcome,
+    _run_step_count,
+    _run_handle,
+    _run_manifest,
+    _run_lease_epoch,
+) = _setters(RunRecord)
+
+
+def new_run(
+    run_id: str,
+    manifest_hash: str,
+    project_id: str,
+    scenario_id: str | None,
+    status: RunStatus,
+    created_at: datetime,
+    updated_at: datetime,
+    lease_holder: str | None,
+    lease_expires_at: datetime | None,
+    outcome: Any,
+    step_count: int,
+    handle: RunHandle | None,
+    manifest: Any,
+    lease_epoch: int,
+) -> RunRecord:
+    """`RunRecord(...)`, every field positionally in declaration order, without `__init__`."""
+    rec: RunRecord = _new(RunRecord)
+    _run_run_id(rec, run_id)
+    _run_manifest_hash(rec, manifest_hash)
+    _run_project_id(rec, project_id)
+    _run_scenario_id(rec, scenario_id)
+    _run_status(rec, status)
+    _run_created_at(rec, created_at)
+    _run_updated_at(rec, updated_at)
+    _run_lease_holder(rec, lease_holder)
+    _run_lease_expires_at(rec, lease_expires_at)
+    _run_outcome(rec, outcome)
+    _run_step_count(rec, step_count)
+    _run_handle(rec, handle)
+    _run_manifest(rec, manifest)
+    _run_lease_epoch(rec, lease_epoch)
+    return rec
+
+
+def new_step(
+    run_id: str,
+    step_index: int,
+    intent: str,
+    kind: StepKind,
+    input_hash: str | None,
+    status: StepStatus,
+    attempts: int,
+    result: Any,
+    error: dict[str, Any] | None,
+    started_at: datetime | None,
+    completed_at: datetime | None,
+) -> StepRecord:
+    """`StepRecord(...)`, positionally, without the dataclass `__init__`."""
+    rec: StepRecord = _new(StepRecord)
+    _step_run_id(rec, run_id)
+    _step_index(rec, step_index)
+    _step_intent(rec, intent)
+    _step_kind(rec, kind)
+    _step_input_hash(rec, input_hash)
+    _step_status(rec, status)
+    _step_attempts(rec, attempts)
+    _step_result(rec, result)
+    _step_error(rec, error)
+    _step_started_at(rec, started_at)
+    _step_completed_at(rec, completed_at)
+    return rec
+
+
+def new_stream_event(
+    run_id: str, seq: int, event_id: str, payload: Any, created_at: datetime
+) -> StreamEventRecord:
+    """`StreamEventRecord(...)`, positionally, without the dataclass `__init__`."""
+    rec: StreamEventRecord = _new(StreamEventRecord)
+    _stream_run_id(rec, run_id)
+    _stream_seq(rec, seq)
+    _stream_event_id(rec, event_id)
+    _stream_payload(rec, payload)
+    _stream_created_at(rec, created_at)
+    return rec

@@ -1,28 +1,22 @@
 """`SQLiteDurableRunStore`: the embedded default store, one file, many processes on one host.
 
-WAL mode; every step commit is a single `BEGIN IMMEDIATE` transaction that checks the fence
-(lease holder) and writes the step, so a begin+complete costs one fsync in `durability="full"`.
-Statements run on the calling thread: each is short, and a thread hop would cost more than the
-statement itself. Waiting for another process's write lock is bounded by `busy_timeout_ms`.
+WAL mode; every write is a single `BEGIN IMMEDIATE` transaction that checks the fence (lease
+holder) and writes, so a begin+complete costs one fsync in `durability="full"`. Statements run
+on the calling thread: each is short, and a thread hop would cost more than the statement
+itself. Waiting for another process's write lock is bounded by `busy_timeout_ms`.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
+
+import orjson
 
 from .._sqlite import SQLiteTransaction, connect_sqlite
-from ..errors import (
-    DurableRunError,
-    DurableRunInputMismatchError,
-    DurableRunLeaseHeldError,
-    DurableRunNotFoundError,
-    DurableValueError,
-    StoreUnavailableError,
-)
-from ..jsoncanon import dumps_json, loads_json
+from ..errors import DurableValueError, StoreUnavailableError
+from ..jsoncanon import loads_json
 from ._base import StoreBase
 from ._manifest import DurableRunManifest
 from ._migrations import check_applied
@@ -34,50 +28,65 @@ from ._records import (
     RunRecord,
     RunStatus,
     StartOrResumeResult,
-    StepKind,
     StepRecord,
-    StepStatus,
     StreamEventRecord,
     ms_dt,
-    ms_to_dt,
+    new_run,
+    new_step,
+    new_stream_event,
     now_ms,
 )
+from ._sql import (
+    RUN_COLUMNS,
+    SQLITE,
+    STEP_COLUMNS,
+    STREAM_COLUMNS,
+    completed_steps,
+    run_record,
+    step_record,
+    stream_records,
+)
 from ._sqlite_schema import SQLITE_MIGRATIONS
-from ._store import DEFAULT_LEASE_MS
+from ._steps import StepWrite
 from ._validate import (
-    check_after_seq,
-    check_end_status,
-    check_epoch,
-    check_id,
-    check_index,
-    check_lease_ms,
-    check_limit,
-    check_start,
-    check_status,
     diverged,
+    lease_held,
     lease_lost,
+    mismatch,
+    not_found,
+    step_completed,
+    step_not_begun,
 )
 
 __all__ = ["SQLiteDurableRunStore"]
 
 Durability = Literal["normal", "full"]
+Q = SQLITE
 
-_RUN_COLUMNS = (
-    "run_id, manifest_hash, manifest, project_id, scenario_id, status, created_at_ms, "
-    "updated_at_ms, lease_holder, lease_expires_at_ms, lease_epoch, outcome, step_count, handle"
-)
-_STEP_COLUMNS = (
-    "run_id, step_index, intent, kind, input_hash, status, attempts, result, error, "
-    "started_at_ms, completed_at_ms"
-)
-
-_INSERT_STEP = f"""
-INSERT INTO durable_steps ({_STEP_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)
+# a new run is inserted already claimed (epoch 1); an existing one is claimed when it is
+# free, ours or expired, has our manifest and is not completed
+_CREATE = """
+INSERT INTO durable_runs (run_id, manifest_hash, manifest, project_id, scenario_id, status,
+    created_at_ms, updated_at_ms, lease_holder, lease_expires_at_ms, lease_epoch)
+VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?6, ?7, ?8, 1)
+ON CONFLICT (run_id) DO NOTHING
+"""
+_CLAIM = f"""
+UPDATE durable_runs SET lease_holder = ?1, lease_expires_at_ms = ?2,
+    lease_epoch = lease_epoch + 1, status = 'running', updated_at_ms = ?3
+WHERE run_id = ?4 AND manifest_hash = ?5 AND status != 'completed'
+    AND (lease_holder IS NULL OR lease_holder = ?1 OR lease_expires_at_ms <= ?3)
+RETURNING {RUN_COLUMNS}
 """
 
+_INSERT_STEP = (
+    f"INSERT INTO durable_steps ({STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
+)
+
+# the step-transition rule (`_steps.next_step`) for a recorded position: the WHERE leaves a
+# completed step or another intent alone (then nothing is returned and the caller explains)
 _UPSERT_STEP = f"""
-INSERT INTO durable_steps ({_STEP_COLUMNS})
+INSERT INTO durable_steps ({STEP_COLUMNS})
 VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)
 ON CONFLICT (run_id, step_index) DO UPDATE SET
     intent = excluded.intent,
@@ -92,52 +101,29 @@ ON CONFLICT (run_id, step_index) DO UPDATE SET
                          THEN durable_steps.started_at_ms ELSE excluded.started_at_ms END,
     completed_at_ms = excluded.completed_at_ms
 WHERE durable_steps.status != 'completed' AND durable_steps.intent = excluded.intent
-RETURNING {_STEP_COLUMNS}
+RETURNING {STEP_COLUMNS}
 """
 
+# touches no indexed column: a step commit costs one row update plus the step insert
+_FENCE = "UPDATE durable_runs SET step_count = MAX(step_count, ?) WHERE run_id = ?"
+_FENCE_HOLDER = _FENCE + " AND lease_holder = ?"
+_FENCE_EPOCH = _FENCE_HOLDER + " AND lease_epoch = ?"
 
-def _run_record(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
-    handle = row[13]
-    return RunRecord(
-        run_id=row[0],
-        manifest_hash=row[1],
-        manifest=loads_json(row[2]),
-        project_id=row[3],
-        scenario_id=row[4],
-        status=row[5],
-        created_at=ms_dt(row[6]),
-        updated_at=ms_dt(row[7]),
-        lease_holder=row[8],
-        lease_expires_at=ms_to_dt(row[9]),
-        lease_epoch=row[10],
-        outcome=loads_json(row[11]) if row[11] is not None else None,
-        step_count=row[12],
-        handle=RunHandle.from_dict(loads_json(handle)) if handle is not None else None,
-    )
+_END = (
+    "UPDATE durable_runs SET status = ?, outcome = ?, lease_holder = NULL, "
+    "lease_expires_at_ms = NULL, updated_at_ms = ? WHERE run_id = ?"
+)
+_END_RETURNING = {
+    "any": f"{_END} RETURNING {RUN_COLUMNS}",
+    "holder": f"{_END} AND lease_holder = ? RETURNING {RUN_COLUMNS}",
+    "epoch": f"{_END} AND lease_holder = ? AND lease_epoch = ? RETURNING {RUN_COLUMNS}",
+}
 
-
-def _step_record(row: sqlite3.Row | tuple[Any, ...]) -> StepRecord:
-    started = ms_to_dt(row[9])
-    # a step begun and completed in one commit has one timestamp: build it once (resume
-    # loads every completed step, so this runs once per step on the replay path)
-    completed = started if row[10] == row[9] else ms_to_dt(row[10])
-    return StepRecord(
-        run_id=row[0],
-        step_index=row[1],
-        intent=row[2],
-        kind=row[3],
-        input_hash=row[4],
-        status=row[5],
-        attempts=row[6],
-        result=loads_json(row[7]) if row[7] is not None else None,
-        error=loads_json(row[8]) if row[8] is not None else None,
-        started_at=started,
-        completed_at=completed,
-    )
-
-
-def _stream_record(row: tuple[Any, ...]) -> StreamEventRecord:
-    return StreamEventRecord(row[0], row[1], row[2], loads_json(row[3]), ms_dt(row[4]))
+_NEXT_SEQ = "SELECT COALESCE(MAX(seq) + 1, 0) FROM durable_stream WHERE run_id = ?"
+_LOGGED = (
+    f"SELECT {STREAM_COLUMNS} FROM durable_stream "
+    "WHERE run_id = ? AND event_id IN (SELECT value FROM json_each(?))"
+)
 
 
 def _statements(script: str) -> list[str]:
@@ -212,148 +198,72 @@ class SQLiteDurableRunStore(StoreBase):
         return SQLiteTransaction(self._db, f"SQLite store {self.path}")
 
     def _missing_or_lost(
-        self,
-        db: sqlite3.Connection,
-        run_id: str,
-        worker_id: str | None,
-        lease_epoch: int | None = None,
-    ) -> None:
-        row = db.execute(
-            "SELECT lease_holder, lease_epoch FROM durable_runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
+        self, db: sqlite3.Connection, run_id: str, worker_id: str | None, lease_epoch: int | None
+    ) -> Exception:
+        row = db.execute(Q.lease_of, (run_id,)).fetchone()
         if row is None:
-            raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
-        raise lease_lost(run_id, worker_id, lease_epoch, row[0], row[1])
-
-    def _fence(
-        self,
-        db: sqlite3.Connection,
-        run_id: str,
-        worker_id: str | None,
-        lease_epoch: int | None,
-        step_count: int,
-    ) -> None:
-        # touches no indexed column: a step commit costs one row update plus the step insert
-        if worker_id is None:
-            cur = db.execute(
-                "UPDATE durable_runs SET step_count = MAX(step_count, ?) WHERE run_id = ?",
-                (step_count, run_id),
-            )
-        elif lease_epoch is None:
-            cur = db.execute(
-                "UPDATE durable_runs SET step_count = MAX(step_count, ?) "
-                "WHERE run_id = ? AND lease_holder = ?",
-                (step_count, run_id, worker_id),
-            )
-        else:
-            cur = db.execute(
-                "UPDATE durable_runs SET step_count = MAX(step_count, ?) "
-                "WHERE run_id = ? AND lease_holder = ? AND lease_epoch = ?",
-                (step_count, run_id, worker_id, lease_epoch),
-            )
-        if cur.rowcount != 1:
-            self._missing_or_lost(db, run_id, worker_id, lease_epoch)
+            return not_found(run_id)
+        return lease_lost(run_id, worker_id, lease_epoch, row[0], row[1])
 
     # -- runs and leases ---------------------------------------------------------------------
 
-    async def start_or_resume(
-        self,
-        run_id: str,
-        manifest: DurableRunManifest,
-        worker_id: str,
-        lease_ms: int = DEFAULT_LEASE_MS,
+    async def _claim(
+        self, run_id: str, manifest: DurableRunManifest, worker_id: str, lease_ms: int
     ) -> StartOrResumeResult:
-        check_start(run_id, manifest, worker_id, lease_ms)
-        mhash, manifest_json = manifest.digest, manifest.encoded
+        mhash = manifest.digest
         with self._tx() as db:
             now = now_ms()
+            expires = now + lease_ms
             created = db.execute(
-                "INSERT INTO durable_runs (run_id, manifest_hash, manifest, project_id, "
-                "scenario_id, status, created_at_ms, updated_at_ms, lease_holder, "
-                "lease_expires_at_ms, lease_epoch) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, 1) "
-                "ON CONFLICT (run_id) DO NOTHING",
+                _CREATE,
                 (
                     run_id,
                     mhash,
-                    manifest_json,
+                    manifest.encoded,
                     manifest.project_id,
                     manifest.scenario_id,
                     now,
-                    now,
                     worker_id,
-                    now + lease_ms,
+                    expires,
                 ),
             )
-            if created.rowcount == 1:  # a new run: nothing to read back
-                fresh = (
+            if created.rowcount == 1:  # a new run: nothing to read back, no step
+                at = ms_dt(now)
+                record = new_run(
                     run_id,
                     mhash,
-                    manifest_json,
                     manifest.project_id,
                     manifest.scenario_id,
                     "running",
-                    now,
-                    now,
+                    at,
+                    at,
                     worker_id,
-                    now + lease_ms,
-                    1,
+                    ms_dt(expires),
                     None,
                     0,
                     None,
+                    loads_json(manifest.encoded),
+                    1,
                 )
-                record = _run_record(fresh)
                 return StartOrResumeResult(record, [], record.lease_expires_at)
-            row = db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM durable_runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            if row[1] != mhash:
-                raise DurableRunInputMismatchError(
-                    f"run {run_id!r} exists with another manifest", run_id=run_id
-                )
-            elif row[5] == "completed":
-                steps = self._completed_steps(db, run_id)
-                return StartOrResumeResult(_run_record(row), steps, None)
-            cur = db.execute(
-                "UPDATE durable_runs SET lease_holder = ?, lease_expires_at_ms = ?, "
-                "lease_epoch = lease_epoch + 1, status = 'running', updated_at_ms = ? "
-                "WHERE run_id = ? AND (lease_holder IS NULL OR lease_holder = ? "
-                "OR lease_expires_at_ms <= ?) "
-                f"RETURNING {_RUN_COLUMNS}",
-                (worker_id, now + lease_ms, now, run_id, worker_id, now),
+            row = db.execute(_CLAIM, (worker_id, expires, now, run_id, mhash)).fetchone()
+            if row is None:
+                row = db.execute(Q.load_run, (run_id,)).fetchone()
+                if row[1] != mhash:
+                    raise mismatch(run_id)
+                if row[5] != "completed":
+                    raise lease_held(run_id, row[8], row[9])
+            # every step write raises step_count in its transaction: 0 means no step to read
+            steps = (
+                completed_steps(run_id, db.execute(Q.completed_steps, (run_id,))) if row[12] else []
             )
-            claimed = cur.fetchone()
-            if claimed is None:
-                assert row is not None
-                raise DurableRunLeaseHeldError(
-                    f"run {run_id!r} is leased by {row[8]!r}",
-                    run_id=run_id,
-                    holder=row[8],
-                    expires_at_ms=row[9],
-                )
-            steps = self._completed_steps(db, run_id)
-        record = _run_record(claimed)
-        return StartOrResumeResult(record, steps, record.lease_expires_at)
+        record = run_record(row)
+        claimed = record.status != "completed"
+        return StartOrResumeResult(record, steps, record.lease_expires_at if claimed else None)
 
-    def _completed_steps(self, db: sqlite3.Connection, run_id: str) -> list[StepRecord]:
-        rows = db.execute(
-            f"SELECT {_STEP_COLUMNS} FROM durable_steps WHERE run_id = ? AND status = 'completed' "
-            "ORDER BY step_index",
-            (run_id,),
-        ).fetchall()
-        return [_step_record(r) for r in rows]
-
-    async def renew_lease(
-        self,
-        run_id: str,
-        worker_id: str,
-        lease_ms: int = DEFAULT_LEASE_MS,
-        *,
-        lease_epoch: int | None = None,
+    async def _renew(
+        self, run_id: str, worker_id: str, lease_ms: int, lease_epoch: int | None
     ) -> bool:
-        check_id(run_id, "run_id")
-        check_id(worker_id, "worker_id")
-        check_lease_ms(lease_ms)
-        check_epoch(lease_epoch)
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE durable_runs SET lease_expires_at_ms = ? "
@@ -362,283 +272,193 @@ class SQLiteDurableRunStore(StoreBase):
             )
             return cur.rowcount == 1
 
-    async def load_run(self, run_id: str) -> RunRecord | None:
-        check_id(run_id, "run_id")
-        row = self._db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM durable_runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        return _run_record(row) if row else None
-
-    async def list_runs(
-        self, *, limit: int = 100, status: RunStatus | None = None
-    ) -> list[RunRecord]:
-        check_limit(limit, optional=False)
-        if status is not None:
-            check_status(status)
-            rows = self._db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM durable_runs WHERE status = ? "
-                "ORDER BY rowid DESC LIMIT ?",
-                (status, limit),
-            ).fetchall()
-        else:
-            rows = self._db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM durable_runs ORDER BY rowid DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [_run_record(r) for r in rows]
-
-    async def end_run(
+    async def _end(
         self,
         run_id: str,
         worker_id: str | None,
         status: RunStatus,
-        outcome: Any = None,
-        *,
-        lease_epoch: int | None = None,
+        outcome: str,
+        lease_epoch: int | None,
     ) -> RunRecord:
-        check_id(run_id, "run_id")
-        check_end_status(status)
-        check_epoch(lease_epoch)
-        if worker_id is not None:
-            check_id(worker_id, "worker_id")
-        encoded = dumps_json(outcome, root="outcome").decode()
-        sql = (
-            "UPDATE durable_runs SET status = ?, outcome = ?, lease_holder = NULL, "
-            "lease_expires_at_ms = NULL, updated_at_ms = ? WHERE run_id = ?"
-        )
-        params: tuple[Any, ...] = (status, encoded, now_ms(), run_id)
-        if worker_id is not None:
-            sql += " AND lease_holder = ?"
-            params += (worker_id,)
-            if lease_epoch is not None:
-                sql += " AND lease_epoch = ?"
-                params += (lease_epoch,)
+        params: tuple[object, ...] = (status, outcome, now_ms(), run_id)
+        if worker_id is None:
+            sql = _END_RETURNING["any"]
+        elif lease_epoch is None:
+            sql, params = _END_RETURNING["holder"], (*params, worker_id)
+        else:
+            sql, params = _END_RETURNING["epoch"], (*params, worker_id, lease_epoch)
         with self._tx() as db:
-            row = db.execute(f"{sql} RETURNING {_RUN_COLUMNS}", params).fetchone()
+            row = db.execute(sql, params).fetchone()
             if row is None:
-                self._missing_or_lost(db, run_id, worker_id, lease_epoch)
-        return _run_record(row)
+                raise self._missing_or_lost(db, run_id, worker_id, lease_epoch)
+        return run_record(row)
 
-    async def set_run_handle(self, run_id: str, handle: RunHandle | None) -> None:
-        check_id(run_id, "run_id")
-        if handle is not None and not isinstance(handle, RunHandle):
-            raise DurableRunError("handle must be a RunHandle or None", run_id=run_id)
-        data = dumps_json(handle.to_dict(), root="handle").decode() if handle else None
+    async def _load_run(self, run_id: str) -> RunRecord | None:
+        row = self._db.execute(Q.load_run, (run_id,)).fetchone()
+        return run_record(row) if row else None
+
+    async def _list_runs(self, limit: int, status: RunStatus | None) -> list[RunRecord]:
+        if status is None:
+            rows = self._db.execute(Q.list_runs, (limit,))
+        else:
+            rows = self._db.execute(Q.list_runs_by_status, (status, limit))
+        return [run_record(r) for r in rows]
+
+    async def _set_handle(self, run_id: str, handle: RunHandle | None, encoded: str | None) -> None:
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE durable_runs SET handle = ?, updated_at_ms = ? WHERE run_id = ?",
-                (data, now_ms(), run_id),
+                (encoded, now_ms(), run_id),
             )
             if cur.rowcount != 1:
-                raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
+                raise not_found(run_id)
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def load_steps(self, run_id: str) -> list[StepRecord]:
-        check_id(run_id, "run_id")
-        rows = self._db.execute(
-            f"SELECT {_STEP_COLUMNS} FROM durable_steps WHERE run_id = ? ORDER BY step_index",
-            (run_id,),
-        ).fetchall()
-        return [_step_record(r) for r in rows]
+    async def _load_steps(self, run_id: str) -> list[StepRecord]:
+        return [step_record(r) for r in self._db.execute(Q.load_steps, (run_id,))]
 
-    async def load_step(self, run_id: str, step_index: int) -> StepRecord | None:
-        check_id(run_id, "run_id")
-        check_index(step_index)
-        row = self._db.execute(
-            f"SELECT {_STEP_COLUMNS} FROM durable_steps WHERE run_id = ? AND step_index = ?",
-            (run_id, step_index),
-        ).fetchone()
-        return _step_record(row) if row else None
+    async def _load_step(self, run_id: str, step_index: int) -> StepRecord | None:
+        row = self._db.execute(Q.load_step, (run_id, step_index)).fetchone()
+        return step_record(row) if row else None
 
-    async def _write_step(
-        self,
-        run_id: str,
-        step_index: int,
-        status: StepStatus,
-        worker_id: str | None,
-        intent: str | None,
-        kind: StepKind,
-        input_hash: str | None,
-        result: str | None,
-        error: str | None,
-        lease_epoch: int | None = None,
-    ) -> StepRecord:
+    async def _write_step(self, write: StepWrite) -> StepRecord:
+        run_id, index, worker = write.run_id, write.step_index, write.worker_id
         now = now_ms()
-        completed_at = None if status == "running" else now
+        completed_at = None if write.status == "running" else now
         with self._tx() as db:
-            self._fence(db, run_id, worker_id, lease_epoch, step_index + 1)
+            if worker is None:
+                cur = db.execute(_FENCE, (index + 1, run_id))
+            elif write.lease_epoch is None:
+                cur = db.execute(_FENCE_HOLDER, (index + 1, run_id, worker))
+            else:
+                cur = db.execute(_FENCE_EPOCH, (index + 1, run_id, worker, write.lease_epoch))
+            if cur.rowcount != 1:
+                raise self._missing_or_lost(db, run_id, worker, write.lease_epoch)
+            intent, kind = write.intent, write.kind
+            params = [
+                run_id,
+                index,
+                intent,
+                kind,
+                write.input_hash,
+                write.status,
+                write.result,
+                write.error,
+                now,
+                completed_at,
+            ]
             if intent is not None:
-                # common case: first write of this position, a plain INSERT like any hand-rolled
-                # loop would do; an existing row (begun, failed) takes the upsert below
+                # common case: the first write of this position, a plain INSERT as any
+                # hand-rolled loop would do; a recorded position takes the upsert below
                 try:
-                    db.execute(
-                        _INSERT_STEP,
-                        (
-                            run_id,
-                            step_index,
-                            intent,
-                            kind,
-                            input_hash,
-                            status,
-                            result,
-                            error,
-                            now,
-                            completed_at,
-                        ),
-                    )
+                    db.execute(_INSERT_STEP, params)
                 except sqlite3.IntegrityError:
                     pass
                 else:
-                    started = ms_to_dt(now)
-                    return StepRecord(
-                        run_id=run_id,
-                        step_index=step_index,
-                        intent=intent,
-                        kind=kind,
-                        input_hash=input_hash,
-                        status=status,
-                        attempts=1,
-                        result=loads_json(result) if result is not None else None,
-                        error=loads_json(error) if error is not None else None,
-                        started_at=started,
-                        completed_at=started if completed_at is not None else None,
+                    started = ms_dt(now)
+                    return new_step(
+                        run_id,
+                        index,
+                        intent,
+                        kind,
+                        write.input_hash,
+                        write.status,
+                        1,
+                        None if write.result is None else loads_json(write.result),
+                        None if write.error is None else loads_json(write.error),
+                        started,
+                        None if completed_at is None else started,
                     )
             else:
                 prev = db.execute(
                     "SELECT intent, kind FROM durable_steps WHERE run_id = ? AND step_index = ?",
-                    (run_id, step_index),
+                    (run_id, index),
                 ).fetchone()
                 if prev is None:
-                    raise DurableRunError(
-                        f"step {step_index} of run {run_id!r} was not begun; pass its intent",
-                        code="step_not_begun",
-                        run_id=run_id,
-                    )
+                    raise step_not_begun(run_id, index)
                 intent, kind = prev
-            row = db.execute(
-                _UPSERT_STEP,
-                (
-                    run_id,
-                    step_index,
-                    intent,
-                    kind,
-                    input_hash,
-                    status,
-                    result,
-                    error,
-                    now,
-                    completed_at,
-                ),
-            ).fetchone()
+                params[2], params[3] = intent, kind
+            row = db.execute(_UPSERT_STEP, params).fetchone()
             if row is None:
-                prev = db.execute(
+                (recorded,) = db.execute(
                     "SELECT intent FROM durable_steps WHERE run_id = ? AND step_index = ?",
-                    (run_id, step_index),
+                    (run_id, index),
                 ).fetchone()
-                if prev is not None and prev[0] != intent:
-                    raise diverged(run_id, step_index, prev[0], intent)
-                raise DurableRunError(
-                    f"step {step_index} of run {run_id!r} is already completed",
-                    code="step_completed",
-                    run_id=run_id,
-                )
-        return _step_record(row)
+                if recorded != intent:
+                    raise diverged(run_id, index, recorded, intent)
+                raise step_completed(run_id, index)
+        return step_record(row)
 
     # -- events ------------------------------------------------------------------------------
 
-    async def emit_event(self, run_id: str, key: str, payload: Any) -> EmitEventResult:
-        check_id(run_id, "run_id")
-        check_id(key, "key")
-        encoded = dumps_json(payload, root="payload").decode()
+    async def _emit(self, run_id: str, key: str, payload: str) -> EmitEventResult:
         with self._tx() as db:
             if (
                 db.execute("SELECT 1 FROM durable_runs WHERE run_id = ?", (run_id,)).fetchone()
                 is None
             ):
-                raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
+                raise not_found(run_id)
             now = now_ms()
             cur = db.execute(
                 "INSERT INTO durable_events (run_id, key, payload, created_at_ms) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING",
-                (run_id, key, encoded, now),
+                (run_id, key, payload, now),
             )
             if cur.rowcount == 1:
                 return EmitEventResult(
-                    True,
-                    EventRecord(run_id, key, loads_json(encoded), ms_dt(now)),
+                    True, EventRecord(run_id, key, loads_json(payload), ms_dt(now))
                 )
-            row = db.execute(
-                "SELECT payload, created_at_ms FROM durable_events WHERE run_id = ? AND key = ?",
-                (run_id, key),
-            ).fetchone()
+            row = db.execute(Q.load_event, (run_id, key)).fetchone()
         return EmitEventResult(False, EventRecord(run_id, key, loads_json(row[0]), ms_dt(row[1])))
 
-    async def load_event(self, run_id: str, key: str) -> EventRecord | None:
-        check_id(run_id, "run_id")
-        check_id(key, "key")
-        row = self._db.execute(
-            "SELECT payload, created_at_ms FROM durable_events WHERE run_id = ? AND key = ?",
-            (run_id, key),
-        ).fetchone()
+    async def _load_event(self, run_id: str, key: str) -> EventRecord | None:
+        row = self._db.execute(Q.load_event, (run_id, key)).fetchone()
         if row is None:
             return None
         return EventRecord(run_id, key, loads_json(row[0]), ms_dt(row[1]))
 
     # -- stream log --------------------------------------------------------------------------
 
-    async def append_stream_events(
-        self, run_id: str, events: Sequence[tuple[str, Any]]
+    async def _append(
+        self, run_id: str, event_ids: list[str], payloads: list[str]
     ) -> list[AppendStreamResult]:
-        check_id(run_id, "run_id")
-        encoded: list[tuple[str, str]] = []
-        for i, (event_id, payload) in enumerate(events):
-            check_id(event_id, "event_id")
-            encoded.append((event_id, dumps_json(payload, root=f"events[{i}].payload").decode()))
-        out: list[AppendStreamResult] = []
-        if not encoded:
-            return out
         with self._tx() as db:
             now = now_ms()
             created = ms_dt(now)
-            (seq,) = db.execute(
-                "SELECT COALESCE(MAX(seq) + 1, 0) FROM durable_stream WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            for event_id, data in encoded:
-                cur = db.execute(
-                    "INSERT INTO durable_stream (run_id, seq, event_id, payload, created_at_ms) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, event_id) DO NOTHING",
-                    (run_id, seq, event_id, data, now),
-                )
-                if cur.rowcount == 1:
-                    out.append(
-                        AppendStreamResult(
-                            True,
-                            StreamEventRecord(run_id, seq, event_id, loads_json(data), created),
-                        )
-                    )
+            (seq,) = db.execute(_NEXT_SEQ, (run_id,)).fetchone()
+            # ids already logged, in one lookup (the write lock is held: nobody adds any now)
+            logged: dict[str, tuple[int, str, int]] = {}
+            if seq:
+                for r in db.execute(_LOGGED, (run_id, orjson.dumps(event_ids).decode())):
+                    logged[r[1]] = (r[0], r[2], r[3])
+            rows: list[tuple[str, int, str, str, int]] = []
+            out: list[AppendStreamResult] = []
+            for event_id, payload in zip(event_ids, payloads, strict=True):
+                prior = logged.get(event_id)
+                if prior is None:
+                    logged[event_id] = (seq, payload, now)
+                    rows.append((run_id, seq, event_id, payload, now))
+                    rec = new_stream_event(run_id, seq, event_id, loads_json(payload), created)
+                    out.append(AppendStreamResult(True, rec))
                     seq += 1
-                    continue
-                row = db.execute(
-                    "SELECT run_id, seq, event_id, payload, created_at_ms FROM durable_stream "
-                    "WHERE run_id = ? AND event_id = ?",
-                    (run_id, event_id),
-                ).fetchone()
-                out.append(AppendStreamResult(False, _stream_record(row)))
+                else:
+                    rec = new_stream_event(
+                        run_id, prior[0], event_id, loads_json(prior[1]), ms_dt(prior[2])
+                    )
+                    out.append(AppendStreamResult(False, rec))
+            if rows:
+                db.executemany(Q.insert_stream, rows)
         return out
 
-    async def read_stream_events(
-        self, run_id: str, after_seq: int | None = None, limit: int | None = None
+    async def _read(
+        self, run_id: str, after_seq: int, limit: int | None
     ) -> list[StreamEventRecord]:
-        check_id(run_id, "run_id")
-        check_after_seq(after_seq)
-        check_limit(limit, optional=True)
-        rows = self._db.execute(
-            "SELECT run_id, seq, event_id, payload, created_at_ms FROM durable_stream "
-            "WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (run_id, -1 if after_seq is None else after_seq, -1 if limit is None else limit),
-        ).fetchall()
-        return [_stream_record(r) for r in rows]
+        rows = self._db.execute(Q.read_stream, (run_id, after_seq, -1 if limit is None else limit))
+        return stream_records(run_id, rows)
+
+    async def _stream_length(self, run_id: str) -> int:
+        return int(self._db.execute(_NEXT_SEQ, (run_id,)).fetchone()[0])
 
     async def close(self) -> None:
         self._db.close()

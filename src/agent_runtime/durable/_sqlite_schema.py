@@ -70,6 +70,17 @@ BEGIN
 END;
 """,
     ),
+    Migration(
+        3,
+        "a completed step is final (refused by the database too)",
+        """
+CREATE TRIGGER durable_steps_completed_final BEFORE UPDATE ON durable_steps
+WHEN OLD.status = 'completed'
+BEGIN
+    SELECT RAISE(ABORT, 'step_completed: a completed step is final');
+END;
+""",
+    ),
 )
 
 DURABLE_SCHEMA_SQL = "".join(m.sql for m in SQLITE_MIGRATIONS)

@@ -154,8 +154,15 @@ class DurableRunStore(Protocol):
         """Stream entries with `seq > after_seq` in seq order."""
         ...
 
+    async def stream_length(self, run_id: str) -> int:
+        """How many entries the run's stream log holds (`StoreBase` reads the log; stores
+        that know its head answer without reading it)."""
+        ...
+
     async def set_run_handle(self, run_id: str, handle: RunHandle | None) -> None:
         """Record (or clear) where the run's live execution can be re-attached."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release connections and caches (`StoreBase`: nothing to release)."""
+        ...

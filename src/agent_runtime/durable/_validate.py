@@ -7,7 +7,10 @@ from typing import Any
 from ..errors import (
     DurableRunDivergenceError,
     DurableRunError,
+    DurableRunInputMismatchError,
+    DurableRunLeaseHeldError,
     DurableRunLeaseLostError,
+    DurableRunNotFoundError,
     DurableValueError,
 )
 from ..jsoncanon import ensure_json
@@ -154,6 +157,48 @@ def check_start(run_id: Any, manifest: Any, worker_id: Any, lease_ms: Any) -> No
     check_lease_ms(lease_ms)
     if not isinstance(manifest, DurableRunManifest):
         raise DurableRunError("manifest must be a DurableRunManifest", run_id=run_id)
+
+
+def not_found(run_id: str) -> DurableRunNotFoundError:
+    """The error every store raises when a write names a run that does not exist."""
+    return DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
+
+
+def mismatch(run_id: str) -> DurableRunInputMismatchError:
+    """`start_or_resume` of an existing run with another manifest."""
+    return DurableRunInputMismatchError(
+        f"run {run_id!r} exists with another manifest", run_id=run_id
+    )
+
+
+def lease_held(
+    run_id: str, holder: str | None, expires_at_ms: int | None
+) -> DurableRunLeaseHeldError:
+    """`start_or_resume` of a run whose lease another live worker holds."""
+    return DurableRunLeaseHeldError(
+        f"run {run_id!r} is leased by {holder!r}",
+        run_id=run_id,
+        holder=holder,
+        expires_at_ms=expires_at_ms,
+    )
+
+
+def step_completed(run_id: str, step_index: int) -> DurableRunError:
+    """A write to a position whose step is completed: completed steps are final."""
+    return DurableRunError(
+        f"step {step_index} of run {run_id!r} is already completed",
+        code="step_completed",
+        run_id=run_id,
+    )
+
+
+def step_not_begun(run_id: str, step_index: int) -> DurableRunError:
+    """A completion or failure without an intent at a position that holds no step."""
+    return DurableRunError(
+        f"step {step_index} of run {run_id!r} was not begun; pass its intent",
+        code="step_not_begun",
+        run_id=run_id,
+    )
 
 
 def lease_lost(
