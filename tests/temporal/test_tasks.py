@@ -18,7 +18,6 @@ from agent_runtime.errors import (
     DurableValueError,
 )
 from agent_runtime.temporal import (
-    TemporalStepFailedError,
     create_worker,
     run_task,
     start_task,

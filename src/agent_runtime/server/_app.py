@@ -175,7 +175,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         opened = store if store is not None else await open_store(url)
-        turns = TurnRunner(
+        turns = (config.runner or TurnRunner)(
             opened,
             config.backend,
             project_id=project_id,

@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 
 from ..backends import AgentExecutionBackend, create_echo_backend, create_openai_compatible_backend
 from ..errors import AgentRuntimeError, ConfigurationError
+
+if TYPE_CHECKING:
+    from ._turns import TurnRunner
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_STORE_URL", "BackendConfig", "backend_from_env"]
 
@@ -30,7 +33,8 @@ class BackendConfig:
 
     `for_model(model_id)` gives the backend that answers a turn asking for another model than
     `model` (None: the request's model is ignored); `http_client` is the connection pool those
-    backends share, closed by `aclose()`."""
+    backends share, closed by `aclose()`. `runner`, when set, builds the service's
+    `TurnRunner` instead (`AGENT_RUNTIME_ENGINE=temporal`: Temporal workers drive turns)."""
 
     backend: AgentExecutionBackend
     model: str
@@ -38,6 +42,7 @@ class BackendConfig:
     api_key: str | None = None
     for_model: Callable[[str], AgentExecutionBackend] | None = None
     http_client: httpx2.AsyncClient | None = None
+    runner: Callable[..., TurnRunner] | None = None
 
     def backend_for(self, model: str | None) -> AgentExecutionBackend:
         """The backend for a turn that asked for `model` (None: the default one)."""
@@ -58,9 +63,10 @@ class BackendConfig:
 def backend_from_env(env: Mapping[str, str] | None = None) -> BackendConfig:
     """The OpenAI-compatible endpoint named by `OPENAI_BASE_URL`, else the echo backend."""
     values = os.environ if env is None else env
+    runner = engine_runner(values)
     base_url = values.get("OPENAI_BASE_URL", "").strip()
     if not base_url:
-        return BackendConfig(backend=create_echo_backend(), model="echo")
+        return BackendConfig(backend=create_echo_backend(), model="echo", runner=runner)
     api_key = values.get("OPENAI_API_KEY") or None
     model = values.get("OPENAI_MODEL", "").strip() or DEFAULT_MODEL
     client = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None))
@@ -81,4 +87,22 @@ def backend_from_env(env: Mapping[str, str] | None = None) -> BackendConfig:
         api_key=api_key,
         for_model=for_model,
         http_client=client,
+        runner=runner,
     )
+
+
+def engine_runner(values: Mapping[str, str]) -> Callable[..., TurnRunner] | None:
+    """`AGENT_RUNTIME_ENGINE`: `local` (None: this process drives its turns) or `temporal`
+    (`agent_runtime.temporal.server`: workers on `TEMPORAL_ADDRESS` drive them)."""
+    engine = values.get("AGENT_RUNTIME_ENGINE", "").strip() or "local"
+    if engine == "local":
+        return None
+    if engine != "temporal":
+        raise ConfigurationError(f"AGENT_RUNTIME_ENGINE must be local or temporal, not {engine!r}")
+    try:
+        from ..temporal.server import temporal_runner_from_env
+    except ImportError as exc:  # the `temporal` extra is not installed
+        raise ConfigurationError(
+            f"AGENT_RUNTIME_ENGINE=temporal needs the temporal extra: {exc}"
+        ) from None
+    return temporal_runner_from_env(values)

@@ -8,7 +8,7 @@ stream their events into our durable stream log, so browsers re-attach as on our
 """
 
 from ._activities import WorkerResources, current_worker
-from ._chat import agent_task, chat_turn, drive_agent_task, drive_chat_turn
+from ._chat import agent_task, chat_turn, chat_turn_request, drive_agent_task, drive_chat_turn
 from ._client import emit_event, run_task, start_task, task_result
 from ._context import STEP_ACTIVITY, TemporalContext
 from ._errors import TemporalStepFailedError
@@ -28,6 +28,7 @@ __all__ = [
     "WorkerResources",
     "agent_task",
     "chat_turn",
+    "chat_turn_request",
     "create_replayer",
     "create_worker",
     "current_worker",

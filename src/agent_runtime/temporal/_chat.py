@@ -31,6 +31,7 @@ __all__ = [
     "CHAT_TURN_INTENT",
     "agent_task",
     "chat_turn",
+    "chat_turn_request",
     "drive_agent_task",
     "drive_chat_turn",
     "turn_resources",
@@ -38,6 +39,17 @@ __all__ = [
 
 CHAT_TURN_INTENT = "chat.turn.produce"
 AGENT_TASK_INTENT = "agent.task.stream"
+
+
+def chat_turn_request(chat: Any, run_id: str) -> dict[str, Any]:
+    """The `chat_turn` argument for a `ChatRequest` (`agent_runtime.server`) served as the
+    turn `run_id`: the request's input and identity, as the worker rebuilds them."""
+    return {
+        "runId": run_id,
+        "input": chat.to_input(),
+        "tenantId": chat.tenant_id,
+        "userId": chat.user_id,
+    }
 
 
 def turn_resources(
