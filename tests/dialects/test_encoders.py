@@ -12,6 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent_runtime.chat import restarted_event, turn_event_id, turn_restart_id
+from agent_runtime.durable import StreamEventRecord
 from agent_runtime.errors import InvalidArgumentError
 from agent_runtime.server.dialects import (
     UI_MESSAGE_STREAM_HEADERS,
@@ -24,7 +26,7 @@ from agent_runtime.server.dialects import (
     vercel_body,
 )
 
-from .logs import COMPLETED, FAILED, LOGS, TASK, StaticLog, records, text, wire
+from .logs import COMPLETED, FAILED, LOGS, NOW, TASK, StaticLog, records, text, wire
 from .models import AguiClient, GrammarError, VercelClient, frames
 
 from agent_runtime.types import (  # isort: skip
@@ -264,18 +266,48 @@ def test_enveloped_and_original_payload_forms_are_read_as_text() -> None:
     assert client.text() == "one two three"
 
 
-def test_a_restart_closes_the_open_part_and_says_so() -> None:
-    payloads = [
-        *text("old"),
-        {"type": "session.run.restarted", "data": {"attempt": 2}},
-        *text("new"),
+def _attempt_records() -> list[StreamEventRecord]:
+    """A turn whose worker died mid-text and whose re-run answered differently, with a late
+    record of the first attempt appended after the marker by the fenced worker."""
+    rows = [
+        ("turn:0", text("old ")[0]),
+        ("turn:1", text("answer")[0]),
+        (turn_restart_id(2), restarted_event(2, "s")),
+        ("turn:2", text(" LATE")[0]),
+        (turn_event_id(0, 2), text("new ")[0]),
+        (turn_event_id(1, 2), text("answer")[0]),
     ]
-    got = _frames_of(VercelStream("m"), payloads)
-    kinds = [c["type"] for c in got if isinstance(c, dict)]
-    assert kinds == ["start", "text-start", "text-delta", "text-end", "data-restarted",
-                     "text-start", "text-delta", "text-end", "finish"]  # fmt: skip
-    agui = _frames_of(AguiStream("th", "run"), payloads)
-    assert {"type": "CUSTOM", "name": "session.run.restarted", "value": {"attempt": 2}} in agui
+    return [
+        StreamEventRecord(run_id="r", seq=i, event_id=e, payload=p, created_at=NOW)
+        for i, (e, p) in enumerate(rows)
+    ]
+
+
+def test_a_new_attempt_closes_the_open_part_and_skips_the_old_attempts_stragglers() -> None:
+    recs = _attempt_records()
+    enc = VercelStream("m")
+    body = enc.start() + b"".join(enc.encode(r) for r in recs) + enc.finish(COMPLETED)
+    got = [c for _, c in frames(body)]
+    assert [c["type"] for c in got if isinstance(c, dict)] == [
+        "start", "text-start", "text-delta", "text-delta", "text-end", "data-restarted",
+        "text-start", "text-delta", "text-delta", "text-end", "finish",
+    ]  # fmt: skip
+    assert " LATE" not in body.decode()
+    assert {"type": "data-restarted", "data": {"attempt": 2}, "transient": True} in got
+    for cut in range(len(recs)):  # resumed anywhere: the new attempt, never the straggler
+        static = StaticLog([r.payload for r in recs], COMPLETED)
+        static.records = recs
+        state = asyncio.run(resume_state(static, "r", cut, FoldCache()))
+        first = VercelStream("m")
+        client = VercelClient()  # got the stream up to the cut, then resumed after it
+        client.read(first.start() + b"".join(first.encode(r) for r in recs[: cut + 1]))
+        resumed = VercelStream("m", state=state)
+        rest = resumed.start() + b"".join(resumed.encode(r) for r in recs[cut + 1 :])
+        client.read(rest + resumed.finish(COMPLETED))
+        assert " LATE" not in client.text() and client.text().endswith("new answer")
+    agui = AguiStream("th", "run")
+    events = [c for _, c in frames(agui.start() + b"".join(agui.encode(r) for r in recs))]
+    assert {"type": "CUSTOM", "name": "session.run.restarted", "value": {"attempt": 2}} in events
 
 
 def _frames_of(enc: Any, payloads: list[dict[str, Any]], closing: Any = COMPLETED) -> list[Any]:

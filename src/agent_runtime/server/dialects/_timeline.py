@@ -7,6 +7,8 @@ log (`text-<seq of its first delta>`), so reading the same log from any cursor n
 parts; the fold state at a cursor is what is open there (`open_part`, `pending_tools`), which is
 what a resuming encoder re-opens before it continues. Payloads are our event vocabulary in its
 wire form, flat (`{"type": "text_delta", "text": ...}`) or enveloped (`{"type", "data": {...}}`).
+Attempts follow the turn log's event ids (`TurnLogCursor`'s rule): a restart marker of a later
+attempt closes what was open and switches to it; records of any other attempt are skipped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple, Protocol, TypeAlias
 
+from ...chat import parse_turn_event_id
 from ...durable import StreamEventRecord
 from ...errors import AgentRuntimeError
 from ...eval import KnowledgeReadinessReport, user_questions_for_knowledge_gaps
@@ -48,7 +51,7 @@ class PartSink(Protocol):
 
     def usage(self, totals: Mapping[str, Any]) -> None: ...
 
-    def restarted(self, attempt: Any) -> None: ...
+    def restarted(self, attempt: int) -> None: ...
 
     def completed(self) -> None: ...
 
@@ -71,6 +74,7 @@ class TimelineState(NamedTuple):
     ended: bool
     calls: int
     questions: tuple[dict[str, Any], ...]
+    attempt: int
 
 
 class PendingTool:
@@ -104,7 +108,7 @@ class _Muted:
     def usage(self, totals: Mapping[str, Any]) -> None:
         return None
 
-    def restarted(self, attempt: Any) -> None:
+    def restarted(self, attempt: int) -> None:
         return None
 
     def completed(self) -> None:
@@ -167,6 +171,7 @@ class Timeline:
     __slots__ = (
         "_calls",
         "_questions",
+        "attempt",
         "ended",
         "last_text_id",
         "open_id",
@@ -186,6 +191,7 @@ class Timeline:
         self.pending_tools: dict[str, PendingTool] = {}
         self.totals: dict[str, Any] = {}
         self.ended = False
+        self.attempt = 1
         self._calls = 0
         self._questions: list[dict[str, Any]] = []
 
@@ -201,6 +207,7 @@ class Timeline:
             self.ended,
             self._calls,
             tuple(self._questions),
+            self.attempt,
         )
 
     def restore(self, state: TimelineState) -> None:
@@ -214,6 +221,7 @@ class Timeline:
         self.ended = state.ended
         self._calls = state.calls
         self._questions = list(state.questions)
+        self.attempt = state.attempt
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -223,6 +231,15 @@ class Timeline:
         if self.seq is not None and seq <= self.seq:
             return
         self.seq = seq
+        event_id = record.event_id
+        if self.attempt != 1 or event_id.count(":") != 1:  # not a plain first-attempt record
+            attempt, restart = parse_turn_event_id(event_id)
+            if restart:
+                if attempt > self.attempt and not self.ended:
+                    self._restart(attempt)
+                return
+            if attempt != self.attempt:
+                return  # appended late by a worker the log has left behind
         if self.ended:
             return
         payload = record.payload
@@ -256,10 +273,16 @@ class Timeline:
             if not isinstance(code, str):
                 code = "backend_error" if kind == "backend_error" else None
             self.fail(str(message), code)
-        elif kind == "session.run.restarted":
-            self.close_part()
-            self.pending_tools.clear()
-            self.sink.restarted(_field(payload, "attempt"))
+        elif kind == "session.run.restarted":  # a log whose event ids are not a turn's own
+            attempt = _field(payload, "attempt")
+            self._restart(attempt if type(attempt) is int else self.attempt + 1)
+
+    def _restart(self, attempt: int) -> None:
+        """A new attempt of the turn starts: what the last one had open is over."""
+        self.attempt = attempt
+        self.close_part()
+        self.pending_tools.clear()
+        self.sink.restarted(attempt)
 
     def _delta(self, kind: PartKind, delta: str, seq: int) -> None:
         if not delta:

@@ -201,7 +201,7 @@ class AguiStream:
             _frame({"type": "CUSTOM", "name": "agent_runtime.usage", "value": totals})
         )
 
-    def restarted(self, attempt: Any) -> None:
+    def restarted(self, attempt: int) -> None:
         self._frames.append(
             _frame(
                 {"type": "CUSTOM", "name": "session.run.restarted", "value": {"attempt": attempt}}

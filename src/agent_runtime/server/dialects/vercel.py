@@ -158,7 +158,7 @@ class VercelStream:
     def usage(self, totals: Mapping[str, Any]) -> None:
         self._frames.append(_frame({"type": "message-metadata", "messageMetadata": totals}))
 
-    def restarted(self, attempt: Any) -> None:
+    def restarted(self, attempt: int) -> None:
         self._frames.append(
             _frame({"type": "data-restarted", "data": {"attempt": attempt}, "transient": True})
         )
