@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -309,8 +310,17 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8000,
     store: StoreOpt = DEFAULT_STORE_URL,
+    engine: Annotated[
+        str,
+        typer.Option(
+            envvar="AGENT_RUNTIME_ENGINE",
+            help="Who drives turns: local (this process) or temporal (workers of "
+            "`agent-runtime temporal worker` on TEMPORAL_ADDRESS, AGENT_RUNTIME_TASK_QUEUE).",
+        ),
+    ] = "local",
 ) -> None:
     """Serve the chat API and page (backend: OPENAI_BASE_URL's endpoint, else echo)."""
+    os.environ["AGENT_RUNTIME_ENGINE"] = engine  # read with the backend settings
     try:
         import uvicorn
 

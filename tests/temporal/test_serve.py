@@ -109,3 +109,28 @@ def test_the_temporal_runner_leaves_turns_to_temporal(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(check())
+
+
+def test_serve_refuses_an_unknown_engine(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent_runtime.cli",
+            "serve",
+            "--engine",
+            "carrier-pigeon",
+            "--store",
+            f"sqlite:///{tmp_path}/r.db",
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "AGENT_RUNTIME_ENGINE must be local or temporal" in done.stderr
