@@ -76,7 +76,7 @@ class AguiStream:
     and a colon) starts every message and tool call id, so they are unique on the thread. `after` (what the client already has) is folded
     silently; `start()`, `encode(record)` and `finish(closing)` as `VercelStream`."""
 
-    __slots__ = ("_frames", "prefix", "run_id", "thread_id", "timeline")
+    __slots__ = ("_delta_head", "_frames", "prefix", "run_id", "thread_id", "timeline")
 
     def __init__(
         self,
@@ -91,6 +91,7 @@ class AguiStream:
         self.run_id = run_id
         self.prefix = prefix
         self._frames: list[bytes] = []
+        self._delta_head: tuple[str, bytes] | None = None
         self.timeline = Timeline(MUTED)
         if state is not None:
             self.timeline.restore(state)
@@ -146,11 +147,15 @@ class AguiStream:
             )
 
     def part_delta(self, kind: PartKind, part_id: str, delta: str) -> None:
-        self._frames.append(
-            _frame({"type": "TEXT_MESSAGE_CONTENT" if kind == "text" else
-                    "REASONING_MESSAGE_CONTENT", "messageId": self.prefix + part_id,
-                    "delta": delta})
-        )  # fmt: skip
+        head = self._delta_head
+        if head is None or head[0] != part_id:
+            kind_name = b"TEXT_MESSAGE_CONTENT" if kind == "text" else b"REASONING_MESSAGE_CONTENT"
+            head = self._delta_head = (
+                part_id,
+                b'data: {"type":"' + kind_name + b'","messageId":'
+                + _dumps(self.prefix + part_id) + b',"delta":',
+            )  # fmt: skip
+        self._frames.append(head[1] + _dumps(delta) + b"}\n\n")
 
     def part_end(self, kind: PartKind, part_id: str) -> None:
         pid = _dumps(self.prefix + part_id)

@@ -49,7 +49,7 @@ class VercelStream:
     `start()` re-opens what is open there. Then `encode(record)` for each later record and
     `finish(closing)` with the run's closing line (`b""` while the turn is not over)."""
 
-    __slots__ = ("_frames", "message_id", "timeline")
+    __slots__ = ("_delta_head", "_frames", "message_id", "timeline")
 
     def __init__(
         self,
@@ -60,6 +60,7 @@ class VercelStream:
     ) -> None:
         self.message_id = message_id
         self._frames: list[bytes] = []
+        self._delta_head: tuple[str, bytes] | None = None
         self.timeline = Timeline(MUTED)
         if state is not None:
             self.timeline.restore(state)
@@ -120,10 +121,14 @@ class VercelStream:
         )
 
     def part_delta(self, kind: PartKind, part_id: str, delta: str) -> None:
-        self._frames.append(
-            _frame({"type": "text-delta" if kind == "text" else "reasoning-delta",
-                    "id": part_id, "delta": delta})
-        )  # fmt: skip
+        head = self._delta_head
+        if head is None or head[0] != part_id:
+            kind_name = b"text-delta" if kind == "text" else b"reasoning-delta"
+            head = self._delta_head = (
+                part_id,
+                b'data: {"type":"' + kind_name + b'","id":' + _dumps(part_id) + b',"delta":',
+            )
+        self._frames.append(head[1] + _dumps(delta) + b"}\n\n")
 
     def part_end(self, kind: PartKind, part_id: str) -> None:
         self._frames.append(_frame({"type": _END[kind], "id": part_id}))
