@@ -2,8 +2,12 @@
 durable runs and manage store schemas.
 
 Each command group is its own Typer app mounted on `app` (`runs`); top-level commands
-(`migrate`) are plain functions. Human output is Rich tables; `--json` prints JSON (one
-document, or one object per line for `runs tail`) for scripts.
+(`migrate`, `chat`, `run`, ...) are plain functions. Human output is Rich with markup off
+(`_cli_output`): model and stored text prints as it is, tables fit the terminal. `--json`
+prints compact JSON (one document, or one object per line for `runs tail` and streams).
+Errors are one line on stderr (`agent-runtime -v ...` adds the details); exit codes: 0 done,
+1 what was asked failed (unknown run, unreachable store or server, a task or turn that did
+not complete), 2 a wrong option, URL or setting.
 """
 
 from __future__ import annotations
@@ -13,35 +17,55 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from rich.status import Status
 from rich.text import Text
 
+from ._cli_output import (
+    emit_json,
+    err,
+    error_details,
+    one_line,
+    out,
+    run_details,
+    runs_table,
+    status_text,
+    steps_table,
+    timestamp,
+)
 from ._cli_temporal import temporal_app
 from .durable import DurableRunStore, RunRecord, open_store
 from .errors import (
     AgentRuntimeError,
+    ChatTurnError,
     ConfigurationError,
     DurableRunNotFoundError,
     DurableValueError,
+    InvalidArgumentError,
     StoreUnavailableError,
     ValidationError,
 )
 from .types import FinalEvent, LlmCallEvent
 
-__all__ = ["DEFAULT_STORE_URL", "app", "main", "runs_app"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_STORE_URL",
+    "app",
+    "exit_code",
+    "main",
+    "runs_app",
+]
 
 T = TypeVar("T")
 
 DEFAULT_STORE_URL = "sqlite:///./.agent-runtime/runs.db"
 STORE_ENV = "AGENT_RUNTIME_STORE"
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+"""Seconds the CLI retries a PostgreSQL server that refuses the connection (--connect-timeout)."""
 
 app = typer.Typer(
     name="agent-runtime",
@@ -49,8 +73,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help and usage errors as plain click text, never markup
 )
-runs_app = typer.Typer(help="List, inspect and tail durable runs.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="List, inspect and tail durable runs.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(runs_app, name="runs")
 app.add_typer(temporal_app, name="temporal")
 
@@ -62,52 +89,112 @@ StoreOpt = Annotated[
         help="Store URL: memory:, sqlite:///path, file:///root, postgresql://...",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print compact JSON for scripts.")]
+ConnectTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--connect-timeout",
+        envvar="AGENT_RUNTIME_CONNECT_TIMEOUT",
+        min=0.1,
+        max=3600,
+        help="Seconds to retry a PostgreSQL server that refuses the connection.",
+    ),
+]
 
-_out = Console(soft_wrap=True)
-_err = Console(stderr=True)
+_out = out
+_err = err
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+class _Settings:
+    """Options of the root command, read by every subcommand."""
+
+    verbose = False
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            envvar="AGENT_RUNTIME_VERBOSE",
+            help="On an error, also print its type, fields and traceback.",
+        ),
+    ] = False,
+) -> None:
+    """Durable agent runtime: serve chat, run tasks, inspect runs, manage stores."""
+    _Settings.verbose = verbose
+
+
+def exit_code(exc: BaseException) -> int:
+    """2 for a wrong option, URL, setting or argument; 1 for everything else that failed."""
+    wrong_input = (ConfigurationError, DurableValueError, ValidationError, InvalidArgumentError)
+    return 2 if isinstance(exc, wrong_input) else 1
+
+
+def _error_line(message: str) -> None:
+    _err.print(Text.assemble(("error:", "red"), " ", one_line(message)))
+
+
+def _fail(message: str, code: int, exc: BaseException | None = None) -> typer.Exit:
+    """Print `error: <message>` as one line (with `-v`, the details of `exc` below it) and
+    return the exit to raise."""
+    _error_line(message)
+    if exc is not None and _Settings.verbose:
+        for line in error_details(exc):
+            _err.print(Text(line, style="dim"))
     return typer.Exit(code)
 
 
+def _fail_on(exc: AgentRuntimeError) -> typer.Exit:
+    return _fail(exc.message, exit_code(exc), exc)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(coro)`; a typed error becomes one line and its exit code."""
+    try:
+        return asyncio.run(coro)
+    except AgentRuntimeError as exc:
+        raise _fail_on(exc) from None
+
+
 def _with_store(
-    url: str, fn: Callable[[DurableRunStore], Awaitable[T]], *, create: bool = False
+    url: str,
+    fn: Callable[[DurableRunStore], Awaitable[T]],
+    *,
+    create: bool = False,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> T:
     """Open the store, run `fn`, close it; typed errors become a message and an exit code.
     Only `migrate` creates a store: reading a mistyped path is an error, not a new file."""
 
     async def go() -> T:
-        store = await open_store(url, create=create)
+        store = await open_store(url, create=create, connect_timeout_s=connect_timeout_s)
         try:
             return await fn(store)
         finally:
             await store.close()
 
-    try:
-        return asyncio.run(go())
-    except DurableRunNotFoundError as exc:
-        raise _fail(exc.message, 1) from None
-    except (ConfigurationError, DurableValueError) as exc:
-        raise _fail(exc.message, 2) from None
-    except AgentRuntimeError as exc:
-        raise _fail(f"{type(exc).__name__}: {exc.message}", 1) from None
+    return _run(go())
 
 
 def _display_url(url: str) -> str:
     """The store URL with any password masked."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    url = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
 
 
 def _emit_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data).decode() + "\n")
-    sys.stdout.flush()
+    emit_json(data)
 
 
-def _ts(value: datetime | None) -> str:
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+def _ts(value: Any) -> str:
+    return timestamp(value)
+
+
+def _status(status: str) -> Text:
+    return status_text(status)
 
 
 async def _stream_length(store: DurableRunStore, run_id: str) -> int:
@@ -117,9 +204,21 @@ async def _stream_length(store: DurableRunStore, run_id: str) -> int:
     return len(await store.read_stream_events(run_id))
 
 
-def _short(value: Any, width: int = 60) -> str:
-    text = orjson.dumps(value).decode()
-    return text if len(text) <= width else text[: width - 1] + "…"
+class _FirstToken:
+    """A transient `waiting for the first token…` status on stderr, on a terminal only, from
+    the start of a command until it prints its first output."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._status: Status | None = None
+        if enabled and _err.is_terminal and not _err.is_dumb_terminal:
+            self._status = _err.status(Text("waiting for the first token…"), spinner="dots")
+            self._status.start()
+
+    def done(self) -> None:
+        """Clear the status line (idempotent)."""
+        status, self._status = self._status, None
+        if status is not None:
+            status.stop()
 
 
 # -- runs ---------------------------------------------------------------------------------------
@@ -132,6 +231,7 @@ def runs_ls(
         str | None, typer.Option(help="Only runs with this status (running, completed, ...).")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 50,
+    connect_timeout: ConnectTimeoutOpt = DEFAULT_CONNECT_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs, newest first."""
@@ -140,37 +240,23 @@ def runs_ls(
         runs = await s.list_runs(limit=limit, status=status)  # type: ignore[arg-type]
         return [(r, await _stream_length(s, r.run_id)) for r in runs]
 
-    rows = _with_store(store, go)
+    rows = _with_store(store, go, connect_timeout_s=connect_timeout)
     if as_json:
         _emit_json([{**r.to_dict(), "stream_length": n} for r, n in rows])
         return
-    table = Table(title=f"runs in {_display_url(store)}", title_justify="left")
-    for col in ("run id", "status", "steps", "stream", "lease holder", "lease expires", "created"):
-        table.add_column(col, no_wrap=col == "run id")
-    for r, n in rows:
-        table.add_row(
-            Text(r.run_id),
-            _status(r.status),
-            str(r.step_count),
-            str(n),
-            Text(r.lease_holder or "-"),
-            _ts(r.lease_expires_at),
-            _ts(r.created_at),
-        )
-    _out.print(table)
+    where = _display_url(store)
     if not rows:
-        _out.print("no runs")
-
-
-def _status(status: str) -> str:
-    color = {"completed": "green", "failed": "red", "running": "yellow"}.get(status, "cyan")
-    return f"[{color}]{status}[/{color}]"
+        _out.print(Text(f"no runs in {where}"))
+        return
+    _out.print(Text(f"runs in {where}", style="bold"))
+    _out.print(runs_table(rows, _out.width))
 
 
 @runs_app.command("show")
 def runs_show(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
     store: StoreOpt = DEFAULT_STORE_URL,
+    connect_timeout: ConnectTimeoutOpt = DEFAULT_CONNECT_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a run: status, lease, outcome, and every step with its attempts."""
@@ -181,46 +267,16 @@ def runs_show(
             raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
         return run, await s.load_steps(run_id), await _stream_length(s, run_id)
 
-    run, steps, length = _with_store(store, go)
+    run, steps, length = _with_store(store, go, connect_timeout_s=connect_timeout)
     if as_json:
         _emit_json(
             {"run": run.to_dict(), "steps": [s.to_dict() for s in steps], "stream_length": length}
         )
         return
-    info = Table.grid(padding=(0, 2))
-    info.add_column(style="bold")
-    info.add_column()
-    info.add_row("run", Text(run.run_id))
-    info.add_row("status", _status(run.status))
-    info.add_row(
-        "project", Text(run.project_id + (f" / {run.scenario_id}" if run.scenario_id else ""))
-    )
-    info.add_row("created", _ts(run.created_at))
-    info.add_row("updated", _ts(run.updated_at))
-    info.add_row("lease", Text(f"{run.lease_holder or '-'} until {_ts(run.lease_expires_at)}"))
-    info.add_row("lease epoch", str(run.lease_epoch))
-    info.add_row("steps", str(run.step_count))
-    info.add_row("stream", f"{length} events")
-    if run.handle:
-        info.add_row("handle", Text(_short(run.handle.to_dict(), 100)))
-    if run.outcome is not None:
-        info.add_row("outcome", Text(_short(run.outcome, 100)))
-    _out.print(info)
-    table = Table(title="steps", title_justify="left")
-    for col in ("#", "intent", "kind", "status", "attempts", "completed", "result / error"):
-        table.add_column(col)
-    for st in steps:
-        shown = st.error.get("message") if st.error else _short(st.result)
-        table.add_row(
-            str(st.step_index),
-            Text(st.intent),
-            st.kind,
-            _status(st.status),
-            str(st.attempts),
-            _ts(st.completed_at),
-            Text(str(shown)),
-        )
-    _out.print(table)
+    _out.print(run_details(run, length))
+    if steps:
+        _out.print()
+        _out.print(steps_table(steps))
 
 
 @runs_app.command("tail")
@@ -235,11 +291,15 @@ def runs_tail(
         bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")
     ] = False,
     poll_ms: Annotated[int, typer.Option(min=10, help="Poll interval with --follow.")] = 250,
+    connect_timeout: ConnectTimeoutOpt = DEFAULT_CONNECT_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print a run's stream log from a cursor; `--json` prints one JSON object per line."""
+    """Print a run's stream log from a cursor, one event a line (`seq  event id  payload`);
+    `--json` prints one JSON object per line. An unknown run exits 1."""
 
     async def go(s: DurableRunStore) -> None:
+        if await s.load_run(run_id) is None:
+            raise DurableRunNotFoundError(f"run {run_id!r} does not exist", run_id=run_id)
         cursor = after
         printed = 0
         while True:
@@ -249,19 +309,18 @@ def runs_tail(
                 if as_json:
                     _emit_json(ev.to_dict())
                 else:
-                    line = Text.assemble(
-                        (f"{ev.seq:>6}", "dim"), f"  {ev.event_id}  {_short(ev.payload, 200)}"
-                    )
-                    _out.print(line, highlight=False)  # model text: never read as markup
+                    payload = orjson.dumps(ev.payload).decode()
+                    line = Text.assemble((f"{ev.seq:>6}", "dim"), f"  {ev.event_id}  {payload}")
+                    _out.print(line, soft_wrap=True)  # one line, however long: never cut
                 cursor = ev.seq
             printed += len(events)
             if not follow or (limit is not None and printed >= limit):
                 return
             if not events:
                 run = await s.load_run(run_id)
-                if run is None:  # a mistyped id, or the store went away: nothing will come
+                if run is None:  # the store went away under us: nothing more will come
                     raise DurableRunNotFoundError(
-                        f"run {run_id!r} does not exist in this store", run_id=run_id
+                        f"run {run_id!r} does not exist any more in this store", run_id=run_id
                     )
                 if run.status != "running":
                     rest = await s.read_stream_events(run_id, after_seq=cursor, limit=1)
@@ -269,14 +328,18 @@ def runs_tail(
                         return
                 await asyncio.sleep(poll_ms / 1000)
 
-    _with_store(store, go)
+    _with_store(store, go, connect_timeout_s=connect_timeout)
 
 
 # -- stores -------------------------------------------------------------------------------------
 
 
 @app.command("migrate")
-def migrate(store: StoreOpt = DEFAULT_STORE_URL, as_json: JsonOpt = False) -> None:
+def migrate(
+    store: StoreOpt = DEFAULT_STORE_URL,
+    connect_timeout: ConnectTimeoutOpt = DEFAULT_CONNECT_TIMEOUT_S,
+    as_json: JsonOpt = False,
+) -> None:
     """Create the store or bring its schema up to date (safe to run from several hosts)."""
 
     async def go(s: DurableRunStore) -> int:
@@ -288,13 +351,11 @@ def migrate(store: StoreOpt = DEFAULT_STORE_URL, as_json: JsonOpt = False) -> No
             result = await result
         return int(result)
 
-    version = _with_store(store, go, create=True)
+    version = _with_store(store, go, create=True, connect_timeout_s=connect_timeout)
     if as_json:
         _emit_json({"store": _display_url(store), "schema_version": version})
     else:
-        _out.print(
-            f"{_display_url(store)}: schema version {version}", markup=False, highlight=False
-        )
+        _out.print(Text(f"{_display_url(store)}: schema version {version}"))
 
 
 # -- service ------------------------------------------------------------------------------------
@@ -341,61 +402,86 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
 
 
-def _print_event(event: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        _emit_json(event)
-        return
-    kind = event.get("type")
-    if kind in ("text_delta", "turn.replayed"):  # a replayed turn arrives as its whole text
-        sys.stdout.write(str(event.get("text") or ""))
-        sys.stdout.flush()
-    elif kind == "error":
-        detail = f"{event.get('code')}: {event.get('message')}"
-        _err.print(f"[red]error[/red] {escape(detail)}", highlight=False)
+class _TurnPrinter:
+    """Prints a chat turn's lines as they arrive: the text on stdout, an error as one line on
+    stderr (`--json`: every line as it came); `ok` once the turn completed."""
+
+    def __init__(self, as_json: bool, waiting: _FirstToken) -> None:
+        self.as_json = as_json
+        self.waiting = waiting
+        self.ok = False
+        self._texted = False
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        self.ok = self.ok or kind == "session.run.completed"
+        if self.as_json:
+            _emit_json(event)
+            return
+        data = event.get("data")
+        body: dict[str, Any] = data if isinstance(data, dict) else event
+        text: Any = None
+        if kind == "text_delta":
+            text = event.get("text", body.get("text"))
+        elif kind in ("turn.replayed", "result") and not self._texted:  # a replay: the whole text
+            text = body.get("text", body.get("finalText"))
+        elif kind == "error":
+            self.waiting.done()
+            _error_line(f"{body.get('code') or 'error'}: {body.get('message')}")
+        if isinstance(text, str) and text:
+            self.waiting.done()
+            self._texted = True
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
 
-async def _chat_remote(url: str, body: dict[str, Any], as_json: bool) -> bool:
+def _server_error(status: int, body: bytes) -> AgentRuntimeError:
+    """A non-200 answer of the chat server as a typed error: 2 (our request or `--url` is
+    wrong) for 400, 404, 405, 413 and 422, else 1; the message is the server's own."""
+    detail = body.decode(errors="replace")
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        detail = str(orjson.loads(body)["error"]["message"])
+    message = f"server answered {status}: {one_line(detail)[:500]}"
+    if status in (400, 404, 405, 413, 422):
+        return ConfigurationError(message)
+    return ChatTurnError(message, status)
+
+
+async def _chat_remote(url: str, body: dict[str, Any], show: _TurnPrinter) -> None:
     import httpx2
 
-    ok = False
     try:
         async with (
             httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None)) as client,
             client.stream("POST", url.rstrip("/") + "/api/chat", json=body) as response,
         ):
             if response.status_code != 200:
-                detail = (await response.aread()).decode(errors="replace")[:500]
-                raise ConfigurationError(f"server answered {response.status_code}: {detail}")
+                raise _server_error(response.status_code, await response.aread())
             async for line in response.aiter_lines():
                 if line.strip():
-                    event = orjson.loads(line)
-                    _print_event(event, as_json)
-                    ok = ok or event.get("type") == "session.run.completed"
+                    show(orjson.loads(line))
     except httpx2.HTTPError as exc:
         raise StoreUnavailableError(f"cannot reach {url}: {exc}") from None
-    return ok
 
 
-async def _chat_local(store_url: str, body: dict[str, Any], as_json: bool) -> bool:
+async def _chat_local(
+    store_url: str, body: dict[str, Any], show: _TurnPrinter, connect_timeout_s: float
+) -> None:
     from .server import TurnRunner, backend_from_env, parse_chat_request
 
     request = parse_chat_request(orjson.dumps(body))
     config = backend_from_env()
-    ok = False
     try:
-        store = await open_store(store_url)
+        store = await open_store(store_url, connect_timeout_s=connect_timeout_s)
         try:
             runner = TurnRunner(store, config.backend, backend_for_model=config.backend_for)
             _run_id, turn = await runner.run_turn(request)
             async for line in turn.body:
-                event = orjson.loads(line)
-                _print_event(event, as_json)
-                ok = ok or event.get("type") == "session.run.completed"
+                show(orjson.loads(line))
         finally:
             await store.close()
     finally:
         await config.aclose()
-    return ok
 
 
 @app.command("chat")
@@ -406,9 +492,12 @@ def chat(
     turn: Annotated[int, typer.Option(min=0, help="Turn index within the session.")] = 0,
     model: Annotated[str | None, typer.Option(help="Model id for this turn.")] = None,
     store: StoreOpt = DEFAULT_STORE_URL,
+    connect_timeout: ConnectTimeoutOpt = DEFAULT_CONNECT_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run one chat turn and print its text as it streams (`--json`: every event)."""
+    """Run one chat turn and print its text as it streams (`--json`: every event). On a
+    terminal a status line shows until the first token arrives. Exits 1 unless the turn
+    completed."""
     import uuid
 
     body: dict[str, Any] = {
@@ -418,15 +507,19 @@ def chat(
     }
     if model is not None:
         body["model"] = model
+    waiting = _FirstToken(not as_json)
+    show = _TurnPrinter(as_json, waiting)
     try:
-        ok = asyncio.run(
-            _chat_remote(url, body, as_json) if url else _chat_local(store, body, as_json)
+        _run(
+            _chat_remote(url, body, show)
+            if url
+            else _chat_local(store, body, show, connect_timeout)
         )
-    except AgentRuntimeError as exc:
-        raise _fail(exc.message, 2 if isinstance(exc, ConfigurationError) else 1) from None
+    finally:
+        waiting.done()
     if not as_json:
         sys.stdout.write("\n")
-    if not ok:
+    if not show.ok:
         raise typer.Exit(1)
 
 
@@ -495,6 +588,8 @@ def run_task(
     from .server import backend_from_env
     from .types import AbortController, AgentTaskSpec, BackendErrorEvent, TextDeltaEvent
 
+    waiting = _FirstToken(not as_json)
+
     async def go() -> tuple[_RunTally, float]:
         config = backend_from_env()
         tally = _RunTally()
@@ -518,30 +613,26 @@ def run_task(
                 if as_json:
                     _emit_json(event.to_dict())
                 elif isinstance(event, TextDeltaEvent):
+                    waiting.done()
                     sys.stdout.write(event.text)
                     sys.stdout.flush()
                 elif isinstance(event, BackendErrorEvent):
-                    _err.print(
-                        f"[red]error[/red] {escape(event.backend)}: {escape(event.message)}",
-                        highlight=False,
-                    )
+                    waiting.done()
+                    _error_line(f"{event.backend}: {event.message}")
         finally:
+            waiting.done()
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)
             await config.aclose()
         return tally, time.monotonic() - started
 
-    try:
-        tally, duration_s = asyncio.run(go())
-    except AgentRuntimeError as exc:
-        bad_option = isinstance(exc, ConfigurationError | ValidationError)
-        raise _fail(exc.message, 2 if bad_option else 1) from None
+    tally, duration_s = _run(go())
     if not as_json:
         sys.stdout.write("\n")
         sys.stdout.flush()
         if tally.status == "blocked":
-            _err.print(tally.reason, markup=False, highlight=False)
-        _err.print(tally.summary(duration_s), markup=False, highlight=False)
+            _err.print(Text(tally.reason))
+        _err.print(Text(tally.summary(duration_s)))
     if tally.status != "completed":
         raise typer.Exit(1)
 
@@ -560,34 +651,41 @@ def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
             except httpx2.HTTPError as exc:
                 raise StoreUnavailableError(f"cannot reach {url}: {exc}") from None
             if response.status_code != 200:
-                raise ConfigurationError(f"server answered {response.status_code}")
+                raise _server_error(response.status_code, response.content)
             return [str(m["id"]) for m in response.json()["data"]]
         from .models import get_models
         from .server import backend_from_env
 
         config = backend_from_env()
-        if config.base_url is None:
-            return [config.model]
-        return [
-            str(m.get("id"))
-            for m in await get_models(config.base_url, api_key=config.api_key)
-            if m.get("id")
-        ]
+        try:
+            if config.base_url is None:
+                return [config.model]
+            return [
+                str(m.get("id"))
+                for m in await get_models(config.base_url, api_key=config.api_key)
+                if m.get("id")
+            ]
+        finally:
+            await config.aclose()
 
-    try:
-        ids = asyncio.run(go())
-    except AgentRuntimeError as exc:
-        raise _fail(exc.message, 2 if isinstance(exc, ConfigurationError) else 1) from None
+    ids = _run(go())
     if as_json:
         _emit_json(ids)
     else:
         for model_id in ids:
-            _out.print(model_id, markup=False, highlight=False)
+            _out.print(Text(model_id))
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a failure that is not a typed error (a bug) is still one
+    line and exit 1; `-v` prints its traceback."""
+    try:
+        app()
+    except Exception as exc:
+        _fail(f"internal error: {type(exc).__name__}: {exc}", 1, exc)
+        if not _Settings.verbose:
+            _err.print(Text("(agent-runtime -v ... prints the traceback)", style="dim"))
+        sys.exit(1)
 
 
 if __name__ == "__main__":
