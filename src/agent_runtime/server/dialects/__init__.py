@@ -2,6 +2,14 @@
 (v1) and AG-UI, each a pure encoder that resumes from any cursor without gap or duplicate."""
 
 from ._bodies import FOLD_CACHE, FoldCache, TurnLog, agui_body, resume_state, vercel_body
+from ._requests import (
+    AguiResume,
+    AguiRunInput,
+    DialectJSONError,
+    UiChatRequest,
+    parse_run_agent_input,
+    parse_ui_chat_request,
+)
 from ._timeline import ClosingKind, PartKind, PartSink, Timeline, TimelineState, closing_kind
 from .agui import AGUI_HEADERS, AguiStream, interrupts_for
 from .vercel import UI_MESSAGE_STREAM_HEADERS, VERCEL_DONE, VercelStream
@@ -11,18 +19,24 @@ __all__ = [
     "FOLD_CACHE",
     "UI_MESSAGE_STREAM_HEADERS",
     "VERCEL_DONE",
+    "AguiResume",
+    "AguiRunInput",
     "AguiStream",
     "ClosingKind",
+    "DialectJSONError",
     "FoldCache",
     "PartKind",
     "PartSink",
     "Timeline",
     "TimelineState",
     "TurnLog",
+    "UiChatRequest",
     "VercelStream",
     "agui_body",
     "closing_kind",
     "interrupts_for",
+    "parse_run_agent_input",
+    "parse_ui_chat_request",
     "resume_state",
     "vercel_body",
 ]
