@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 XDIST ?= auto
 
-.PHONY: install run demo test lint bench services js clean
+.PHONY: install run demo shell test lint bench services js clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/crash_and_resume.py
+
+# a shell with .venv/bin first on PATH, so `agent-runtime` and `python` are the project's
+shell: $(STAMP)
+	@echo "agent-runtime is on PATH in this shell (exit to leave)"
+	@VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH" $${SHELL:-/bin/sh} -i
 
 services:
 	./scripts/ensure_services.sh

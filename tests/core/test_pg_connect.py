@@ -122,7 +122,7 @@ async def test_what_no_retry_fixes_fails_at_once_and_quietly(
     caplog.set_level(logging.WARNING)
     # a timeout far beyond the test's budget: a retry would show up as a hung test
     with pytest.raises(StoreUnavailableError) as info:
-        await opener(dsn, 120.0)
+        await opener(dsn, 60.0)
     assert expected in info.value.message
     assert "\n" not in info.value.message
     assert _warnings(caplog) == {"agent_runtime.postgres": [], "psycopg.pool": []}
