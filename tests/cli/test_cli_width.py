@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,18 @@ def test_an_error_is_one_line_even_at_20_columns() -> None:
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: unknown store URL scheme")
     assert url in out.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "chat"])
+def test_streamed_json_is_one_compact_object_per_line(tmp_path: Path, command: str) -> None:
+    text = "a message long enough to be wrapped many times over at twenty columns"
+    out = cli(command, text, "--json", cwd=tmp_path, columns=20)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    docs = [json.loads(line) for line in lines]
+    assert all(
+        line == json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+        for line, doc in zip(lines, docs, strict=True)
+    )
+    deltas = "".join(d.get("text", "") for d in docs if d["type"] == "text_delta")
+    assert deltas == f"echo: {text}" and out.stderr == ""
