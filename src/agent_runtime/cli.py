@@ -198,10 +198,7 @@ def _status(status: str) -> Text:
 
 
 async def _stream_length(store: DurableRunStore, run_id: str) -> int:
-    length = getattr(store, "stream_length", None)
-    if callable(length):
-        return int(await length(run_id))
-    return len(await store.read_stream_events(run_id))
+    return await store.stream_length(run_id)
 
 
 class _FirstToken:
@@ -331,6 +328,39 @@ def runs_tail(
     _with_store(store, go, connect_timeout_s=connect_timeout)
 
 
+@runs_app.command("prune")
+def runs_prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Prune runs idle longer than this (30d, 12h, 90m).")
+    ],
+    store: StoreOpt = DEFAULT_STORE_URL,
+    prefix: Annotated[str, typer.Option(help="Only runs whose id starts with this.")] = "",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be pruned; delete nothing.")
+    ] = False,
+    connect_timeout: ConnectTimeoutOpt = DEFAULT_CONNECT_TIMEOUT_S,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete runs (with their steps, events and stream log) whose last update is older than
+    `--older-than` and that no worker holds a live lease on."""
+    from .retention import PruneResult, parse_duration, prune_runs
+
+    try:
+        age = parse_duration(older_than)
+    except AgentRuntimeError as exc:
+        raise _fail(f"--older-than {exc.message}", 2, exc) from None
+
+    async def go(s: DurableRunStore) -> PruneResult:
+        return await prune_runs(s, older_than=age, prefix=prefix, dry_run=dry_run)
+
+    result = _with_store(store, go, connect_timeout_s=connect_timeout)
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    verb = "would prune" if dry_run else "pruned"
+    _out.print(Text(f"{verb} {result.count} runs idle since before {result.cutoff.isoformat()}"))
+
+
 # -- stores -------------------------------------------------------------------------------------
 
 
@@ -379,27 +409,107 @@ def serve(
             "`agent-runtime temporal worker` on TEMPORAL_ADDRESS, AGENT_RUNTIME_TASK_QUEUE).",
         ),
     ] = "local",
+    api_keys_file: Annotated[
+        str | None,
+        typer.Option(
+            "--api-keys-file",
+            help="API keys, one TOKEN=TENANT:USER a line (with AGENT_RUNTIME_API_KEYS).",
+        ),
+    ] = None,
+    allowed_origins: Annotated[
+        str, typer.Option(help="Other origins whose pages may call the API (comma-separated).")
+    ] = "",
+    allowed_hosts: Annotated[
+        str,
+        typer.Option(help="Host names besides the bound address (comma-separated, *.domain)."),
+    ] = "",
+    models: Annotated[
+        str,
+        typer.Option(help="Models clients may pick (comma-separated; default: the configured one)."),
+    ] = "",
+    allow_client_system: Annotated[
+        bool, typer.Option(help="Accept system messages from clients.")
+    ] = False,
+    store_raw: Annotated[
+        bool,
+        typer.Option(help="Store turn input and answers unscrubbed (clients still get them scrubbed)."),
+    ] = False,
+    max_body: Annotated[str, typer.Option(help="Largest request body (413 beyond).")] = "1MiB",
+    max_message_chars: Annotated[
+        int, typer.Option(min=1, help="Longest message in a request (413 beyond).")
+    ] = 100_000,
+    max_turns_per_tenant: Annotated[
+        int, typer.Option(min=1, help="Turns a tenant may run at once (429 beyond).")
+    ] = 8,
+    quota: Annotated[
+        str, typer.Option(help="Storage per tenant (e.g. 256MiB; none: no quota).")
+    ] = "256MiB",
+    retention: Annotated[
+        str, typer.Option(help="Prune runs idle longer than this (e.g. 30d; none: keep).")
+    ] = "none",
+    header_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a client has to send its request headers.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a client has to send its request body.")
+    ] = 15.0,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(min=1, help="Open connections at most (default: from the fd limit)."),
+    ] = None,
+    log_format: Annotated[
+        str, typer.Option(help="Log lines as text or json (one line per request).")
+    ] = "text",
 ) -> None:
-    """Serve the chat API and page (backend: OPENAI_BASE_URL's endpoint, else echo)."""
+    """Serve the chat API and page (backend: OPENAI_BASE_URL's endpoint, else echo).
+
+    Clients authenticate with `Authorization: Bearer <key>`; without any key the server binds
+    loopback only and runs unauthenticated."""
     os.environ["AGENT_RUNTIME_ENGINE"] = engine  # read with the backend settings
     try:
-        import uvicorn
-
-        from .server import create_app
+        from .retention import parse_byte_size, parse_duration
+        from .server import ServerSettings
+        from .server._serve import ServeOptions, run_server
     except ImportError as exc:  # the `server` extra is not installed
         raise _fail(
             f"serve needs the server extra (pip install 'durable-agent-runtime[server]'): {exc}", 2
         ) from None
+
+    def listed(value: str) -> tuple[str, ...]:
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+
     try:
-        application = create_app(store_url=store)
+        if log_format not in ("text", "json"):
+            raise ConfigurationError("--log-format must be text or json")
+        settings = ServerSettings(
+            allowed_origins=listed(allowed_origins),
+            allowed_hosts=listed(allowed_hosts),
+            models=listed(models) or None,
+            allow_client_system=allow_client_system,
+            store_raw=store_raw,
+            max_body_bytes=parse_byte_size(max_body),
+            max_message_chars=max_message_chars,
+            max_turns_per_tenant=max_turns_per_tenant,
+            quota_bytes=None if quota.strip().lower() == "none" else parse_byte_size(quota),
+            retention=None if retention.strip().lower() == "none" else parse_duration(retention),
+            body_timeout_s=body_timeout,
+            log_format="json" if log_format == "json" else "text",
+        )
     except AgentRuntimeError as exc:
-        raise _fail(exc.message, 2) from None
-    _err.print(
-        f"serving on http://{host}:{port} (store {_display_url(store)})",
-        markup=False,
-        highlight=False,
+        raise _fail(exc.message, 2, exc) from None
+    options = ServeOptions(
+        host=host,
+        port=port,
+        store_url=store,
+        store_label=_display_url(store),
+        api_keys_file=api_keys_file,
+        settings=settings,
+        header_timeout_s=header_timeout,
+        max_connections=max_connections,
     )
-    uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
+    code = run_server(options)
+    if code:
+        raise typer.Exit(code)
 
 
 class _TurnPrinter:
