@@ -425,14 +425,18 @@ def serve(
     ] = "",
     models: Annotated[
         str,
-        typer.Option(help="Models clients may pick (comma-separated; default: the configured one)."),
+        typer.Option(
+            help="Models clients may pick (comma-separated; default: the configured one)."
+        ),
     ] = "",
     allow_client_system: Annotated[
         bool, typer.Option(help="Accept system messages from clients.")
     ] = False,
     store_raw: Annotated[
         bool,
-        typer.Option(help="Store turn input and answers unscrubbed (clients still get them scrubbed)."),
+        typer.Option(
+            help="Store turn input and answers unscrubbed (clients still get them scrubbed)."
+        ),
     ] = False,
     max_body: Annotated[str, typer.Option(help="Largest request body (413 beyond).")] = "1MiB",
     max_message_chars: Annotated[

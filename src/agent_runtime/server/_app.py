@@ -1,18 +1,26 @@
 """The Starlette app: chat turns, run event streams, models, health, and the chat page.
 
 Routes: `POST /api/chat` (NDJSON turn), `GET /api/runs/{execution_id}/events?after=N`
-(the turn's stream log, NDJSON or SSE, closed by one line saying how the run stands), `GET /api/models`, `GET /healthz`, `/` (static chat page).
-Every error is a JSON body `{"error": {"type", "code", "message"}}` with a 4xx/5xx status.
+(the turn's stream log, NDJSON or SSE, closed by one line saying how the run stands),
+`GET /api/models`, `GET /healthz` (liveness), `GET /readyz` (store write-and-read, backend
+reachability), `/` (static chat page). Every `/api/` route is authenticated (`ApiGate`);
+every response passes the browser checks and carries the security headers (`BrowserGuard`)
+and is logged once (`AccessLog`). Every error is a JSON body `{"error": {"type", "code",
+"message"}}` with a 4xx/5xx status, 404 and 405 included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -23,55 +31,40 @@ from ..chat import TurnSupervisor
 from ..durable import DurableRunStore, open_store
 from ..errors import (
     AgentRuntimeError,
-    BackendTransportError,
     ConfigurationError,
-    DurableRunInputMismatchError,
     InvalidArgumentError,
     StoreUnavailableError,
 )
-from ..models import get_models
+from ..retention import prune_runs
 from ..sse import NDJSON_CONTENT_TYPE, SSE_CONTENT_TYPE, encode_ndjson, encode_server_sent_event
+from ._access import AccessLog
+from ._auth import ApiKeys, Authenticate, Authenticator
+from ._browser import BrowserGuard
 from ._config import DEFAULT_STORE_URL, BackendConfig, backend_from_env
-from ._request import RequestJSONError, parse_chat_request
-from ._turns import TurnRunner
+from ._errors import (
+    HTTPRequestError,
+    MethodNotAllowedError,
+    RouteNotFoundError,
+    error_response,
+)
+from ._gate import ApiGate, principal_of
+from ._health import Readiness
+from ._ids import TurnRef, parse_execution_id
+from ._limits import read_body
+from ._logging import log_fields
+from ._redact import TurnRedactor
+from ._request import parse_chat_request
+from ._service import ChatService
+from ._settings import ServerSettings
+from ._turns import LEASE_MS, TurnRunner
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_BODY_BYTES = ServerSettings().max_body_bytes
+MAX_CURSOR = 2**63 - 1
 STATIC_DIR = Path(__file__).with_name("static")
 _STREAM_HEADERS = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
-
-
-def _error(status: int, exc: AgentRuntimeError) -> JSONResponse:
-    return JSONResponse({"error": exc.to_dict()}, status_code=status)
-
-
-def _status_for(exc: AgentRuntimeError) -> int:
-    if isinstance(exc, RequestJSONError):
-        return 400
-    if isinstance(exc, InvalidArgumentError):
-        return 422
-    if isinstance(exc, DurableRunInputMismatchError):
-        return 409
-    if isinstance(exc, StoreUnavailableError):
-        return 503
-    if isinstance(exc, BackendTransportError):
-        return 502
-    return 500
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise InvalidArgumentError(f"body is larger than {MAX_BODY_BYTES} bytes", path="body")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise InvalidArgumentError(f"body is larger than {MAX_BODY_BYTES} bytes", path="body")
-        chunks.append(chunk)
-    return b"".join(chunks)
+_log = logging.getLogger("agent_runtime.server")
 
 
 def _parse_after(request: Request) -> int | None:
@@ -80,14 +73,15 @@ def _parse_after(request: Request) -> int | None:
         raw = request.headers.get("last-event-id")
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidArgumentError(
-            "must be an integer event sequence number", path="after"
-        ) from None
+    raw = raw.strip()
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 25:
+        raise InvalidArgumentError("must be an integer event sequence number", path="after")
+    value = int(raw)
     if value < -1:
         raise InvalidArgumentError("must be >= -1", path="after")
+    if value > MAX_CURSOR:
+        raise InvalidArgumentError(f"must be at most {MAX_CURSOR}", path="after")
     return None if value == -1 else value
 
 
@@ -100,17 +94,6 @@ def _wants_sse(request: Request) -> bool:
     return SSE_CONTENT_TYPE in request.headers.get("accept", "")
 
 
-async def _ndjson_records(
-    turns: TurnRunner, run_id: str, after: int | None
-) -> AsyncIterator[bytes]:
-    async for record in turns.tail(run_id, after):
-        yield encode_ndjson(
-            {"seq": record.seq, "event_id": record.event_id, "payload": record.payload}
-        )
-    closing = await turns.closing(run_id)
-    yield encode_ndjson({"seq": None, "event_id": None, "payload": closing})
-
-
 def _sse_frame(payload: Any, seq: int | None) -> bytes:
     kind = payload.get("type") if isinstance(payload, dict) else None
     return encode_server_sent_event(
@@ -120,10 +103,56 @@ def _sse_frame(payload: Any, seq: int | None) -> bytes:
     ).encode()
 
 
-async def _sse_records(turns: TurnRunner, run_id: str, after: int | None) -> AsyncIterator[bytes]:
-    async for record in turns.tail(run_id, after):
-        yield _sse_frame(record.payload, record.seq)
-    yield _sse_frame(await turns.closing(run_id), None)
+async def _ndjson_records(
+    service: ChatService, ref: TurnRef, after: int | None
+) -> AsyncIterator[bytes]:
+    async for seq, event_id, payload in service.records(ref, after):
+        yield encode_ndjson({"seq": seq, "event_id": event_id, "payload": payload})
+
+
+async def _sse_records(
+    service: ChatService, ref: TurnRef, after: int | None
+) -> AsyncIterator[bytes]:
+    async for seq, _event_id, payload in service.records(ref, after):
+        yield _sse_frame(payload, seq)
+
+
+def _backend_config(backend: AgentExecutionBackend | BackendConfig | None) -> BackendConfig:
+    if backend is None:
+        return backend_from_env()
+    if isinstance(backend, BackendConfig):
+        return backend
+    if isinstance(backend, AgentExecutionBackend):
+        model = getattr(backend, "model", None)
+        return BackendConfig(
+            backend=backend, model=model if isinstance(model, str) else backend.kind
+        )
+    raise ConfigurationError("backend must be an AgentExecutionBackend or a BackendConfig")
+
+
+async def _json_http_error(_request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (unknown routes, missing static files) as JSON errors."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(RouteNotFoundError("no route or file at this path"))
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("allow")
+        error = MethodNotAllowedError("this route does not take this method")
+        return error_response(error, headers={"allow": allowed} if allowed else None)
+    error_type = HTTPRequestError(exc.detail or "request refused", code="http_error")
+    error_type.status = exc.status_code
+    return error_response(error_type, headers=exc.headers)
+
+
+async def _json_agent_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AgentRuntimeError)
+    return error_response(exc)
+
+
+async def _json_server_error(_request: Request, exc: Exception) -> Response:
+    _log.error("unhandled error in a request: %s: %s", type(exc).__name__, exc)
+    error = AgentRuntimeError("the server failed to answer this request", code="internal_error")
+    return error_response(error)
 
 
 def create_app(
@@ -134,136 +163,247 @@ def create_app(
     project_id: str = "chat",
     poll_s: float = 0.1,
     sweep_interval_ms: int | None = 5_000,
+    lease_ms: int = LEASE_MS,
+    settings: ServerSettings | None = None,
+    api_keys: ApiKeys | None = None,
+    authenticate: Authenticate | None = None,
 ) -> Starlette:
     """The chat service. `store_url` (default: SQLite under `./.agent-runtime/`) is opened at
-    startup unless an open `store` is given (the caller then closes it); `backend` defaults
+    startup unless an open `store` is given (the caller then closes it); a store that cannot
+    be reached yet is retried in the background while `/readyz` says so. `backend` defaults
     to `OPENAI_BASE_URL`'s endpoint, else echo. `poll_s` bounds how long the events endpoint
-    waits between reads of a live run's log (it starts at 10 ms and backs off). Every
-    `sweep_interval_ms` (None: never) turns whose worker died are re-driven to completion."""
+    waits between reads of a live run's log. Every `sweep_interval_ms` (None: never) turns
+    whose worker died are re-driven to completion; `lease_ms` is how long a turn's worker may
+    go silent before another takes the turn over.
+
+    Callers are authenticated by `authenticate(request)` (a product's own: returns a
+    `Principal`, or None for 401), else by `api_keys` (default: `AGENT_RUNTIME_API_KEYS`);
+    with neither, the service serves loopback clients only, as the `local` tenant.
+    `settings` holds the deployment's limits and policies (`ServerSettings`)."""
     if store_url is not None and store is not None:
         raise ConfigurationError("give store_url or store, not both")
     if store_url is not None and not isinstance(store_url, str):
         raise ConfigurationError("store_url must be a string")
+    if type(lease_ms) is not int or lease_ms < 100:
+        raise ConfigurationError("lease_ms must be an int >= 100")
     if type(poll_s) not in (int, float) or not 0 < poll_s <= 10:
         raise ConfigurationError("poll_s must be a number of seconds in (0, 10]")
     if sweep_interval_ms is not None and (
         type(sweep_interval_ms) is not int or sweep_interval_ms < 1
     ):
         raise ConfigurationError("sweep_interval_ms must be a positive int or None")
-    if backend is None:
-        config = backend_from_env()
-    elif isinstance(backend, BackendConfig):
-        config = backend
-    elif callable(getattr(backend, "stream", None)) and isinstance(
-        getattr(backend, "kind", None), str
-    ):
-        model = getattr(backend, "model", None)
-        config = BackendConfig(
-            backend=backend, model=model if isinstance(model, str) else backend.kind
-        )
-    else:
-        raise ConfigurationError("backend must be an AgentExecutionBackend or a BackendConfig")
+    chosen = settings if settings is not None else ServerSettings()
+    if not isinstance(chosen, ServerSettings):
+        raise ConfigurationError("settings must be ServerSettings")
+    if api_keys is not None and not isinstance(api_keys, ApiKeys):
+        raise ConfigurationError("api_keys must be ApiKeys")
+    keys = api_keys if api_keys is not None else ApiKeys.load()
+    authenticator = Authenticator(keys, authenticate)
+    config = _backend_config(backend)
     url = store_url or DEFAULT_STORE_URL
-    state: dict[str, Any] = {}
+    readiness = Readiness(config)
+    state: dict[str, Any] = {"store_error": None}
 
-    def runner() -> TurnRunner:
-        current = state.get("runner")
-        if not isinstance(current, TurnRunner):
-            raise StoreUnavailableError("the server is not started")
+    def service() -> ChatService:
+        current = state.get("service")
+        if not isinstance(current, ChatService):
+            reason = state.get("store_error") or "the server is starting"
+            raise StoreUnavailableError(f"the store is not available: {reason}")
         return current
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        opened = store if store is not None else await open_store(url)
+    async def start(opened: DurableRunStore, stack: contextlib.AsyncExitStack) -> None:
+        def redactor() -> TurnRedactor:
+            return TurnRedactor(chosen.telemetry, store_raw=chosen.store_raw)
+
         turns = (config.runner or TurnRunner)(
             opened,
             config.backend,
             project_id=project_id,
             poll_s=poll_s,
+            lease_ms=lease_ms,
             backend_for_model=config.backend_for,
+            redactor=redactor,
         )
-        state["runner"] = turns
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                if sweep_interval_ms is not None:
-                    supervisor = TurnSupervisor(
-                        opened, turns.resolve, sweep_interval_ms=sweep_interval_ms
-                    )
-                    await stack.enter_async_context(supervisor.running())
+        svc = ChatService(
+            store=opened,
+            runner=turns,
+            config=config,
+            settings=chosen,
+            project_id=project_id,
+            readiness=readiness,
+        )
+        if sweep_interval_ms is not None:
+            supervisor = TurnSupervisor(opened, turns.resolve, sweep_interval_ms=sweep_interval_ms)
+            await stack.enter_async_context(supervisor.running())
+        if chosen.retention is not None:
+            task = asyncio.get_running_loop().create_task(_retention_loop(svc))
+            stack.push_async_callback(_cancel, task)
+        state["service"] = svc
+        state["store"] = opened
+        state["store_error"] = None
+
+    async def open_later(stack: contextlib.AsyncExitStack) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            try:
+                opened = await open_store(url)
+            except AgentRuntimeError as exc:
+                state["store_error"] = exc.message
+                continue
+            state["owned_store"] = opened
+            await start(opened, stack)
+            log_fields(_log, logging.INFO, "store reachable again; serving turns")
+            return
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                if store is not None:
+                    await start(store, stack)
+                else:
+                    try:
+                        opened = await open_store(url)
+                    except StoreUnavailableError as exc:
+                        state["store_error"] = exc.message
+                        log_fields(
+                            _log,
+                            logging.WARNING,
+                            "store unreachable; retrying in the background",
+                            code=exc.code,
+                            detail=exc.message,
+                        )
+                        retry = asyncio.get_running_loop().create_task(open_later(stack))
+                        stack.push_async_callback(_cancel, retry)
+                    else:
+                        state["owned_store"] = opened
+                        await start(opened, stack)
                 yield
-        finally:
-            state.pop("runner")
-            with contextlib.suppress(AgentRuntimeError):  # a store outage: nothing to wait for
-                await turns.drain()
-            if store is None:
-                await opened.close()
-            if backend is None:  # the config is ours: release its connections
-                await config.aclose()
+            finally:
+                svc = state.pop("service", None)
+                if isinstance(svc, ChatService):
+                    await svc.close()
+                    with contextlib.suppress(AgentRuntimeError):  # an outage: nothing to wait for
+                        await svc.runner.drain()
+        owned = state.pop("owned_store", None)
+        if owned is not None:
+            await owned.close()
+        if backend is None:  # the config is ours: release its connections
+            await config.aclose()
 
     async def chat(request: Request) -> Response:
-        try:
-            parsed = parse_chat_request(await _read_body(request))
-            run_id, turn = await runner().run_turn(parsed)
-        except AgentRuntimeError as exc:
-            return _error(_status_for(exc), exc)
-        headers = {**dict(turn.headers), **_STREAM_HEADERS, "x-execution-id": run_id}
-        return StreamingResponse(turn.body, media_type=turn.content_type, headers=headers)
+        principal = principal_of(request)
+        body = await read_body(
+            request, max_bytes=chosen.max_body_bytes, timeout_s=chosen.body_timeout_s
+        )
+        parsed = parse_chat_request(
+            body,
+            max_messages=chosen.max_messages,
+            max_text_chars=chosen.max_message_chars,
+            allow_system=chosen.allow_client_system,
+        )
+        ref, turn_body = await service().start_turn(principal, parsed, len(body))
+        headers = {**_STREAM_HEADERS, "x-execution-id": ref.execution_id}
+        return StreamingResponse(turn_body, media_type=NDJSON_CONTENT_TYPE, headers=headers)
 
     async def events(request: Request) -> Response:
-        run_id = request.path_params["execution_id"]
-        try:
-            if not run_id or len(run_id) > 512 or any(c in run_id for c in "\r\n\x00"):
-                raise InvalidArgumentError("is not a valid execution id", path="execution_id")
-            after = _parse_after(request)
-            sse = _wants_sse(request)
-            turns = runner()
-            if not await turns.known(run_id):
-                return Response(status_code=204)
-        except AgentRuntimeError as exc:
-            return _error(_status_for(exc), exc)
+        principal = principal_of(request)
+        raw = request.path_params["execution_id"]
+        if not raw or len(raw) > 512 or any(c in raw for c in "\r\n\x00"):
+            raise InvalidArgumentError("is not a valid execution id", path="execution_id")
+        ref = parse_execution_id(project_id, principal, raw)
+        after = _parse_after(request)
+        sse = _wants_sse(request)
+        svc = service()
+        if not await svc.known(ref):  # another tenant's or user's run is never looked up
+            return Response(status_code=204)
         if sse:
             return StreamingResponse(
-                _sse_records(turns, run_id, after),
-                media_type=SSE_CONTENT_TYPE,
-                headers=_STREAM_HEADERS,
+                _sse_records(svc, ref, after), media_type=SSE_CONTENT_TYPE, headers=_STREAM_HEADERS
             )
         return StreamingResponse(
-            _ndjson_records(turns, run_id, after),
+            _ndjson_records(svc, ref, after),
             media_type=NDJSON_CONTENT_TYPE,
             headers=_STREAM_HEADERS,
         )
 
-    async def models(_request: Request) -> Response:
-        if config.base_url is None:
-            ids = [config.model]
-        else:
-            try:
-                listed = await get_models(config.base_url, api_key=config.api_key)
-            except AgentRuntimeError as exc:
-                return _error(_status_for(exc), exc)
-            ids = [str(m.get("id")) for m in listed if m.get("id")]
+    async def models(request: Request) -> Response:
+        principal_of(request)
+        allowed = chosen.models or (config.model,)
         return JSONResponse(
             {
                 "object": "list",
                 "default": config.model,
-                "data": [{"id": i, "object": "model"} for i in ids],
+                "data": [{"id": i, "object": "model"} for i in allowed],
             }
         )
 
     async def healthz(_request: Request) -> Response:
-        ok = isinstance(state.get("runner"), TurnRunner)
+        return JSONResponse({"status": "ok", "backend": config.backend.kind})
+
+    async def readyz(_request: Request) -> Response:
+        store_report = await readiness.store(state.get("store"), state.get("store_error"))
+        backend_report = await readiness.backend()
+        ready = bool(store_report.get("ok"))
         return JSONResponse(
-            {"status": "ok" if ok else "starting", "backend": config.backend.kind},
-            status_code=200 if ok else 503,
+            {
+                "status": "ready" if ready else "unavailable",
+                "store": store_report,
+                "backend": backend_report,
+            },
+            status_code=200 if ready else 503,
         )
 
+    handlers: dict[Any, Callable[..., Any]] = {
+        HTTPException: _json_http_error,
+        AgentRuntimeError: _json_agent_error,
+        Exception: _json_server_error,
+    }
     return Starlette(
         routes=[
             Route("/api/chat", chat, methods=["POST"]),
             Route("/api/runs/{execution_id:path}/events", events, methods=["GET"]),
             Route("/api/models", models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
         ],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(
+                BrowserGuard,
+                allowed_origins=chosen.allowed_origins,
+                allowed_hosts=chosen.allowed_hosts,
+            ),
+            Middleware(ApiGate, authenticator=authenticator),
+        ],
+        exception_handlers=handlers,
         lifespan=lifespan,
     )
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+async def _retention_loop(service: ChatService) -> None:
+    """Prune this service's runs idle longer than the retention, every interval."""
+    settings = service.settings
+    assert settings.retention is not None
+    while True:
+        try:
+            result = await prune_runs(
+                service.store, older_than=settings.retention, prefix=f"{service.project_id}:"
+            )
+            await service.quota.recount()
+            if result.count:
+                log_fields(_log, logging.INFO, "pruned runs", count=result.count)
+        except AgentRuntimeError as exc:
+            log_fields(
+                _log, logging.WARNING, "retention sweep failed", code=exc.code, detail=exc.message
+            )
+        await asyncio.sleep(settings.retention_interval_s)

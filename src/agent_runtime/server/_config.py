@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
+from .._scrub import sanitize_text
 from ..backends import AgentExecutionBackend, create_echo_backend, create_openai_compatible_backend
 from ..errors import AgentRuntimeError, ConfigurationError
 
@@ -78,8 +79,10 @@ def backend_from_env(env: Mapping[str, str] | None = None) -> BackendConfig:
 
     try:
         backend = for_model(model)
-    except AgentRuntimeError as exc:
-        raise ConfigurationError(f"OPENAI_BASE_URL/OPENAI_MODEL: {exc.message}") from None
+    except AgentRuntimeError as exc:  # the message may quote the URL: never its password
+        raise ConfigurationError(
+            sanitize_text(f"OPENAI_BASE_URL/OPENAI_MODEL: {exc.message}")
+        ) from None
     return BackendConfig(
         backend=backend,
         model=model,

@@ -1,7 +1,9 @@
 """The `POST /api/chat` request body: parsed and validated before anything runs.
 
 A malformed body is an `InvalidArgumentError` naming the field, which the app answers with a
-JSON 400 (not JSON) or 422 (JSON of the wrong shape); nothing is stored for it.
+JSON 400 (not JSON) or 422 (JSON of the wrong shape), a message over the size limit a 413;
+nothing is stored for it. The body never says who is asking: `tenant_id` and `user_id` come
+from authentication (the server sets them), and a body naming them is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import orjson
 from ..errors import InvalidArgumentError
 from ..models import clean_model_id, is_well_formed_model_id
 from ..types import AgentMessage
+from ._errors import BodyTooLargeError, RequestJSONError
 
 __all__ = [
     "MAX_MESSAGES",
@@ -24,24 +27,17 @@ __all__ = [
     "parse_chat_request",
 ]
 
-MAX_MESSAGES = 500
-MAX_TEXT_CHARS = 200_000
+MAX_MESSAGES = 200
+MAX_TEXT_CHARS = 100_000
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}")
 _ROLES = ("system", "user", "assistant")
-_FIELDS = frozenset(
-    ("session_id", "turn_index", "text", "messages", "model", "tenant_id", "user_id")
-)
-
-
-class RequestJSONError(InvalidArgumentError):
-    """The request body is not a JSON object at all (answered 400, not 422)."""
-
-    code = "invalid_json"
+_FIELDS = frozenset(("session_id", "turn_index", "text", "messages", "model"))
 
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """One validated chat turn request."""
+    """One validated chat turn request; `tenant_id` and `user_id` are the authenticated
+    caller's (set by the server, never read from the body)."""
 
     session_id: str
     turn_index: int
@@ -76,30 +72,32 @@ def _ident(data: dict[str, Any], name: str, default: str | None) -> str:
     return value
 
 
-def _text(value: Any, path: str) -> str:
+def _text(value: Any, path: str, max_chars: int) -> str:
     if not isinstance(value, str):
         raise InvalidArgumentError(f"must be a string, got {type(value).__name__}", path=path)
-    if len(value) > MAX_TEXT_CHARS:
-        raise InvalidArgumentError(f"must be at most {MAX_TEXT_CHARS} characters", path=path)
+    if len(value) > max_chars:
+        raise BodyTooLargeError(f"{path}: must be at most {max_chars} characters")
     if "\x00" in value:
         raise InvalidArgumentError("must not contain NUL", path=path)
     return value
 
 
-def _messages(data: dict[str, Any]) -> tuple[AgentMessage, ...]:
+def _messages(
+    data: dict[str, Any], max_messages: int, max_chars: int, allow_system: bool
+) -> tuple[AgentMessage, ...]:
     has_text, has_messages = "text" in data, "messages" in data
     if has_text == has_messages:
         raise InvalidArgumentError("give exactly one of `text` or `messages`", path="text")
     if has_text:
-        text = _text(data["text"], "text")
+        text = _text(data["text"], "text", max_chars)
         if not text.strip():
             raise InvalidArgumentError("must not be blank", path="text")
         return (AgentMessage(role="user", content=text),)
     raw = data["messages"]
     if not isinstance(raw, list) or not raw:
         raise InvalidArgumentError("must be a non-empty list of messages", path="messages")
-    if len(raw) > MAX_MESSAGES:
-        raise InvalidArgumentError(f"at most {MAX_MESSAGES} messages", path="messages")
+    if len(raw) > max_messages:
+        raise BodyTooLargeError(f"messages: at most {max_messages} messages")
     out: list[AgentMessage] = []
     for i, item in enumerate(raw):
         where = f"messages[{i}]"
@@ -108,7 +106,13 @@ def _messages(data: dict[str, Any]) -> tuple[AgentMessage, ...]:
         role = item.get("role")
         if role not in _ROLES:
             raise InvalidArgumentError(f"must be one of {', '.join(_ROLES)}", path=f"{where}.role")
-        out.append(AgentMessage(role=role, content=_text(item.get("content"), f"{where}.content")))
+        if role == "system" and not allow_system:
+            raise InvalidArgumentError(
+                "system messages are not accepted from clients (the server sets the prompt)",
+                path=f"{where}.role",
+            )
+        content = _text(item.get("content"), f"{where}.content", max_chars)
+        out.append(AgentMessage(role=role, content=content))
     if out[-1].role != "user" or not out[-1].content.strip():
         raise InvalidArgumentError(
             "the last message must be a non-blank user message", path="messages"
@@ -116,9 +120,17 @@ def _messages(data: dict[str, Any]) -> tuple[AgentMessage, ...]:
     return tuple(out)
 
 
-def parse_chat_request(body: bytes) -> ChatRequest:
-    """Parse and validate a request body; `RequestJSONError` (not a JSON object) or
-    `InvalidArgumentError` (a field is wrong, `path` says which)."""
+def parse_chat_request(
+    body: bytes,
+    *,
+    max_messages: int = MAX_MESSAGES,
+    max_text_chars: int = MAX_TEXT_CHARS,
+    allow_system: bool = False,
+) -> ChatRequest:
+    """Parse and validate a request body; `RequestJSONError` (not a JSON object),
+    `InvalidArgumentError` (a field is wrong, `path` says which), `BodyTooLargeError` (more
+    than `max_messages` messages or `max_text_chars` characters in one). `system` messages
+    are refused unless `allow_system`."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -144,8 +156,6 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     return ChatRequest(
         session_id=_ident(data, "session_id", None),
         turn_index=turn,
-        messages=_messages(data),
+        messages=_messages(data, max_messages, max_text_chars, allow_system),
         model=model,
-        tenant_id=_ident(data, "tenant_id", "local"),
-        user_id=_ident(data, "user_id", "local"),
     )

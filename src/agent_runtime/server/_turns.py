@@ -27,7 +27,6 @@ from ..chat import (
     ChatTurnResult,
     DurableChatTurnEngine,
     SweepTarget,
-    derive_execution_id,
 )
 from ..durable import DurableRunManifest, DurableRunStore, RunRecord, StreamEventRecord
 from ..durable._manifest import derive_worker_id
@@ -47,6 +46,9 @@ from ..types import (
     RuntimeSession,
     TextDeltaEvent,
 )
+from ._auth import Principal
+from ._ids import TurnRef
+from ._redact import TurnRedactor
 from ._request import ChatRequest, parse_chat_request
 
 __all__ = ["CHAT_INTENT", "CLOSING_EVENT_TYPES", "LEASE_MS", "TurnRunner"]
@@ -70,11 +72,16 @@ class _BackendProducer:
     closes its stream."""
 
     def __init__(
-        self, backend: AgentExecutionBackend, input: AgentBackendInput, session: RuntimeSession
+        self,
+        backend: AgentExecutionBackend,
+        input: AgentBackendInput,
+        session: RuntimeSession,
+        redactor: TurnRedactor | None = None,
     ) -> None:
         self._backend = backend
         self._input = input
         self._session = session
+        self._redactor = redactor  # the service's: sanitized lines, scrubbed final text
         self._parts: list[str] = []
         self._stream = self._run()
 
@@ -83,6 +90,8 @@ class _BackendProducer:
         return self._stream
 
     def final_text(self) -> str:
+        if self._redactor is not None:
+            return self._redactor.final_text()
         return "".join(self._parts)
 
     async def _run(self) -> AsyncIterator[ChatStreamEvent]:
@@ -94,11 +103,23 @@ class _BackendProducer:
         events = self._backend.stream(self._input, ctx)
         done = False
         try:
-            async for event in events:
-                line = _wire(event, kind)
-                if isinstance(event, TextDeltaEvent):
-                    self._parts.append(event.text)
-                yield line
+            redactor = self._redactor
+            try:
+                async for event in events:
+                    line = _wire(event, kind)
+                    if redactor is not None:
+                        for clean in redactor.lines(event):
+                            yield clean
+                        continue
+                    if isinstance(event, TextDeltaEvent):
+                        self._parts.append(event.text)
+                    yield line
+            except Exception:
+                for clean in redactor.flush() if redactor is not None else ():
+                    yield clean  # the text held back so far, scrubbed, before the failure
+                raise
+            for clean in redactor.flush() if redactor is not None else ():
+                yield clean
             done = True
         finally:
             if not done:
@@ -132,21 +153,31 @@ class _Hooks:
     the run's outcome, which is where this service keeps the assistant message."""
 
     def __init__(
-        self, backend: AgentExecutionBackend, input: AgentBackendInput, session: RuntimeSession
+        self,
+        backend: AgentExecutionBackend,
+        input: AgentBackendInput,
+        session: RuntimeSession,
+        redactor: Callable[[], TurnRedactor] | None = None,
     ) -> None:
         self._backend = backend
         self._input = input
         self._session = session
+        self._redactor = redactor
 
     def produce(self) -> _BackendProducer:
-        return _BackendProducer(self._backend, self._input, self._session)
+        redactor = self._redactor() if self._redactor is not None else None
+        return _BackendProducer(self._backend, self._input, self._session, redactor)
 
     def persist_assistant_message(self, _identity: ChatTurnIdentity, _final_text: str) -> None:
         return None
 
 
 class TurnRunner:
-    """Serves turns through `DurableChatTurnEngine` on `store` and tails their stream logs."""
+    """Serves turns through `DurableChatTurnEngine` on `store` and tails their stream logs.
+
+    A turn's durable run id names its tenant and user (`TurnRef.run_id`): the engine of a
+    turn works in the project `{project}:{tenant}:{user}`. `redactor` (the service's) makes
+    each turn's lines and stored text client-safe."""
 
     def __init__(
         self,
@@ -157,19 +188,33 @@ class TurnRunner:
         poll_s: float = 0.1,
         lease_ms: int = LEASE_MS,
         backend_for_model: Callable[[str], AgentExecutionBackend] | None = None,
+        redactor: Callable[[], TurnRedactor] | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.backend_for_model = backend_for_model
         self.project_id = project_id
         self.poll_s = poll_s
+        self.lease_ms = lease_ms
+        self.redactor = redactor
         self.worker_id = derive_worker_id()
         self.engine = DurableChatTurnEngine(
             store, project_id, worker_id=self.worker_id, lease_ms=lease_ms
         )
 
+    def _ref(self, request: ChatRequest) -> TurnRef:
+        principal = Principal(request.tenant_id, request.user_id)
+        return TurnRef(self.project_id, principal, request.session_id, request.turn_index)
+
+    def _engine(self, request: ChatRequest) -> DurableChatTurnEngine:
+        """The engine of the request's principal (its project is the principal's scope)."""
+        return DurableChatTurnEngine(
+            self.store, self._ref(request).scope, worker_id=self.worker_id, lease_ms=self.lease_ms
+        )
+
     def execution_id(self, request: ChatRequest) -> str:
-        return derive_execution_id(self.project_id, request.session_id, request.turn_index)
+        """The turn's durable run id: `{project}:{tenant}:{user}:{session}:{turn}`."""
+        return self._ref(request).run_id
 
     def _backend(self, model: str | None) -> AgentExecutionBackend:
         if model is None or self.backend_for_model is None:
@@ -183,18 +228,26 @@ class TurnRunner:
             messages=request.messages,
         )
         session = RuntimeSession.new(backend.kind, request.session_id)
-        return _Hooks(backend, backend_input, session)
+        return _Hooks(backend, backend_input, session, self.redactor)
 
     def resolve(self, run: RunRecord, manifest: DurableRunManifest) -> SweepTarget | None:
         """How the orphan sweeper re-drives one of this service's turns (None for other
         runs): the same producer and the same finish step the engine runs."""
         task = manifest.task
-        if manifest.project_id != self.project_id or not isinstance(task, dict):
+        ours = manifest.project_id == self.project_id or manifest.project_id.startswith(
+            f"{self.project_id}:"
+        )
+        if not ours or not isinstance(task, dict):
             return None
         if task.get("id") != CHAT_TURN_TASK["id"] or not isinstance(manifest.input, dict):
             return None
-        try:
-            request = parse_chat_request(orjson.dumps(manifest.input.get("input")))
+        try:  # admitted once already: the limits and the system-message rule were applied
+            request = parse_chat_request(
+                orjson.dumps(manifest.input.get("input")),
+                max_messages=1_000_000,
+                max_text_chars=1 << 40,
+                allow_system=True,
+            )
         except AgentRuntimeError as exc:
             _log.warning("cannot re-drive turn %s: %s", run.run_id, exc.message)
             return None
@@ -214,14 +267,15 @@ class TurnRunner:
             turn_index=request.turn_index,
         )
         run_id = self.execution_id(request)
+        engine = self._engine(request)
         run = await self.store.load_run(run_id)
-        manifest = self.engine.manifest(identity, request.to_input())
+        manifest = engine.manifest(identity, request.to_input())
         if run is not None and run.manifest_hash != manifest.digest:
             raise DurableRunInputMismatchError(
                 f"turn {run_id!r} was already asked with other input", run_id=run_id
             )
         hooks = self._hooks(request, run_id)
-        return run_id, self.engine.run_turn(identity, hooks, input=request.to_input())
+        return run_id, engine.run_turn(identity, hooks, input=request.to_input())
 
     async def tail(self, run_id: str, after: int | None) -> AsyncIterator[StreamEventRecord]:
         """The run's log after `after`, then live entries until the run ends (or its lease
