@@ -50,6 +50,7 @@ def create_worker(
     task_queue: str,
     tasks: Iterable[Callable[..., Any]] = (),
     steps: Iterable[Callable[..., Any]] = (),
+    activities: Iterable[Callable[..., Any]] = (),
     store: DurableRunStore | None = None,
     backend: AgentExecutionBackend | None = None,
     project_id: str = "chat",
@@ -57,7 +58,8 @@ def create_worker(
     **worker_options: Any,
 ) -> Worker:
     """A worker for `task_queue` running `tasks` (async `task(ctx, *args)`) and `steps`
-    (module-level functions). A lambda or nested function raises `DurableValueError` here.
+    (module-level functions), plus any plain Temporal `activities`. A lambda or nested
+    function as a task or step raises `DurableValueError` here.
 
     With a `store`, chat turns (`chat_turn`) and agent tasks (`agent_task`) run too: their
     backend calls are steps that log every event to the store's stream log, where the
@@ -68,6 +70,7 @@ def create_worker(
     if not isinstance(task_queue, str) or not task_queue:
         raise DurableValueError("task_queue must be a non-empty string", path="task_queue")
     _register(tasks, steps)
+    extra = list(activities)  # plain Temporal activities beside ours
     resources = WorkerResources(project_id=project_id)
     if store is not None:
         if not isinstance(store, DurableRunStore):
@@ -76,13 +79,13 @@ def create_worker(
 
         _register(BUILTIN_TASKS, BUILTIN_STEPS)
         resources = turn_resources(store, backend, project_id=project_id, lease_ms=lease_ms)
-    activities = StepActivities(resources)
+    step_activities = StepActivities(resources)
     worker_options.setdefault("workflow_runner", workflow_runner())
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[DurableTaskWorkflow],
-        activities=[activities.run_step],
+        activities=[step_activities.run_step, *extra],
         **worker_options,
     )
 
