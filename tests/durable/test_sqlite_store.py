@@ -71,6 +71,19 @@ async def test_a_version_1_file_is_upgraded_and_keeps_its_runs(tmp_path: Path) -
         db.execute("UPDATE durable_steps SET intent = 'other' WHERE run_id = 'r'")
 
 
+async def test_the_database_refuses_to_change_a_completed_step(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    store = SQLiteDurableRunStore(path)
+    await store.start_or_resume("r", MANIFEST, "w", lease_ms=5000)
+    await store.complete_step("r", 0, 1, intent="s", worker_id="w")
+    await store.begin_step("r", 1, "t", "llm", None, worker_id="w")
+    await store.close()
+    with sqlite3.connect(path) as db:
+        with pytest.raises(sqlite3.IntegrityError, match="step_completed"):
+            db.execute("UPDATE durable_steps SET result = '2' WHERE step_index = 0")
+        db.execute("UPDATE durable_steps SET status = 'failed' WHERE step_index = 1")
+
+
 async def test_edited_past_migration_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     await SQLiteDurableRunStore(path).close()

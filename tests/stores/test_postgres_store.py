@@ -20,7 +20,12 @@ from agent_runtime.durable import (
     PostgresDurableRunStore,
     run_durable,
 )
-from agent_runtime.errors import StoreUnavailableError
+from agent_runtime.durable._postgres_schema import POSTGRES_MIGRATIONS
+from agent_runtime.errors import (
+    DurableRunInputMismatchError,
+    DurableRunLeaseHeldError,
+    StoreUnavailableError,
+)
 
 MANIFEST = DurableRunManifest("p", {"id": "t", "intent": "i"}, {"q": 1})
 
@@ -183,3 +188,130 @@ async def test_default_lease_15s_and_heartbeat_every_third(pg_dsn: str) -> None:
         assert res.result >= 5  # renewed about every 200 ms
     finally:
         await store.close()
+
+
+class _CountingPool:
+    """A pool whose connections count the statements sent (one `execute` is one round trip
+    in autocommit)."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+        self.statements: list[str] = []
+
+    @asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[Any]:
+        async with self._pool.connection(timeout=timeout) as conn:
+            yield _Counted(conn, self.statements)
+
+
+class _Counted:
+    def __init__(self, conn: Any, statements: list[str]) -> None:
+        self._conn = conn
+        self._statements = statements
+
+    async def execute(self, sql: Any, params: Any = None) -> Any:
+        self._statements.append(str(sql))
+        return await self._conn.execute(sql, params)
+
+
+async def test_claim_and_batched_append_are_one_round_trip_each(pg_dsn: str) -> None:
+    async with AsyncConnectionPool(
+        pg_dsn, min_size=1, max_size=2, kwargs={"autocommit": True}
+    ) as pool:
+        await PostgresDurableRunStore.from_pool(pool)  # migrate
+        counting = _CountingPool(pool)
+        store = PostgresDurableRunStore(counting)  # type: ignore[arg-type]
+        sent = counting.statements
+        # a new run: created and claimed by one statement
+        run, steps, expires = await store.start_or_resume("r", MANIFEST, "w", lease_ms=5000)
+        assert len(sent) == 1 and run.lease_epoch == 1 and steps == [] and expires is not None
+        for i in range(5):
+            await store.complete_step("r", i, {"i": i}, intent=f"s{i}", worker_id="w")
+        await store.end_run("r", "w", "suspended", lease_epoch=1)
+        # a resume: claimed, with its 5 completed steps, by one statement
+        sent.clear()
+        run, steps, _ = await store.start_or_resume("r", MANIFEST, "w2", lease_ms=5000)
+        assert len(sent) == 1 and run.lease_holder == "w2" and run.lease_epoch == 2
+        assert [(s.step_index, s.result) for s in steps] == [(i, {"i": i}) for i in range(5)]
+        # a batch of 100 events (with duplicates) is one statement
+        sent.clear()
+        events = [(f"e{i % 80}", i) for i in range(100)]
+        out = await store.append_stream_events("r", events)
+        assert len(sent) == 1
+        assert [r.seq for r in out] == list(range(80)) + list(range(20))
+        assert [r.accepted for r in out] == [True] * 80 + [False] * 20
+        assert [r.payload for r in out] == list(range(80)) + list(range(20))
+
+
+async def test_claim_outcomes_from_the_one_call(pg_dsn: str) -> None:
+    store = await PostgresDurableRunStore.from_dsn(pg_dsn)
+    try:
+        first, _, _ = await store.start_or_resume("c", MANIFEST, "w1", lease_ms=60_000)
+        with pytest.raises(DurableRunLeaseHeldError) as held:
+            await store.start_or_resume("c", MANIFEST, "w2", lease_ms=60_000)
+        assert held.value.holder == "w1" and held.value.expires_at_ms is not None
+        other = DurableRunManifest("p", {"id": "t", "intent": "i"}, {"q": 2})
+        with pytest.raises(DurableRunInputMismatchError):
+            await store.start_or_resume("c", other, "w1", lease_ms=60_000)
+        await store.complete_step("c", 0, "a", intent="s", worker_id="w1")
+        await store.end_run("c", "w1", "completed", "done")
+        run, steps, expires = await store.start_or_resume("c", MANIFEST, "w2", lease_ms=60_000)
+        assert run.status == "completed" and expires is None and run.lease_holder is None
+        assert run.outcome == "done" and [s.result for s in steps] == ["a"]
+        assert run.created_at == first.created_at and run.lease_epoch == 1
+    finally:
+        await store.close()
+
+
+async def test_a_version_2_database_is_upgraded_and_keeps_its_runs(pg_dsn: str) -> None:
+    """A schema written by migrations 1 and 2 opens at the current version; a run left
+    suspended there resumes through the new claim with its steps, and its stream log
+    continues gapless through the new append."""
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+        await conn.execute(
+            "CREATE TABLE durable_schema_info (version integer PRIMARY KEY, description text "
+            "NOT NULL, checksum text NOT NULL, applied_at_ms bigint NOT NULL)"
+        )
+        for m in POSTGRES_MIGRATIONS[:2]:
+            await conn.execute(m.sql.encode())
+            await conn.execute(
+                "INSERT INTO durable_schema_info VALUES (%s, %s, %s, 0)",
+                (m.version, m.description, m.checksum),
+            )
+        await conn.execute(
+            "INSERT INTO durable_runs (run_id, manifest_hash, manifest, project_id, status, "
+            "created_at_ms, updated_at_ms, lease_epoch, step_count) "
+            "VALUES ('old', %s, %s, 'p', 'suspended', 1, 1, 3, 1)",
+            (MANIFEST.digest, MANIFEST.encoded),
+        )
+        await conn.execute(
+            "INSERT INTO durable_steps VALUES ('old', 0, 's0', 'logic', NULL, 'completed', 1, "
+            "'{\"v\":1}', NULL, 1, 1)"
+        )
+        await conn.execute(
+            "SELECT * FROM durable_stream_append('old', ARRAY['a', 'b'], ARRAY['1', '2'])"
+        )
+    store = await PostgresDurableRunStore.from_dsn(pg_dsn)
+    try:
+        assert await store.schema_version() == DURABLE_SCHEMA_VERSION
+        run, steps, _ = await store.start_or_resume("old", MANIFEST, "w", lease_ms=5000)
+        assert run.lease_epoch == 4 and [s.result for s in steps] == [{"v": 1}]
+        out = await store.append_stream_events("old", [("b", 0), ("c", 3)])
+        assert [(r.accepted, r.seq, r.payload) for r in out] == [(False, 1, 2), (True, 2, 3)]
+        assert await store.stream_length("old") == 3
+    finally:
+        await store.close()
+
+
+async def test_the_database_refuses_to_change_a_completed_step(pg_dsn: str) -> None:
+    store = await PostgresDurableRunStore.from_dsn(pg_dsn)
+    try:
+        await store.start_or_resume("f", MANIFEST, "w", lease_ms=5000)
+        await store.complete_step("f", 0, 1, intent="s", worker_id="w")
+        await store.begin_step("f", 1, "t", "llm", None, worker_id="w")
+    finally:
+        await store.close()
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="step_completed"):
+            await conn.execute("UPDATE durable_steps SET result = '2' WHERE step_index = 0")
+        await conn.execute("UPDATE durable_steps SET status = 'failed' WHERE step_index = 1")
