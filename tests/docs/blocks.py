@@ -2,9 +2,9 @@
 
 A fenced block's info string is its language then flags: ```python and ```sh blocks run
 (```bash too), ```python no-run marks one that only illustrates, and ```sh model one that needs
-a model endpoint (OPENAI_BASE_URL and friends; the test points them at llm-katan). A block with
-the flag `output` right after a runnable one is what that block prints on stdout; `...` in it
-stands for any text within a line. Blocks of one page run in order in one folder, as a reader
+a model endpoint (OPENAI_BASE_URL and friends; the test points them at llm-katan). An
+```output (or ```text output) block right after a runnable one is what that block prints on
+stdout; `...` in it stands for any text within a line. Blocks of one page run in order in one folder, as a reader
 would run them.
 """
 
@@ -62,7 +62,8 @@ def parse(path: Path, text: str | None = None) -> list[Block]:
         i += 1  # the closing fence
         language = info[0].lower() if info else ""
         flags = frozenset(info[1:]) if info else frozenset()
-        if "output" in flags and blocks and blocks[-1].runs and blocks[-1].expected is None:
+        is_output = language == "output" or "output" in flags  # ```output or ```text output
+        if is_output and blocks and blocks[-1].runs and blocks[-1].expected is None:
             prev = blocks[-1]
             blocks[-1] = Block(
                 prev.path, prev.line, prev.language, prev.flags, prev.code, "\n".join(body)

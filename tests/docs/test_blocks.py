@@ -75,7 +75,7 @@ raise SystemExit("an illustration: never run")
 print("took 0.42 s")
 ```
 
-```text output
+```output
 took ... s
 ```
 """
