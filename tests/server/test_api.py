@@ -43,9 +43,14 @@ def test_chat_turn_streams_ndjson_with_envelope(echo_server: str) -> None:
     assert response.headers["content-type"].startswith("application/x-ndjson")
     assert response.headers["x-execution-id"] == "chat:s1:0"
     events = lines(response.text)
-    assert events[0]["type"] == "session.run.started"
-    assert events[0]["session_id"] == "s1" and events[0]["turn_index"] == 0
-    assert events[-1]["type"] == "session.run.completed"
+    assert events[0] == {
+        "type": "session.run.started",
+        "data": {"sessionId": "s1", "tenantId": "local", "turnIndex": 0},
+    }
+    assert events[-1] == {
+        "type": "session.run.completed",
+        "data": {"sessionId": "s1", "replayed": False},
+    }
     deltas = [e for e in events if e["type"] == "text_delta"]
     assert len(deltas) > 1  # chunked, not one blob
     assert "".join(d["text"] for d in deltas) == "echo: hello world"
@@ -64,8 +69,7 @@ def test_events_replay_cursor_and_sse(echo_server: str) -> None:
     assert [r["payload"] for r in records[:-1]] == produced
     assert records[-1]["payload"] == {
         "type": "session.run.completed",
-        "execution_id": "chat:r:0",
-        "text": "echo: replay me",
+        "data": {"sessionId": "r", "executionId": "chat:r:0", "finalText": "echo: replay me"},
     }
     tail = lines(httpx2.get(url, params={"after": 1}).text)
     assert [r["seq"] for r in tail] == [*range(2, len(produced)), None]
@@ -78,8 +82,8 @@ def test_events_replay_cursor_and_sse(echo_server: str) -> None:
         [f"id: {len(produced) - 1}", "event: text_delta"],
         [
             "event: session.run.completed",
-            'data: {"type":"session.run.completed",'
-            '"execution_id":"chat:r:0","text":"echo: replay me"}',
+            'data: {"type":"session.run.completed","data":{"sessionId":"r",'
+            '"executionId":"chat:r:0","finalText":"echo: replay me"}}',
         ],
     ]
     past_end = lines(httpx2.get(url, params={"after": 99}).text)
@@ -157,12 +161,10 @@ def test_retried_turn_replays_without_calling_the_backend(store_url: str) -> Non
         other = chat(url, "something else")
     assert calls == ["hi"]
     replayed = lines(second)
-    assert [e["type"] for e in replayed] == [
-        "session.run.started",
-        "turn.replayed",
-        "session.run.completed",
+    assert replayed[1:] == [
+        {"type": "result", "data": {"finalText": "one two"}},
+        {"type": "session.run.completed", "data": {"sessionId": "s1", "replayed": True}},
     ]
-    assert replayed[1]["text"] == "one two"
     assert [e for e in lines(first) if e["type"] == "text_delta"] == [
         {"type": "text_delta", "text": "one "},
         {"type": "text_delta", "text": "two"},
@@ -188,11 +190,15 @@ def test_backend_transport_error_fails_the_turn(store_url: str) -> None:
         "error",
         "session.run.failed",
     ]
-    assert events[2]["code"] == "config" and events[2]["message"] == "it broke"
+    assert events[2]["data"] == {"message": "it broke", "code": "config", "stage": "produce"}
+    assert events[3] == {
+        "type": "session.run.failed",
+        "data": {"sessionId": "s1", "message": "it broke"},
+    }
     assert [r["payload"] for r in replay[:-1]] == [events[1]]
     closing = replay[-1]["payload"]
     assert closing["type"] == "session.run.failed"
-    assert "it broke" in closing["error"]["message"]
+    assert closing["data"]["message"] == "it broke" and closing["data"]["code"] == "config"
 
 
 def test_backend_input_events_and_session_stay_server_internal(store_url: str) -> None:
@@ -254,7 +260,8 @@ def test_a_backend_yielding_a_non_event_fails_the_turn(store_url: str) -> None:
     with serving(create_app(store_url=store_url, backend=backend)) as url:
         events = lines(chat(url, "hi").text)
     assert [e["type"] for e in events] == ["session.run.started", "error", "session.run.failed"]
-    assert events[1]["code"] == "validation" and "not a RuntimeStreamEvent" in events[1]["message"]
+    assert events[1]["data"]["code"] == "validation"
+    assert "not a RuntimeStreamEvent" in events[1]["data"]["message"]
 
 
 def _slow_backend(n: int, delay: float) -> Any:
@@ -367,7 +374,7 @@ async def test_shutdown_waits_for_a_headless_turn(store_url: str) -> None:
     with serving(create_app(store_url=store_url, backend=create_echo_backend())) as url:
         closing = lines(httpx2.get(f"{url}/api/runs/chat:bye:0/events").text)[-1]["payload"]
     assert closing["type"] == "session.run.completed"
-    assert closing["text"] == "".join(f"{i} " for i in range(10))
+    assert closing["data"]["finalText"] == "".join(f"{i} " for i in range(10))
 
 
 def test_models_lists_the_allowlist_and_readyz_reports_an_unreachable_endpoint(
@@ -482,4 +489,5 @@ def test_a_backend_yielding_backend_error_fails_the_turn(
         "error",
         "session.run.failed",
     ]
-    assert events[2]["code"] == code and events[2]["message"] == "it went down"
+    assert events[2]["data"]["code"] == code
+    assert events[2]["data"]["message"] == "it went down"

@@ -1,5 +1,7 @@
-"""The chat page in real Chromium: type, see deltas stream in, see the turn complete, and
-re-attach to an unfinished turn after a reload."""
+"""The chat page in real Chromium on the original's `{type, data}` lines: type, see deltas
+stream in, see the turn complete, re-attach to an unfinished turn after a reload, apply
+`session.run.restarted` to a turn re-run after its worker died, and show a replayed turn's
+`result`."""
 
 from __future__ import annotations
 
@@ -106,7 +108,9 @@ def test_reload_after_the_worker_died_resumes_the_turn(
     page: tuple[Any, str], tmp_path: Path
 ) -> None:
     """The page re-attaches to a turn whose worker was SIGKILLed, learns it was interrupted,
-    and asks for it again: the server resumes it and the page shows it completed."""
+    and asks for it again: the server re-runs it, the new backend answers differently, and
+    the page drops the dead attempt's text at `session.run.restarted`: it shows the stored
+    answer only."""
     from tests.server.test_crash import _kill_worker_mid_turn
 
     tab, _url = page
@@ -127,9 +131,44 @@ def test_reload_after_the_worker_died_resumes_the_turn(
     )
     tab.reload()
     tab.wait_for_selector(".msg.assistant[data-state=completed]")
-    assert tab.locator(".msg.assistant .text").inner_text().startswith("0 1 2 3 ")
+    expected = "".join(f"go-{i} " for i in range(WORDS)).strip()
+    assert tab.locator(".msg.assistant .text").inner_text().strip() == expected
+    assert tab.get_attribute(".msg.assistant", "data-attempt") == "2"
     assert tab.locator(".msg.assistant .error").count() == 0
     assert tab.evaluate("() => localStorage.getItem('ar.pending')") is None
+    stored = tab.evaluate("() => JSON.parse(localStorage.getItem('ar.history.dead')).pop().content")
+    assert stored.strip() == expected
+
+
+def test_a_replayed_turn_shows_its_result(tmp_path: Path) -> None:
+    """A finished turn asked again is answered with one `result` line (the backend is not
+    called again): the page shows its text."""
+    calls: list[str] = []
+
+    def counting(
+        inp: AgentBackendInput, ctx: AgentBackendContext
+    ) -> AsyncIterator[RuntimeStreamEvent]:
+        calls.append(inp.prompt)
+        return _slow_echo(inp, ctx)
+
+    backend = create_iterable_backend(kind="counting", stream=counting)
+    expected = "".join(f"once-{i} " for i in range(WORDS)).strip()
+    with _open_page(tmp_path, backend) as (tab, _url):
+        tab.fill("#input", "once")
+        tab.click("#send")
+        tab.wait_for_selector(".msg.assistant[data-state=completed]")
+        # the page forgets its history: the same message is turn 0 of the session again
+        tab.evaluate(
+            "() => { for (const k of Object.keys(localStorage))"
+            " if (k.startsWith('ar.history')) localStorage.removeItem(k); }"
+        )
+        tab.reload()
+        assert tab.locator(".msg.assistant").count() == 0
+        tab.fill("#input", "once")
+        tab.click("#send")
+        tab.wait_for_selector(".msg.assistant[data-state=completed]")
+        assert tab.locator(".msg.assistant .text").inner_text().strip() == expected
+    assert calls == ["once"]
 
 
 def test_tool_calls_show_beside_the_answer_text(tmp_path: Path) -> None:

@@ -28,9 +28,8 @@ def test_two_servers_share_turns_through_postgres(pg_dsn: str) -> None:
             orjson.loads(x) for x in httpx2.post(f"{url_b}/api/chat", json=body).text.splitlines()
         ]
     assert [r["payload"] for r in log[:-1]] == first[1:-1]
-    assert log[-1]["payload"]["text"] == "echo: shared"
-    assert [e["type"] for e in again] == [
-        "session.run.started",
-        "turn.replayed",
-        "session.run.completed",
+    assert log[-1]["payload"]["data"]["finalText"] == "echo: shared"
+    assert again[1:] == [
+        {"type": "result", "data": {"finalText": "echo: shared"}},
+        {"type": "session.run.completed", "data": {"sessionId": "pg", "replayed": True}},
     ]

@@ -2,10 +2,11 @@
 turn's stream log.
 
 Each turn is the durable run `derive_execution_id(project, session, turn)`. The engine streams
-it live while logging every producer event; a client that disconnects (a reloaded page) does
-not stop it, and any client re-attaches by reading the log from a cursor (`tail`). Asking for
-a finished turn again replays it without calling the model; a turn whose worker died is
-resumed by the next request for it.
+it while logging every producer event; a client that disconnects (a reloaded page) does not
+stop it, and any client re-attaches by reading the log from a cursor (`tail`). Asking for a
+finished turn again replays it without calling the model; a turn whose worker died is
+resumed by the next request for it (after a `session.run.restarted` line when the backend
+answers differently the second time).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from ..chat import (
     ChatTurnResult,
     DurableChatTurnEngine,
     SweepTarget,
+    TurnLogCursor,
+    restarted_event,
 )
 from ..durable import DurableRunManifest, DurableRunStore, RunRecord, StreamEventRecord
 from ..durable._manifest import derive_worker_id
@@ -253,9 +256,14 @@ class TurnRunner:
             return None
 
         async def finish(text: str) -> dict[str, Any]:
-            return {"text": text}
+            return {"text": text, "persisted": True}  # what the engine's finish step records
 
-        return SweepTarget(produce=self._hooks(request, run.run_id).produce, finish=finish)
+        session_id = request.session_id
+        return SweepTarget(
+            produce=self._hooks(request, run.run_id).produce,
+            finish=finish,
+            restart_event=lambda attempt: restarted_event(attempt, session_id),
+        )
 
     async def run_turn(self, request: ChatRequest) -> tuple[str, ChatTurnResult]:
         """The turn's execution id and NDJSON body. `DurableRunInputMismatchError` up front
@@ -278,15 +286,19 @@ class TurnRunner:
         return run_id, engine.run_turn(identity, hooks, input=request.to_input())
 
     async def tail(self, run_id: str, after: int | None) -> AsyncIterator[StreamEventRecord]:
-        """The run's log after `after`, then live entries until the run ends (or its lease
-        lapses with nothing new: its worker died; the next request for the turn resumes it)."""
-        cursor = after
+        """The records a client that got the log up to `after` still needs (see
+        `TurnLogCursor`: its attempt after `after`, every later attempt from its restart
+        marker), then live ones until the run ends (or its lease lapses with nothing new: its
+        worker died; the next request for the turn resumes it)."""
+        cursor = await TurnLogCursor.resume(self.store, run_id, after)
+        read = -1
         delay = 0.01
         while True:
-            records = await self.store.read_stream_events(run_id, after_seq=cursor, limit=500)
+            records = await self.store.read_stream_events(run_id, after_seq=read, limit=500)
             for record in records:
-                yield record
-                cursor = record.seq
+                read = record.seq
+                if cursor.admit(record):
+                    yield record
             if records:
                 delay = 0.01
                 continue
@@ -296,29 +308,34 @@ class TurnRunner:
             if run.status != "running" or (
                 run.lease_expires_at is not None and run.lease_expires_at < datetime.now(UTC)
             ):
-                if not await self.store.read_stream_events(run_id, after_seq=cursor, limit=1):
+                if not await self.store.read_stream_events(run_id, after_seq=read, limit=1):
                     return
                 continue
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, self.poll_s)
 
     async def closing(self, run_id: str) -> dict[str, Any]:
-        """How a run stands after its log: `session.run.completed` (with the text),
-        `session.run.failed` (with the error) or `session.run.interrupted` (still open)."""
+        """How a run stands after its log, as a chat line: `session.run.completed`
+        `{sessionId, executionId, finalText}`, `session.run.failed` `{sessionId,
+        executionId, message, code}` or `session.run.interrupted` (still open)."""
         run = await self.store.load_run(run_id)
-        base: dict[str, Any] = {"execution_id": run_id}
+        data: dict[str, Any] = {"sessionId": _session_of(run), "executionId": run_id}
+        outcome = run.outcome if run is not None and isinstance(run.outcome, dict) else {}
         if run is not None and run.status == "completed":
-            outcome = run.outcome if isinstance(run.outcome, dict) else {}
             text = outcome.get("text")
-            return {"type": "session.run.completed", **base, "text": text}
+            finish = outcome.get("finish")
+            if isinstance(finish, dict) and isinstance(finish.get("text"), str):
+                text = finish["text"]
+            return {"type": "session.run.completed", "data": {**data, "finalText": text}}
         if run is not None and run.status == "failed":
-            outcome = run.outcome if isinstance(run.outcome, dict) else {}
-            return {"type": "session.run.failed", **base, "error": outcome.get("error")}
-        return {
-            "type": "session.run.interrupted",
-            **base,
-            "message": "the worker driving this turn stopped; asking for the turn again resumes it",
-        }
+            recorded = outcome.get("error")
+            error: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+            failed = {**data, "message": str(error.get("message", "the turn failed"))}
+            if isinstance(error.get("code"), str):
+                failed["code"] = error["code"]
+            return {"type": "session.run.failed", "data": failed}
+        message = "the worker driving this turn stopped; asking for the turn again resumes it"
+        return {"type": "session.run.interrupted", "data": {**data, "message": message}}
 
     async def drain(self, grace_s: float = 5.0) -> list[str]:
         """Wait up to `grace_s` for turns this worker still drives (clients gone, running
@@ -340,3 +357,12 @@ class TurnRunner:
         if await self.store.load_run(run_id) is not None:
             return True
         return bool(await self.store.read_stream_events(run_id, limit=1))
+
+
+def _session_of(run: RunRecord | None) -> str | None:
+    """The session id a turn's run was started for (from its stored manifest)."""
+    manifest = run.manifest if run is not None else None
+    data = manifest.get("input") if isinstance(manifest, dict) else None
+    identity = data.get("identity") if isinstance(data, dict) else None
+    session = identity.get("session_id") if isinstance(identity, dict) else None
+    return session if isinstance(session, str) else None
