@@ -176,3 +176,43 @@ async def test_a_worker_killed_mid_stream_is_replaced(
         if second is not None:
             second.stop()
         await store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/runs.db"
+    return str(request.getfixturevalue("pg_dsn"))
+
+
+async def test_an_agent_task_streams_its_events_into_the_log(
+    temporal_client: Client, any_store_url: str
+) -> None:
+    from agent_runtime.temporal import agent_task, create_worker
+    from agent_runtime.types import AgentTaskSpec
+
+    store = await open_store(any_store_url)
+    queue = f"task-{uuid.uuid4().hex[:8]}"
+    run_id = f"task-{uuid.uuid4().hex[:8]}"
+    spec = AgentTaskSpec(id="t1", intent="answer", domain="demo", inputs={"prompt": "ping"})
+    request = {"runId": run_id, "task": spec.to_dict(), "input": {"message": "ping"}}
+    try:
+        worker = create_worker(
+            temporal_client, task_queue=queue, store=store, backend=create_echo_backend()
+        )
+        async with worker:
+            result = await run_task_on(temporal_client, agent_task, run_id, queue, request)
+        records = await store.read_stream_events(run_id)
+        assert_whole(records)
+        kinds = [r.payload["type"] for r in records]
+        assert kinds[0] == "task_start" and kinds[-1] == "final", kinds
+        assert result["text"] == client_text([r.payload for r in records]) != ""
+        run = await store.load_run(run_id)
+        assert run is not None and run.status == "completed"
+    finally:
+        await store.close()
+
+
+async def run_task_on(client: Client, task: Any, run_id: str, queue: str, arg: Any) -> Any:
+    handle = await start_task(client, task, run_id=run_id, task_queue=queue, args=[arg])
+    return await asyncio.wait_for(task_result(handle), 60)

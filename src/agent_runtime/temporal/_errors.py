@@ -18,6 +18,7 @@ from ..errors import (
     DurableTurnFailedError,
     DurableValueError,
     InvalidArgumentError,
+    ValidationError,
 )
 
 __all__ = [
@@ -56,7 +57,12 @@ class TemporalStepFailedError(DurableRunError):
 
 
 # errors a task or step raises that mean "this will not get better by retrying"
-NON_RETRYABLE = (DurableValueError, InvalidArgumentError, DurableRunInputMismatchError)
+NON_RETRYABLE = (
+    DurableValueError,
+    InvalidArgumentError,
+    ValidationError,
+    DurableRunInputMismatchError,
+)
 
 _PLAIN: dict[str, type[DurableRunError]] = {
     cls.__name__: cls
