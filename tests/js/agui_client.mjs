@@ -43,7 +43,11 @@ async function runJob(job) {
   if (job.dropAfterDeltas) tap.dropAfter(job.dropAfterDeltas, "TEXT_MESSAGE_CONTENT");
   if (job.stopAfterDeltas) {
     tap.onCount(job.stopAfterDeltas, "TEXT_MESSAGE_CONTENT", async () => {
-      const r = await fetch(job.cancelUrl, { method: "POST", headers: job.headers ?? {} });
+      const r = await fetch(job.cancelUrl, {
+          method: "POST",
+          headers: { ...(job.headers ?? {}), "content-type": "application/json" },
+          body: "{}",
+        });
       tap.statuses.push(`cancel:${r.status}`);
     });
   }

@@ -46,7 +46,11 @@ async function runJob(job) {
     if (job.dropAfterDeltas) tap.dropAfter(job.dropAfterDeltas, "text-delta");
     if (job.stopAfterDeltas) {
       tap.onCount(job.stopAfterDeltas, "text-delta", async () => {
-        const r = await fetch(job.cancelUrl, { method: "POST", headers: job.headers ?? {} });
+        const r = await fetch(job.cancelUrl, {
+          method: "POST",
+          headers: { ...(job.headers ?? {}), "content-type": "application/json" },
+          body: "{}",
+        });
         tap.statuses.push(`cancel:${r.status}`);
       });
     }

@@ -2,7 +2,9 @@
 
 Routes: `POST /api/chat` (NDJSON turn), `GET /api/runs/{execution_id}/events?after=N`
 (the turn's stream log, NDJSON or SSE, closed by one line saying how the run stands),
-`GET /api/models`, `GET /healthz` (liveness), `GET /readyz` (store write-and-read, backend
+`GET /api/models`, the chat-frontend dialects (`POST /api/ui/chat`, `GET
+/api/ui/chat/{id}/stream`, `POST /api/agui`) and `POST /api/runs/{execution_id}/cancel`
+(`_dialect_routes`), `GET /healthz` (liveness), `GET /readyz` (store write-and-read, backend
 reachability), `/` (static chat page). Every `/api/` route is authenticated (`ApiGate`);
 every response passes the browser checks and carries the security headers (`BrowserGuard`)
 and is logged once (`AccessLog`). Every error is a JSON body `{"error": {"type", "code",
@@ -41,6 +43,7 @@ from ._access import AccessLog
 from ._auth import ApiKeys, Authenticate, Authenticator
 from ._browser import BrowserGuard
 from ._config import DEFAULT_STORE_URL, BackendConfig, backend_from_env
+from ._dialect_routes import dialect_routes
 from ._errors import (
     HTTPRequestError,
     MethodNotAllowedError,
@@ -366,6 +369,7 @@ def create_app(
             Route("/api/chat", chat, methods=["POST"]),
             Route("/api/runs/{execution_id:path}/events", events, methods=["GET"]),
             Route("/api/models", models, methods=["GET"]),
+            *dialect_routes(service, chosen, project_id),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),

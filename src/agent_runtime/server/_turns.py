@@ -12,6 +12,7 @@ answers differently the second time).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -46,10 +47,12 @@ from ..types import (
     AgentBackendInput,
     AgentTaskSpec,
     BackendErrorEvent,
+    FinalEvent,
     RuntimeSession,
     TextDeltaEvent,
 )
 from ._auth import Principal
+from ._cancel import STOP_REASON, TurnCancels
 from ._ids import TurnRef
 from ._redact import TurnRedactor
 from ._request import ChatRequest, parse_chat_request
@@ -80,11 +83,13 @@ class _BackendProducer:
         input: AgentBackendInput,
         session: RuntimeSession,
         redactor: TurnRedactor | None = None,
+        cancels: TurnCancels | None = None,
     ) -> None:
         self._backend = backend
         self._input = input
         self._session = session
         self._redactor = redactor  # the service's: sanitized lines, scrubbed final text
+        self._cancels = cancels
         self._parts: list[str] = []
         self._stream = self._run()
 
@@ -98,7 +103,9 @@ class _BackendProducer:
         return "".join(self._parts)
 
     async def _run(self) -> AsyncIterator[ChatStreamEvent]:
-        controller = AbortController()
+        run_id = self._input.task.id
+        cancels = self._cancels
+        controller = cancels.register(run_id) if cancels is not None else AbortController()
         ctx = AgentBackendContext(
             task=self._input.task, session=self._session, signal=controller.signal
         )
@@ -108,7 +115,7 @@ class _BackendProducer:
         try:
             redactor = self._redactor
             try:
-                async for event in events:
+                async for event in _until_aborted(events, controller):
                     line = _wire(event, kind)
                     if redactor is not None:
                         for clean in redactor.lines(event):
@@ -117,6 +124,17 @@ class _BackendProducer:
                     if isinstance(event, TextDeltaEvent):
                         self._parts.append(event.text)
                     yield line
+                if controller.signal.aborted:  # stopped: the partial text is the answer
+                    stopped = FinalEvent(
+                        task=self._input.task,
+                        status="aborted",
+                        reason=str(controller.signal.reason or STOP_REASON),
+                    )
+                    if redactor is not None:
+                        for clean in redactor.lines(stopped):
+                            yield clean
+                    else:
+                        yield _wire(stopped, kind)
             except Exception:
                 for clean in redactor.flush() if redactor is not None else ():
                     yield clean  # the text held back so far, scrubbed, before the failure
@@ -125,11 +143,37 @@ class _BackendProducer:
                 yield clean
             done = True
         finally:
+            if cancels is not None:
+                cancels.release(run_id, controller)
             if not done:
                 controller.abort("the chat turn ended before the backend finished")
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+async def _until_aborted(
+    events: AsyncIterator[Any], controller: AbortController
+) -> AsyncIterator[Any]:
+    """The backend's events until it ends or `controller` is aborted; an abort cancels the
+    pending read (the backend's stream is closed, and with it its upstream request)."""
+    stop = asyncio.ensure_future(controller.signal.wait())
+    iterator = aiter(events)
+    try:
+        while not stop.done():
+            pending = asyncio.ensure_future(anext(iterator))
+            await asyncio.wait((pending, stop), return_when=asyncio.FIRST_COMPLETED)
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await pending
+                return
+            try:
+                yield pending.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        stop.cancel()
 
 
 def _wire(event: Any, kind: str) -> ChatStreamEvent:
@@ -161,15 +205,17 @@ class _Hooks:
         input: AgentBackendInput,
         session: RuntimeSession,
         redactor: Callable[[], TurnRedactor] | None = None,
+        cancels: TurnCancels | None = None,
     ) -> None:
         self._backend = backend
         self._input = input
         self._session = session
         self._redactor = redactor
+        self._cancels = cancels
 
     def produce(self) -> _BackendProducer:
         redactor = self._redactor() if self._redactor is not None else None
-        return _BackendProducer(self._backend, self._input, self._session, redactor)
+        return _BackendProducer(self._backend, self._input, self._session, redactor, self._cancels)
 
     def persist_assistant_message(self, _identity: ChatTurnIdentity, _final_text: str) -> None:
         return None
@@ -201,6 +247,7 @@ class TurnRunner:
         self.lease_ms = lease_ms
         self.redactor = redactor
         self.worker_id = derive_worker_id()
+        self.cancels = TurnCancels()
         self.engine = DurableChatTurnEngine(
             store, project_id, worker_id=self.worker_id, lease_ms=lease_ms
         )
@@ -231,7 +278,7 @@ class TurnRunner:
             messages=request.messages,
         )
         session = RuntimeSession.new(backend.kind, request.session_id)
-        return _Hooks(backend, backend_input, session, self.redactor)
+        return _Hooks(backend, backend_input, session, self.redactor, self.cancels)
 
     def resolve(self, run: RunRecord, manifest: DurableRunManifest) -> SweepTarget | None:
         """How the orphan sweeper re-drives one of this service's turns (None for other

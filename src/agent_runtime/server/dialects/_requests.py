@@ -199,10 +199,16 @@ def _agui_content(item: dict[str, Any], where: str, max_chars: int) -> str:
 
 
 def parse_run_agent_input(
-    body: bytes, *, max_messages: int = 200, max_text_chars: int = 100_000
+    body: bytes,
+    *,
+    max_messages: int = 200,
+    max_text_chars: int = 100_000,
+    resuming: bool = False,
 ) -> AguiRunInput:
     """Parse AG-UI's `RunAgentInput`; see the module docstring. A run that answers interrupts
-    (`resume`) may end on an assistant message; any other must end on a user message."""
+    (`resume`) may end on an assistant message; any other must end on a user message, except
+    that a run re-posted to resume its stream (`resuming`) drops the assistant messages after
+    the last user message (the client's partial copy of the answer being resumed)."""
     data = _object(body)
     thread_id = _ident(data.get("threadId"), "threadId")
     run_id = _ident(data.get("runId"), "runId")
@@ -243,6 +249,9 @@ def parse_run_agent_input(
             if status not in ("resolved", "cancelled"):
                 raise InvalidArgumentError("must be resolved or cancelled", path=f"{where}.status")
             resume.append(AguiResume(interrupt, status, entry.get("payload")))
+    if resuming and not resume:
+        while out and out[-1].role == "assistant":
+            out.pop()
     messages = tuple(out) if resume else _last_user(out, "messages")
     return AguiRunInput(
         thread_id=thread_id,
