@@ -15,6 +15,7 @@ import pytest
 
 from agent_runtime.backends import create_iterable_backend
 from agent_runtime.durable import open_store
+from agent_runtime.errors import BackendTransportError
 from agent_runtime.server import ApiKeys, create_app
 from agent_runtime.types import (
     AgentBackendContext,
@@ -38,6 +39,7 @@ class Upstream:
     def __init__(self) -> None:
         self.opened = 0
         self.closed_early = 0
+        self.flaky = 0
 
     def stream(
         self, inp: AgentBackendInput, _ctx: AgentBackendContext
@@ -46,10 +48,17 @@ class Upstream:
             self.opened += 1
             prompt = inp.messages[-1].content if inp.messages else ""
             slow = prompt.startswith("slow")
+            first = 0
+            if prompt.startswith("flaky"):
+                self.flaky += 1
+                yield TextDeltaEvent(text="w0 ")
+                if self.flaky == 1:
+                    raise BackendTransportError("upstream", "the model is down", status=502)
+                first = 1
             count = WORDS if slow else 6
             done = False
             try:
-                for i in range(count):
+                for i in range(first, count):
                     yield TextDeltaEvent(text=f"w{i} ")
                     await asyncio.sleep(0.03 if slow else 0.005)
                 done = True
@@ -118,7 +127,7 @@ def _agui(node: str, url: str, **job: Any) -> Any:
 def test_ai_sdk_full_turn_then_204_when_idle(node: str, url: str, store_path: Path) -> None:
     out = _vercel(node, url, chatId="v-full", text="hello")
     assert out["status"] == "ready" and out["errors"] == []
-    user, assistant = out["messages"]
+    _user, assistant = out["messages"]
     assert assistant["id"] == "chat:v-full:0"
     assert _assistant_text(assistant) == answer(6)
     status, outcome = stored(store_path, "chat:v-full:0")
@@ -238,3 +247,21 @@ def test_agui_stop(node: str, url: str, store_path: Path, upstream: Upstream) ->
     assert upstream.closed_early == before + 1
     status, outcome = stored(store_path, "chat:a-stop:0")
     assert status == "completed" and out["messages"][-1]["content"] == outcome["text"]
+
+
+def test_a_failed_turn_asked_again_runs_a_new_attempt(
+    node: str, url: str, store_path: Path
+) -> None:
+    failed, retried = run_client(
+        node,
+        "vercel_client.mjs",
+        [
+            {"api": f"{url}/api/ui/chat", "headers": AUTH, "chatId": "v-flaky", "text": "flaky"},
+            {"api": f"{url}/api/ui/chat", "headers": AUTH, "chatId": "v-flaky", "text": "flaky"},
+        ],
+    )
+    assert failed["status"] == "error" and failed["error"] == "the model is down"
+    assert retried["status"] == "ready" and retried["errors"] == []
+    status, outcome = stored(store_path, "chat:v-flaky:0")
+    assert status == "completed" and outcome["text"] == answer(6)
+    assert _assistant_text(retried["messages"][1]) == answer(6)
