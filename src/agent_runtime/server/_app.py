@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,9 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from ..backends import AgentExecutionBackend
 from ..chat import TurnSupervisor
@@ -68,6 +69,7 @@ MAX_CURSOR = 2**63 - 1
 STATIC_DIR = Path(__file__).with_name("static")
 _STREAM_HEADERS = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
 _log = logging.getLogger("agent_runtime.server")
+_CONNECT_S = 2.0  # each attempt to reach the store; a failed one is retried in the background
 
 
 def _parse_after(request: Request) -> int | None:
@@ -120,6 +122,16 @@ async def _sse_records(
         yield _sse_frame(payload, seq)
 
 
+class _PageMount(Mount):
+    """The chat page's files, under every path but `/api/`: a known API path asked with
+    another method is then a 405 (not the page's 404), an unknown one a JSON 404."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get("type") == "http" and str(scope.get("path", "")).startswith("/api/"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def _backend_config(backend: AgentExecutionBackend | BackendConfig | None) -> BackendConfig:
     if backend is None:
         return backend_from_env()
@@ -139,7 +151,7 @@ async def _json_http_error(_request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error_response(RouteNotFoundError("no route or file at this path"))
     if exc.status_code == 405:
-        allowed = (exc.headers or {}).get("allow")
+        allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow")
         error = MethodNotAllowedError("this route does not take this method")
         return error_response(error, headers={"allow": allowed} if allowed else None)
     error_type = HTTPRequestError(exc.detail or "request refused", code="http_error")
@@ -204,7 +216,7 @@ def create_app(
     authenticator = Authenticator(keys, authenticate)
     config = _backend_config(backend)
     url = store_url or DEFAULT_STORE_URL
-    readiness = Readiness(config)
+    readiness = Readiness(config, min_free_bytes=chosen.min_free_bytes)
     state: dict[str, Any] = {"store_error": None}
 
     def service() -> ChatService:
@@ -226,6 +238,7 @@ def create_app(
             lease_ms=lease_ms,
             backend_for_model=config.backend_for,
             redactor=redactor,
+            log=_engine_log,
         )
         svc = ChatService(
             store=opened,
@@ -251,7 +264,7 @@ def create_app(
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
             try:
-                opened = await open_store(url)
+                opened = await open_store(url, connect_timeout_s=_CONNECT_S)
             except AgentRuntimeError as exc:
                 state["store_error"] = exc.message
                 continue
@@ -268,7 +281,7 @@ def create_app(
                     await start(store, stack)
                 else:
                     try:
-                        opened = await open_store(url)
+                        opened = await open_store(url, connect_timeout_s=_CONNECT_S)
                     except StoreUnavailableError as exc:
                         state["store_error"] = exc.message
                         log_fields(
@@ -372,7 +385,7 @@ def create_app(
             *dialect_routes(service, chosen, project_id),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
+            _PageMount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
         ],
         middleware=[
             Middleware(AccessLog),
@@ -386,6 +399,14 @@ def create_app(
         exception_handlers=handlers,
         lifespan=lifespan,
     )
+
+
+def _engine_log(message: str, meta: Mapping[str, Any]) -> None:
+    """The chat engine's reports as one structured line each; a failed turn is logged by the
+    service instead (with its execution id, tenant and error code)."""
+    if message.endswith("turn failed"):
+        return
+    _log.warning(message.removeprefix("[chat-engine] "), extra={"fields": dict(meta)})
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -26,6 +26,7 @@ __all__ = ["ACCEPT_BACKLOG", "ConnectionGuard", "default_max_connections", "uvic
 ACCEPT_BACKLOG = 64
 """The listen backlog, which is also how many connections one accept batch may open."""
 _FD_RESERVE = 64
+_LINGER_S = 0.5
 
 
 def default_max_connections() -> int:
@@ -54,6 +55,7 @@ class ConnectionGuard:
     evicted: int = 0
     timed_out: int = 0
     # oldest first (dicts keep insertion order): the sheddable connections by phase
+    refused: dict[Any, None] = field(default_factory=dict)
     idle: dict[Any, None] = field(default_factory=dict)
     waiting: dict[Any, None] = field(default_factory=dict)
     reading: dict[Any, None] = field(default_factory=dict)
@@ -67,7 +69,7 @@ class ConnectionGuard:
                 raise ValueError(f"{name} must be a positive int")
 
     def victim(self) -> Any:
-        for phase in (self.idle, self.waiting, self.reading):
+        for phase in (self.refused, self.idle, self.waiting, self.reading):
             for conn in phase:
                 return conn
         return None
@@ -79,6 +81,21 @@ class ConnectionGuard:
         class GuardedHttpToolsProtocol(HttpToolsProtocol):
             _header_timer: asyncio.TimerHandle | None = None
             _header_bytes = 0
+            _refused = False
+
+            def _refuse(self, status: bytes) -> None:
+                """Answer `status` and close without losing the answer: stop writing, drop
+                what the client still sends, close after a moment (closing with unread
+                input would reset the connection before the client reads the answer)."""
+                self._forget()
+                self._refused = True
+                guard.refused[self] = None  # answered: the first to go at the cap
+                if self.transport.is_closing():
+                    return
+                self.transport.write(_response(status))
+                if self.transport.can_write_eof():
+                    self.transport.write_eof()
+                self.loop.call_later(_LINGER_S, self.transport.close)
 
             def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
                 super().connection_made(transport)
@@ -106,6 +123,7 @@ class ConnectionGuard:
                 self._headers_done()
                 guard.idle.pop(self, None)
                 guard.reading.pop(self, None)
+                guard.refused.pop(self, None)
 
             def _shed(self) -> None:
                 guard.evicted += 1
@@ -116,12 +134,11 @@ class ConnectionGuard:
                 self._header_timer = None
                 if self in guard.waiting:
                     guard.timed_out += 1
-                    self._forget()
-                    if not self.transport.is_closing():
-                        self.transport.write(_response(b"408 Request Timeout"))
-                        self.transport.close()
+                    self._refuse(b"408 Request Timeout")
 
             def data_received(self, data: bytes) -> None:
+                if self._refused:
+                    return  # the answer is sent; what else arrives is dropped
                 if self in guard.idle:
                     self._await_headers()  # the next request on a kept-alive connection
                 waiting = self in guard.waiting
@@ -129,9 +146,7 @@ class ConnectionGuard:
                 if waiting and self in guard.waiting:
                     self._header_bytes += len(data)
                     if self._header_bytes > guard.max_header_bytes:
-                        self._forget()
-                        self.transport.write(_response(b"431 Request Header Fields Too Large"))
-                        self.transport.close()
+                        self._refuse(b"431 Request Header Fields Too Large")
 
             def on_headers_complete(self) -> None:
                 self._headers_done()

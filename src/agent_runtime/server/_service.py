@@ -138,6 +138,7 @@ class ChatService:
         ended = False
         written = 0
         pending = b""
+        seen: dict[str, Any] = {}  # the turn's last error line, for the failure log
         try:
             async for chunk in turn.body:
                 pending += chunk
@@ -145,7 +146,7 @@ class ChatService:
                     continue
                 out: list[bytes] = []
                 for line in pending.splitlines(keepends=True):
-                    fixed, terminal = await self._client_line(ref, run_id, line)
+                    fixed, terminal = await self._client_line(ref, run_id, line, seen)
                     ended = ended or terminal
                     out.append(fixed)
                 pending = b""
@@ -162,21 +163,25 @@ class ChatService:
             else:  # the client left mid-turn: the turn runs on headless, still in its slot
                 self._watch(run_id, slot)
 
-    async def _client_line(self, ref: TurnRef, run_id: str, line: bytes) -> tuple[bytes, bool]:
+    async def _client_line(
+        self, ref: TurnRef, run_id: str, line: bytes, seen: dict[str, Any]
+    ) -> tuple[bytes, bool]:
         """The line a client gets, and whether it ends the turn."""
         if line.startswith(_DELTA_PREFIXES):
             return line, False  # scrubbed as produced
         terminal = any(t in line for t in _TERMINAL)
         try:
-            parsed = orjson.loads(line)
+            original = parsed = orjson.loads(line)
         except orjson.JSONDecodeError:
             return line, terminal
-        if isinstance(parsed, dict) and parsed.get("type") == "session.run.failed":
+        kind = parsed.get("type") if isinstance(parsed, dict) else None
+        if kind == "error":
+            seen["error"] = parsed
+        elif kind == "session.run.failed":
             parsed = await self._truth(ref, run_id, parsed)
-            if parsed.get("type") == "session.run.failed":
-                self._log_failure(ref, parsed)
+            self._log_failure(ref, seen.get("error") or parsed, parsed.get("type"))
         clean = _client_view(scrub_line(parsed), ref)
-        return (line if clean == parsed else _encode(clean)), terminal
+        return (line if clean == original else _encode(clean)), terminal
 
     async def _truth(self, ref: TurnRef, run_id: str, failed: dict[str, Any]) -> dict[str, Any]:
         """The failed line when the store says the run failed (or never existed); otherwise
@@ -201,16 +206,18 @@ class ChatService:
         data = {"sessionId": ref.session_id, "executionId": ref.execution_id, "message": message}
         return {"type": "session.run.interrupted", "data": data}
 
-    def _log_failure(self, ref: TurnRef, line: dict[str, Any]) -> None:
+    def _log_failure(self, ref: TurnRef, line: dict[str, Any], outcome: Any) -> None:
+        """One line per failed turn: its execution id, tenant, error code and message (the
+        client was told `outcome`: failed, or interrupted when the run is still open)."""
         data = line.get("data") if isinstance(line.get("data"), dict) else line
         assert isinstance(data, dict)
         log_fields(
             _log,
             logging.WARNING,
-            "turn failed",
+            "turn failed" if outcome == "session.run.failed" else "turn interrupted",
             execution_id=ref.execution_id,
             tenant=ref.principal.tenant_id,
-            code=data.get("code") or data.get("stage"),
+            code=data.get("code") or data.get("stage") or "turn_failed",
             detail=data.get("message"),
         )
 

@@ -56,7 +56,9 @@ class ServerSettings:
     `allow_client_system` admits `system` messages from clients.
     Redaction: clients always get sanitized events (`telemetry`'s projections plus secret
     scrubbing); `store_raw` keeps the turn's input and final text unscrubbed in the store.
-    `log_format` is `text` or `json` (one line per request or failure)."""
+    Health: `/readyz` fails while the disk of a file-backed store has less than
+    `min_free_bytes` free. `log_format` is `text` or `json` (one line per request or
+    failure)."""
 
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
@@ -72,6 +74,7 @@ class ServerSettings:
     retention: timedelta | None = None
     retention_interval_s: float = 3600.0
     body_timeout_s: float = 15.0
+    min_free_bytes: int = 8 * 1024 * 1024
     log_format: LogFormat = "text"
 
     def __post_init__(self) -> None:
@@ -101,6 +104,7 @@ class ServerSettings:
         for name in ("max_body_bytes", "max_message_chars", "max_messages"):
             _positive_int(name, getattr(self, name))
         _positive_int("max_turns_per_tenant", self.max_turns_per_tenant)
+        _positive_int("min_free_bytes", self.min_free_bytes)
         _positive_int("quota_bytes", self.quota_bytes, optional=True)
         if self.retention is not None and (
             not isinstance(self.retention, timedelta) or self.retention <= timedelta(0)

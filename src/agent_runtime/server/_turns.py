@@ -26,6 +26,7 @@ from ..chat import (
     CHAT_TURN_TASK,
     ChatStreamEvent,
     ChatTurnIdentity,
+    ChatTurnLog,
     ChatTurnResult,
     DurableChatTurnEngine,
     SweepTarget,
@@ -238,6 +239,7 @@ class TurnRunner:
         lease_ms: int = LEASE_MS,
         backend_for_model: Callable[[str], AgentExecutionBackend] | None = None,
         redactor: Callable[[], TurnRedactor] | None = None,
+        log: ChatTurnLog | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -246,6 +248,7 @@ class TurnRunner:
         self.poll_s = poll_s
         self.lease_ms = lease_ms
         self.redactor = redactor
+        self.log = log  # where the engine reports a hook or turn failure (None: its default)
         self.worker_id = derive_worker_id()
         self.cancels = TurnCancels()
         self.engine = DurableChatTurnEngine(
@@ -330,7 +333,7 @@ class TurnRunner:
                 f"turn {run_id!r} was already asked with other input", run_id=run_id
             )
         hooks = self._hooks(request, run_id)
-        return run_id, engine.run_turn(identity, hooks, input=request.to_input())
+        return run_id, engine.run_turn(identity, hooks, input=request.to_input(), log=self.log)
 
     async def tail(self, run_id: str, after: int | None) -> AsyncIterator[StreamEventRecord]:
         """The records a client that got the log up to `after` still needs (see
