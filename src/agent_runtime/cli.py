@@ -561,12 +561,20 @@ def _server_error(status: int, body: bytes) -> AgentRuntimeError:
     return ChatTurnError(message, status)
 
 
+def _server_headers() -> dict[str, str]:
+    """`Authorization: Bearer $AGENT_RUNTIME_API_KEY` for a server that wants a key."""
+    key = os.environ.get("AGENT_RUNTIME_API_KEY", "").strip()
+    return {"authorization": f"Bearer {key}"} if key else {}
+
+
 async def _chat_remote(url: str, body: dict[str, Any], show: _TurnPrinter) -> None:
     import httpx2
 
     try:
         async with (
-            httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None)) as client,
+            httpx2.AsyncClient(
+                timeout=httpx2.Timeout(30.0, read=None), headers=_server_headers()
+            ) as client,
             client.stream("POST", url.rstrip("/") + "/api/chat", json=body) as response,
         ):
             if response.status_code != 200:
@@ -760,7 +768,7 @@ def models(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
             import httpx2
 
             try:
-                async with httpx2.AsyncClient(timeout=10.0) as client:
+                async with httpx2.AsyncClient(timeout=10.0, headers=_server_headers()) as client:
                     response = await client.get(url.rstrip("/") + "/api/models")
             except httpx2.HTTPError as exc:
                 raise StoreUnavailableError(f"cannot reach {url}: {exc}") from None

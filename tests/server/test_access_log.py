@@ -158,6 +158,12 @@ def test_serve_with_keys_may_bind_any_address(tmp_path: Path) -> None:
         )
         assert r.status_code == 200
         assert httpx2.get(f"http://127.0.0.1:{port}/api/models").status_code == 401
+        chat = [str(CLI), "chat", "hi", "--url", f"http://127.0.0.1:{port}"]
+        keyed = {**_env(), "AGENT_RUNTIME_API_KEY": "serve-test-key-0123456789"}
+        ok = subprocess.run(chat, env=keyed, capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0 and ok.stdout.strip() == "echo: hi", ok.stderr
+        refused = subprocess.run(chat, env=_env(), capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "401" in refused.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
