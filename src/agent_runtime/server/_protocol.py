@@ -14,7 +14,9 @@ response are never dropped. The body-read deadline is the app's (`ServerSettings
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,16 @@ def default_max_connections() -> int:
     if soft == resource.RLIM_INFINITY:
         soft = 65536
     return max(8, int(soft) - _FD_RESERVE - ACCEPT_BACKLOG)
+
+
+def _no_delay(transport: asyncio.Transport) -> None:
+    """TCP_NODELAY on the connection: asyncio sets it only when the listening socket was made
+    with `proto=IPPROTO_TCP`, and without it a response's headers and body (two writes) wait
+    for the client's delayed ACK, about 40 ms a request."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _response(status: bytes) -> bytes:
@@ -99,6 +111,7 @@ class ConnectionGuard:
 
             def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
                 super().connection_made(transport)
+                _no_delay(transport)
                 self._await_headers()
                 if len(self.connections) > guard.max_connections:
                     victim = guard.victim()
