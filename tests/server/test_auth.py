@@ -282,3 +282,21 @@ def test_settings_and_keys_are_validated_when_the_app_is_built() -> None:
         ServerSettings(models=("a b",))
     with pytest.raises(ConfigurationError):
         ServerSettings(max_turns_per_tenant=0)
+
+
+def test_a_broken_hook_is_a_json_500_with_the_headers(tmp_path: Path) -> None:
+    def authenticate(_request: Request) -> Principal:
+        raise RuntimeError("the product's auth service is down")
+
+    app = create_app(
+        store_url=f"sqlite:///{tmp_path}/runs.db",
+        backend=create_echo_backend(),
+        authenticate=authenticate,
+        sweep_interval_ms=None,
+    )
+    with serving(app) as url:
+        r = httpx2.get(f"{url}/api/models")
+        assert httpx2.get(f"{url}/healthz").status_code == 200  # the server still serves
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
+    assert "auth service" not in r.text  # no exception text leaves the server
+    assert r.headers["x-frame-options"] == "DENY"

@@ -12,12 +12,14 @@ styles and fetches, no framing), `nosniff`, `no-referrer` and `X-Frame-Options: 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import AgentRuntimeError
 from ._auth import is_loopback
 from ._errors import HostNotAllowedError, OriginNotAllowedError, error_response
 
@@ -39,6 +41,7 @@ _SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 _CORS_METHODS = "GET, POST, OPTIONS"
 _CORS_HEADERS = "authorization, content-type, last-event-id, accept"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_log = logging.getLogger("agent_runtime.server")
 
 
 def _split_host(value: str) -> tuple[str, int | None] | None:
@@ -156,9 +159,12 @@ class BrowserGuard:
         origin = headers.get("origin")
         method = scope["method"]
         cors: str | None = None
+        started = False
 
         async def secured(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 out = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS:
                     if name not in out:
@@ -187,7 +193,20 @@ class BrowserGuard:
             if method == "OPTIONS" and "access-control-request-method" in headers:
                 await self._preflight(scope, receive, secured)
                 return
-        await self.app(scope, receive, secured)
+        try:
+            await self.app(scope, receive, secured)
+        except Exception as exc:  # a bug: one JSON 500 with the headers, one log line
+            _log.error(
+                "unhandled error in a request: %s",
+                type(exc).__name__,
+                extra={"fields": {"path": scope.get("path"), "code": "internal_error"}},
+            )
+            if started:
+                raise
+            failed = AgentRuntimeError(
+                "the server failed to answer this request", code="internal_error"
+            )
+            await error_response(failed)(scope, receive, secured)
 
     async def _preflight(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(

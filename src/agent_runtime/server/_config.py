@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from .._scrub import sanitize_text
 from ..backends import AgentExecutionBackend, create_echo_backend, create_openai_compatible_backend
 from ..errors import AgentRuntimeError, ConfigurationError
+from ..sanitize import sanitize_text
 
 if TYPE_CHECKING:
     from ._turns import TurnRunner

@@ -12,7 +12,6 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from .._scrub import sanitize_json
 from ..errors import (
     AgentRuntimeError,
     BackendTransportError,
@@ -22,6 +21,7 @@ from ..errors import (
     InvalidArgumentError,
     StoreUnavailableError,
 )
+from ..sanitize import sanitize_json
 
 __all__ = [
     "BodyTooLargeError",

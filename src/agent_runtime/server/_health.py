@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._scrub import sanitize_text
 from ..durable import (
     DurableRunManifest,
     DurableRunStore,
@@ -26,6 +25,7 @@ from ..durable import (
 )
 from ..errors import AgentRuntimeError, DurableRunLeaseHeldError, DurableRunNotFoundError
 from ..models import get_models
+from ..sanitize import sanitize_text
 from ._config import BackendConfig
 
 __all__ = ["HEALTH_PROJECT", "Readiness"]

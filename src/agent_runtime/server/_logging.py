@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from .._scrub import sanitize_json, sanitize_text
 from ..errors import AgentRuntimeError
+from ..sanitize import sanitize_json, sanitize_text
 
 __all__ = ["LineFormatter", "configure_logging", "log_fields"]
 

@@ -16,8 +16,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .._scrub import SanitizeOptions, sanitize_json, sanitize_text
-from ..sanitize import RuntimeTelemetryOptions, sanitize_runtime_stream_event
+from ..sanitize import (
+    RuntimeTelemetryOptions,
+    SanitizeOptions,
+    sanitize_json,
+    sanitize_runtime_stream_event,
+    sanitize_text,
+)
 from ..types import ReasoningDeltaEvent, TextDeltaEvent
 
 __all__ = ["DELTA_TYPES", "StreamScrubber", "TurnRedactor", "scrub_line"]
@@ -208,9 +213,10 @@ class TurnRedactor:
         return line
 
 
-def scrub_line(line: Any) -> Any:
-    """A line for a client: deltas as they are (scrubbed when produced), anything else
-    through `sanitize_json` (error messages, a replayed or stored final text)."""
-    if isinstance(line, dict) and line.get("type") in DELTA_TYPES:
+def scrub_line(line: Any, *, deltas_scrubbed: bool = True) -> Any:
+    """A line for a client through `sanitize_json` (error messages, a replayed or stored
+    final text); deltas pass as they are when they were scrubbed as produced
+    (`deltas_scrubbed`: this process's `TurnRedactor` made them)."""
+    if deltas_scrubbed and isinstance(line, dict) and line.get("type") in DELTA_TYPES:
         return line
     return sanitize_json(line)

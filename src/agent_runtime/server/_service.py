@@ -19,11 +19,11 @@ from typing import Any
 
 import orjson
 
-from .._scrub import sanitize_text
 from ..chat import ChatTurnResult
 from ..durable import DurableRunStore, RunRecord, StreamEventRecord
 from ..errors import AgentRuntimeError, InvalidArgumentError
 from ..models import validate_chat_model_id
+from ..sanitize import sanitize_text
 from ..types import AgentMessage
 from ._auth import Principal
 from ._config import BackendConfig
@@ -82,6 +82,9 @@ class ChatService:
         self.slots = TurnSlots(settings.max_turns_per_tenant)
         self.quota = StorageQuota(store, settings.quota_bytes, {})
         self.models: tuple[str, ...] = settings.models or (config.model,)
+        # deltas this process produced went through its TurnRedactor; another engine's (a
+        # Temporal worker's) are scrubbed line by line on their way out
+        self.deltas_scrubbed = type(runner) is TurnRunner
         self._watchers: set[asyncio.Task[None]] = set()
 
     # -- admission --------------------------------------------------------------------------
@@ -167,7 +170,7 @@ class ChatService:
         self, ref: TurnRef, run_id: str, line: bytes, seen: dict[str, Any]
     ) -> tuple[bytes, bool]:
         """The line a client gets, and whether it ends the turn."""
-        if line.startswith(_DELTA_PREFIXES):
+        if self.deltas_scrubbed and line.startswith(_DELTA_PREFIXES):
             return line, False  # scrubbed as produced
         terminal = any(t in line for t in _TERMINAL)
         try:
@@ -180,7 +183,7 @@ class ChatService:
         elif kind == "session.run.failed":
             parsed = await self._truth(ref, run_id, parsed)
             self._log_failure(ref, seen.get("error") or parsed, parsed.get("type"))
-        clean = _client_view(scrub_line(parsed), ref)
+        clean = _client_view(scrub_line(parsed, deltas_scrubbed=self.deltas_scrubbed), ref)
         return (line if clean == original else _encode(clean)), terminal
 
     async def _truth(self, ref: TurnRef, run_id: str, failed: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +261,8 @@ class ChatService:
         `(None, None, line)`; payloads scrubbed for the client."""
         record: StreamEventRecord
         async for record in self.runner.tail(ref.run_id, after):
-            yield record.seq, record.event_id, scrub_line(record.payload)
+            payload = scrub_line(record.payload, deltas_scrubbed=self.deltas_scrubbed)
+            yield record.seq, record.event_id, payload
         closing = await self.runner.closing(ref.run_id)
         yield None, None, _client_view(scrub_line(closing), ref)
 
