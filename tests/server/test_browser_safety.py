@@ -257,3 +257,36 @@ def test_csrf_from_a_page_on_another_origin_in_chromium(tmp_path: Path, keys: bo
         for session in ("csrf", "csrf-form"):
             r = httpx2.get(f"{api}/api/runs/chat:{session}:0/events", headers=victim)
             assert r.status_code == 204, session  # nothing was started or stored
+
+
+def test_the_page_renders_model_markup_as_text(tmp_path: Path) -> None:
+    """Under the CSP, model text that looks like HTML stays text on the page: no element is
+    created from it and no script of it runs."""
+    require(CHROMIUM.exists(), "chromium is not installed at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script><b>bold</b>'
+
+    async def stream(_inp: AgentBackendInput, _ctx: AgentBackendContext) -> AsyncIterator[Any]:
+        yield TextDeltaEvent(text=hostile)
+
+    app = create_app(
+        store_url=f"sqlite:///{tmp_path}/runs.db",
+        backend=create_iterable_backend(kind="hostile", stream=stream),
+        sweep_interval_ms=None,
+    )
+    with serving(app) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            tab = browser.new_page()
+            tab.set_default_timeout(15_000)
+            tab.goto(url)
+            tab.fill("#input", "show me")
+            tab.click("#send")
+            tab.wait_for_selector(".msg.assistant[data-state=completed]")
+            shown = tab.locator(".msg.assistant .text").inner_text()
+            created = tab.evaluate("() => document.querySelectorAll('.msg img, .msg b').length")
+            pwned = tab.evaluate("() => window.pwned === undefined")
+        finally:
+            browser.close()
+    assert shown == hostile and created == 0 and pwned
