@@ -241,6 +241,7 @@ from .durable import (
     open_store,
     run_on_workflow_step,
 )
+from .retention import PruneResult, parse_byte_size, parse_duration, prune_runs, storage_usage
 
 # -- section: chat turns ------------------------------------------------------------------------
 # isort: split
@@ -380,6 +381,7 @@ __all__ = [
     "PostgresRuntimeRunPersistence",
     "PostgresRuntimeSessionStore",
     "ProposalCreatedEvent",
+    "PruneResult",
     "QuestionsEndEvent",
     "QuestionsStartEvent",
     "ReadinessEndEvent",
@@ -466,8 +468,11 @@ __all__ = [
     "map_raw_backend_event",
     "merge_agent_profiles",
     "open_store",
+    "parse_byte_size",
+    "parse_duration",
     "parse_event",
     "parse_runtime_stream_event",
+    "prune_runs",
     "readiness_server_sent_event",
     "redaction_marker",
     "resolve_chat_model",
@@ -490,6 +495,7 @@ __all__ = [
     "score_knowledge_readiness",
     "start_runtime_run",
     "step_id",
+    "storage_usage",
     "summarize_agent_task_run",
     "to_agent_eval_trace",
     "user_questions_for_knowledge_gaps",
