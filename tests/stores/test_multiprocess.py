@@ -109,10 +109,11 @@ def test_sigkill_takeover_within_lease_ttl(
         "lease_ms": lease_ms,
     }
     a = spawn({**args, "name": "a"})
-    # b is up and polling for the lease before a dies, so its start-up is not timed
+    # b is up and polling for the lease a holds before a dies, so its start-up is not timed
     sync = tmp_path / "sync"
     sync.mkdir()
     b = spawn({**args, "name": "b", "wait_s": 20, "sync_dir": str(sync)})
+    _wait_progress(fx, a.pid, 0)  # a holds the run
     release_together(sync, [b])
     _wait_progress(fx, a.pid, 3)  # a is inside step 3: steps 0..2 are committed
     a.send_signal(signal.SIGKILL)

@@ -33,6 +33,7 @@ from ._records import (
     StartOrResumeResult,
     StepRecord,
     StreamEventRecord,
+    appended,
     ms_to_dt,
     new_step,
     new_stream_event,
@@ -441,16 +442,16 @@ class FileSystemDurableRunStore(StoreBase):
                 if seq is not None:
                     d = items[seq]
                     rec = new_stream_event(run_id, seq, event_id, detach(d["payload"]), _dt(d["t"]))
-                    out.append(AppendStreamResult(False, rec))
+                    out.append(appended(False, rec))
                 elif event_id in pending:
-                    out.append(AppendStreamResult(False, pending[event_id]))
+                    out.append(appended(False, pending[event_id]))
                 else:
                     seq = len(items) + len(lines)
                     value = loads_json(payload)
                     lines.append({"seq": seq, "id": event_id, "payload": value, "t": now})
                     rec = new_stream_event(run_id, seq, event_id, loads_json(payload), created)
                     pending[event_id] = rec
-                    out.append(AppendStreamResult(True, rec))
+                    out.append(appended(True, rec))
             if lines:
                 files.stream.append(lines, fsync=self.fsync)
                 files.stream_index()

@@ -22,6 +22,7 @@ from ._records import (
     StartOrResumeResult,
     StepRecord,
     StreamEventRecord,
+    appended,
     ms_dt,
     ms_to_dt,
     new_step,
@@ -266,7 +267,7 @@ class InMemoryDurableRunStore(StoreBase):
             if seq is None:
                 seq = stream.by_id[event_id] = len(stream.entries)
                 stream.entries.append((event_id, payload, now))
-            out.append(AppendStreamResult(accepted, stream.record(run_id, seq)))
+            out.append(appended(accepted, stream.record(run_id, seq)))
         return out
 
     async def _read(

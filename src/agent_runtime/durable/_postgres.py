@@ -28,7 +28,7 @@ from ..errors import (
     StoreUnavailableError,
 )
 from ..jsoncanon import loads_json
-from ._base import StoreBase
+from ._base import StoreBase, decode_all
 from ._manifest import DurableRunManifest
 from ._migrations import check_applied
 from ._postgres_schema import POSTGRES_MIGRATIONS
@@ -42,6 +42,8 @@ from ._records import (
     StartOrResumeResult,
     StepRecord,
     StreamEventRecord,
+    accepted_batch,
+    appended,
     ms_dt,
     new_run,
     new_stream_event,
@@ -288,7 +290,7 @@ class PostgresDurableRunStore(StoreBase):
             loads_json(manifest.encoded if head[1] is None else head[1]),
             head[7],
         )
-        steps = completed_steps(run_id, rows[1:], at=_CLAIM_STEP_AT) if len(rows) > 1 else []
+        steps = completed_steps(run_id, [r[_CLAIM_STEP_AT:] for r in rows[1:]])
         return StartOrResumeResult(record, steps, None if code == "completed" else expires)
 
     async def _renew(
@@ -436,18 +438,21 @@ class PostgresDurableRunStore(StoreBase):
         self, run_id: str, event_ids: list[str], payloads: list[str]
     ) -> list[AppendStreamResult]:
         rows = await self._fetchall(_APPEND, (run_id, event_ids, payloads))
+        created = ms_dt(rows[0][3])
+        first = rows[0][1]
+        if all(r[0] for r in rows) and rows[-1][1] == first + len(rows) - 1:
+            # every event was new (one time, consecutive seqs): the common case, in bulk
+            return accepted_batch(run_id, first, event_ids, decode_all(payloads), created)
         out: list[AppendStreamResult] = []
-        created: dict[int, datetime] = {}
+        seen: dict[int, datetime] = {}
         for event_id, payload, (accepted, seq, stored, created_ms) in zip(
             event_ids, payloads, rows, strict=True
         ):
-            at = created.get(created_ms)
+            at = seen.get(created_ms)
             if at is None:
-                at = created[created_ms] = ms_dt(created_ms)
+                at = seen[created_ms] = ms_dt(created_ms)
             value = loads_json(payload if accepted else stored)
-            out.append(
-                AppendStreamResult(accepted, new_stream_event(run_id, seq, event_id, value, at))
-            )
+            out.append(appended(accepted, new_stream_event(run_id, seq, event_id, value, at)))
         return out
 
     async def _read(

@@ -341,3 +341,23 @@ def new_stream_event(
     _stream_payload(rec, payload)
     _stream_created_at(rec, created_at)
     return rec
+
+
+_tuple_new = tuple.__new__
+
+
+def appended(accepted: bool, record: StreamEventRecord) -> AppendStreamResult:
+    """`AppendStreamResult(accepted, record)` without the named tuple's Python `__new__`."""
+    result: AppendStreamResult = _tuple_new(AppendStreamResult, (accepted, record))
+    return result
+
+
+def accepted_batch(
+    run_id: str, first_seq: int, event_ids: list[str], payloads: list[Any], created_at: datetime
+) -> list[AppendStreamResult]:
+    """The results of a batch whose every event was new: seq `first_seq` onwards in order."""
+    new, result = new_stream_event, AppendStreamResult
+    return [
+        _tuple_new(result, (True, new(run_id, first_seq + i, event_id, payload, created_at)))
+        for i, (event_id, payload) in enumerate(zip(event_ids, payloads, strict=True))
+    ]

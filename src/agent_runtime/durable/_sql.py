@@ -101,36 +101,31 @@ def step_record(row: Sequence[Any]) -> StepRecord:
     )
 
 
-def completed_steps(run_id: str, rows: Iterable[Sequence[Any]], at: int = 0) -> list[StepRecord]:
-    """`COMPLETED_COLUMNS` rows (starting at column `at`) as `StepRecord`s, built in bulk:
-    resume hands every completed step to the task, so this is the replay path's cost."""
+def completed_steps(run_id: str, rows: Iterable[Sequence[Any]]) -> list[StepRecord]:
+    """`COMPLETED_COLUMNS` rows as `StepRecord`s, built in bulk: resume hands every completed
+    step to the task, so this is the replay path's cost (one decode and one record a step,
+    one datetime per distinct millisecond)."""
     seen: dict[int, datetime] = {}
     out: list[StepRecord] = []
     append = out.append
-    started: datetime | None
-    completed: datetime | None
-    for row in rows:
-        started_ms, completed_ms = row[at + 6], row[at + 7]
+    loads = loads_json
+    for index, intent, kind, input_hash, attempts, result, started_ms, completed_ms in rows:
         started = seen.get(started_ms)
         if started is None:
             started = seen[started_ms] = _dt(started_ms)
-        if completed_ms == started_ms:
-            completed = started
-        else:
-            completed = seen.get(completed_ms)
-            if completed is None:
-                completed = seen[completed_ms] = _dt(completed_ms)
-        result = row[at + 5]
+        completed = started if completed_ms == started_ms else seen.get(completed_ms)
+        if completed is None:
+            completed = seen[completed_ms] = _dt(completed_ms)
         append(
             new_step(
                 run_id,
-                row[at],
-                row[at + 1],
-                row[at + 2],
-                row[at + 3],
+                index,
+                intent,
+                kind,
+                input_hash,
                 "completed",
-                row[at + 4],
-                None if result is None else loads_json(result),
+                attempts,
+                None if result is None else loads(result),
                 None,
                 started,
                 completed,

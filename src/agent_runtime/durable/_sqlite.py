@@ -1,23 +1,27 @@
 """`SQLiteDurableRunStore`: the embedded default store, one file, many processes on one host.
 
-WAL mode; every write is a single `BEGIN IMMEDIATE` transaction that checks the fence (lease
-holder) and writes, so a begin+complete costs one fsync in `durability="full"`. Statements run
-on the calling thread: each is short, and a thread hop would cost more than the statement
-itself. Waiting for another process's write lock is bounded by `busy_timeout_ms`.
+WAL mode; every write is one transaction: a single statement where one suffices (creating or
+claiming a run, ending it, renewing a lease: SQLite commits a lone statement atomically), else
+`BEGIN IMMEDIATE` around the fence (lease holder) and the write, so a begin+complete costs one
+fsync in `durability="full"`. Statements run on the calling thread: each is short, and a
+thread hop would cost more than the statement itself. Waiting for another process's write
+lock is bounded by `busy_timeout_ms`.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Literal
+from collections.abc import Sequence
+from itertools import repeat
+from typing import Any, Literal
 
 import orjson
 
 from .._sqlite import SQLiteTransaction, connect_sqlite
 from ..errors import DurableValueError, StoreUnavailableError
 from ..jsoncanon import loads_json
-from ._base import StoreBase
+from ._base import StoreBase, decode_all
 from ._manifest import DurableRunManifest
 from ._migrations import check_applied
 from ._records import (
@@ -30,6 +34,8 @@ from ._records import (
     StartOrResumeResult,
     StepRecord,
     StreamEventRecord,
+    accepted_batch,
+    appended,
     ms_dt,
     new_run,
     new_step,
@@ -40,7 +46,6 @@ from ._sql import (
     RUN_COLUMNS,
     SQLITE,
     STEP_COLUMNS,
-    STREAM_COLUMNS,
     completed_steps,
     run_record,
     step_record,
@@ -120,10 +125,21 @@ _END_RETURNING = {
 }
 
 _NEXT_SEQ = "SELECT COALESCE(MAX(seq) + 1, 0) FROM durable_stream WHERE run_id = ?"
+_INSERT_NEW_EVENT = f"{Q.insert_stream} ON CONFLICT (run_id, event_id) DO NOTHING"
+# the rows of this batch (seq from its first on) when one of its ids proved already logged
+_TAKE_BACK = "DELETE FROM durable_stream WHERE run_id = ? AND seq >= ?"
+# the ids of a batch already logged: CROSS JOIN keeps the batch outside, so each id is one
+# probe of the (run_id, event_id) index whatever the log's length
 _LOGGED = (
-    f"SELECT {STREAM_COLUMNS} FROM durable_stream "
-    "WHERE run_id = ? AND event_id IN (SELECT value FROM json_each(?))"
+    "SELECT s.seq, s.event_id, s.payload, s.created_at_ms "
+    "FROM json_each(?2) AS j CROSS JOIN durable_stream AS s "
+    "ON s.run_id = ?1 AND s.event_id = j.value"
 )
+
+
+def dumps_ids(ids: list[str]) -> str:
+    """A list of checked ids as a JSON array, for `json_each`."""
+    return orjson.dumps(ids).decode()
 
 
 def _statements(script: str) -> list[str]:
@@ -195,57 +211,74 @@ class SQLiteDurableRunStore(StoreBase):
         return int(row[0] or 0)
 
     def _tx(self) -> SQLiteTransaction:
-        return SQLiteTransaction(self._db, f"SQLite store {self.path}")
+        return SQLiteTransaction(self._db, self._label)
+
+    @property
+    def _label(self) -> str:
+        return f"SQLite store {self.path}"
+
+    def _one(self, sql: str, params: Sequence[object]) -> list[Any]:
+        """Run one statement as its own transaction (autocommit) and return its rows; a
+        database error becomes `StoreUnavailableError`, as inside `_tx`."""
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"{self._label}: {exc}") from exc
+
+    def _changed(self, sql: str, params: Sequence[object]) -> int:
+        """Run one writing statement as its own transaction; how many rows it changed."""
+        try:
+            return self._db.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"{self._label}: {exc}") from exc
 
     def _missing_or_lost(
-        self, db: sqlite3.Connection, run_id: str, worker_id: str | None, lease_epoch: int | None
+        self, run_id: str, worker_id: str | None, lease_epoch: int | None
     ) -> Exception:
-        row = db.execute(Q.lease_of, (run_id,)).fetchone()
-        if row is None:
+        """Why a fenced write changed nothing: no such run, or another claim is current."""
+        rows = self._one(Q.lease_of, (run_id,))
+        if not rows:
             return not_found(run_id)
-        return lease_lost(run_id, worker_id, lease_epoch, row[0], row[1])
+        return lease_lost(run_id, worker_id, lease_epoch, rows[0][0], rows[0][1])
 
     # -- runs and leases ---------------------------------------------------------------------
 
     async def _claim(
         self, run_id: str, manifest: DurableRunManifest, worker_id: str, lease_ms: int
     ) -> StartOrResumeResult:
+        # a new run: one statement creates it claimed; an existing one: one statement claims
+        # it. Either commits on its own; the completed steps are read after the claim (a
+        # former holder's writes after it are fenced), and a refused claim is explained
+        # inside one transaction
         mhash = manifest.digest
+        now = now_ms()
+        expires = now + lease_ms
+        params = (
+            run_id,
+            mhash,
+            manifest.encoded,
+            manifest.project_id,
+            manifest.scenario_id,
+            now,
+            worker_id,
+            expires,
+        )
+        if self._changed(_CREATE, params) == 1:
+            return self._created(run_id, manifest, worker_id, now, expires)
+        rows = self._one(_CLAIM, (worker_id, expires, now, run_id, mhash))
+        if rows:
+            row = rows[0]
+            steps = (
+                completed_steps(run_id, self._one(Q.completed_steps, (run_id,))) if row[12] else []
+            )
+            record = run_record(row)
+            return StartOrResumeResult(record, steps, record.lease_expires_at)
         with self._tx() as db:
             now = now_ms()
             expires = now + lease_ms
-            created = db.execute(
-                _CREATE,
-                (
-                    run_id,
-                    mhash,
-                    manifest.encoded,
-                    manifest.project_id,
-                    manifest.scenario_id,
-                    now,
-                    worker_id,
-                    expires,
-                ),
-            )
-            if created.rowcount == 1:  # a new run: nothing to read back, no step
-                at = ms_dt(now)
-                record = new_run(
-                    run_id,
-                    mhash,
-                    manifest.project_id,
-                    manifest.scenario_id,
-                    "running",
-                    at,
-                    at,
-                    worker_id,
-                    ms_dt(expires),
-                    None,
-                    0,
-                    None,
-                    loads_json(manifest.encoded),
-                    1,
-                )
-                return StartOrResumeResult(record, [], record.lease_expires_at)
+            params = (*params[:5], now, worker_id, expires)
+            if db.execute(_CREATE, params).rowcount == 1:  # removed meanwhile
+                return self._created(run_id, manifest, worker_id, now, expires)
             row = db.execute(_CLAIM, (worker_id, expires, now, run_id, mhash)).fetchone()
             if row is None:
                 row = db.execute(Q.load_run, (run_id,)).fetchone()
@@ -261,16 +294,41 @@ class SQLiteDurableRunStore(StoreBase):
         claimed = record.status != "completed"
         return StartOrResumeResult(record, steps, record.lease_expires_at if claimed else None)
 
+    @staticmethod
+    def _created(
+        run_id: str, manifest: DurableRunManifest, worker_id: str, now: int, expires: int
+    ) -> StartOrResumeResult:
+        """The record of a run `_CREATE` just inserted: what was written, nothing to read."""
+        at = ms_dt(now)
+        record = new_run(
+            run_id,
+            manifest.digest,
+            manifest.project_id,
+            manifest.scenario_id,
+            "running",
+            at,
+            at,
+            worker_id,
+            ms_dt(expires),
+            None,
+            0,
+            None,
+            loads_json(manifest.encoded),
+            1,
+        )
+        return StartOrResumeResult(record, [], record.lease_expires_at)
+
     async def _renew(
         self, run_id: str, worker_id: str, lease_ms: int, lease_epoch: int | None
     ) -> bool:
-        with self._tx() as db:
-            cur = db.execute(
+        return (
+            self._changed(
                 "UPDATE durable_runs SET lease_expires_at_ms = ? "
                 "WHERE run_id = ? AND lease_holder = ? AND (? IS NULL OR lease_epoch = ?)",
                 (now_ms() + lease_ms, run_id, worker_id, lease_epoch, lease_epoch),
             )
-            return cur.rowcount == 1
+            == 1
+        )
 
     async def _end(
         self,
@@ -287,40 +345,38 @@ class SQLiteDurableRunStore(StoreBase):
             sql, params = _END_RETURNING["holder"], (*params, worker_id)
         else:
             sql, params = _END_RETURNING["epoch"], (*params, worker_id, lease_epoch)
-        with self._tx() as db:
-            row = db.execute(sql, params).fetchone()
-            if row is None:
-                raise self._missing_or_lost(db, run_id, worker_id, lease_epoch)
-        return run_record(row)
+        rows = self._one(sql, params)  # fenced and committed in one statement
+        if not rows:
+            raise self._missing_or_lost(run_id, worker_id, lease_epoch)
+        return run_record(rows[0])
 
     async def _load_run(self, run_id: str) -> RunRecord | None:
-        row = self._db.execute(Q.load_run, (run_id,)).fetchone()
-        return run_record(row) if row else None
+        rows = self._one(Q.load_run, (run_id,))
+        return run_record(rows[0]) if rows else None
 
     async def _list_runs(self, limit: int, status: RunStatus | None) -> list[RunRecord]:
         if status is None:
-            rows = self._db.execute(Q.list_runs, (limit,))
+            rows = self._one(Q.list_runs, (limit,))
         else:
-            rows = self._db.execute(Q.list_runs_by_status, (status, limit))
+            rows = self._one(Q.list_runs_by_status, (status, limit))
         return [run_record(r) for r in rows]
 
     async def _set_handle(self, run_id: str, handle: RunHandle | None, encoded: str | None) -> None:
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE durable_runs SET handle = ?, updated_at_ms = ? WHERE run_id = ?",
-                (encoded, now_ms(), run_id),
-            )
-            if cur.rowcount != 1:
-                raise not_found(run_id)
+        changed = self._changed(
+            "UPDATE durable_runs SET handle = ?, updated_at_ms = ? WHERE run_id = ?",
+            (encoded, now_ms(), run_id),
+        )
+        if changed != 1:
+            raise not_found(run_id)
 
     # -- steps -------------------------------------------------------------------------------
 
     async def _load_steps(self, run_id: str) -> list[StepRecord]:
-        return [step_record(r) for r in self._db.execute(Q.load_steps, (run_id,))]
+        return [step_record(r) for r in self._one(Q.load_steps, (run_id,))]
 
     async def _load_step(self, run_id: str, step_index: int) -> StepRecord | None:
-        row = self._db.execute(Q.load_step, (run_id, step_index)).fetchone()
-        return step_record(row) if row else None
+        rows = self._one(Q.load_step, (run_id, step_index))
+        return step_record(rows[0]) if rows else None
 
     async def _write_step(self, write: StepWrite) -> StepRecord:
         run_id, index, worker = write.run_id, write.step_index, write.worker_id
@@ -334,7 +390,7 @@ class SQLiteDurableRunStore(StoreBase):
             else:
                 cur = db.execute(_FENCE_EPOCH, (index + 1, run_id, worker, write.lease_epoch))
             if cur.rowcount != 1:
-                raise self._missing_or_lost(db, run_id, worker, write.lease_epoch)
+                raise self._missing_or_lost(run_id, worker, write.lease_epoch)
             intent, kind = write.intent, write.kind
             params = [
                 run_id,
@@ -413,52 +469,60 @@ class SQLiteDurableRunStore(StoreBase):
         return EmitEventResult(False, EventRecord(run_id, key, loads_json(row[0]), ms_dt(row[1])))
 
     async def _load_event(self, run_id: str, key: str) -> EventRecord | None:
-        row = self._db.execute(Q.load_event, (run_id, key)).fetchone()
-        if row is None:
+        rows = self._one(Q.load_event, (run_id, key))
+        if not rows:
             return None
-        return EventRecord(run_id, key, loads_json(row[0]), ms_dt(row[1]))
+        return EventRecord(run_id, key, loads_json(rows[0][0]), ms_dt(rows[0][1]))
 
     # -- stream log --------------------------------------------------------------------------
 
     async def _append(
         self, run_id: str, event_ids: list[str], payloads: list[str]
     ) -> list[AppendStreamResult]:
+        # the write lock is held from BEGIN IMMEDIATE: no other appender runs meanwhile
         with self._tx() as db:
             now = now_ms()
             created = ms_dt(now)
             (seq,) = db.execute(_NEXT_SEQ, (run_id,)).fetchone()
-            # ids already logged, in one lookup (the write lock is held: nobody adds any now)
-            logged: dict[str, tuple[int, str, int]] = {}
-            if seq:
-                for r in db.execute(_LOGGED, (run_id, orjson.dumps(event_ids).decode())):
-                    logged[r[1]] = (r[0], r[2], r[3])
-            rows: list[tuple[str, int, str, str, int]] = []
+            n = len(event_ids)
+            if len(set(event_ids)) == n:
+                # optimistic: every id new, one row each with seq in batch order; a logged id
+                # is skipped by the unique index, and then this batch's rows are taken back
+                rows = zip(repeat(run_id), range(seq, seq + n), event_ids, payloads, repeat(now))
+                if db.executemany(_INSERT_NEW_EVENT, rows).rowcount == n:
+                    return accepted_batch(run_id, seq, event_ids, decode_all(payloads), created)
+                db.execute(_TAKE_BACK, (run_id, seq))
+            # some ids are logged already (a retried batch) or repeat within the batch
+            logged = {
+                r[1]: (r[0], r[2], r[3])
+                for r in db.execute(_LOGGED, (run_id, dumps_ids(event_ids)))
+            }
+            new_rows: list[tuple[str, int, str, str, int]] = []
             out: list[AppendStreamResult] = []
             for event_id, payload in zip(event_ids, payloads, strict=True):
                 prior = logged.get(event_id)
                 if prior is None:
                     logged[event_id] = (seq, payload, now)
-                    rows.append((run_id, seq, event_id, payload, now))
+                    new_rows.append((run_id, seq, event_id, payload, now))
                     rec = new_stream_event(run_id, seq, event_id, loads_json(payload), created)
-                    out.append(AppendStreamResult(True, rec))
+                    out.append(appended(True, rec))
                     seq += 1
                 else:
-                    rec = new_stream_event(
-                        run_id, prior[0], event_id, loads_json(prior[1]), ms_dt(prior[2])
-                    )
-                    out.append(AppendStreamResult(False, rec))
-            if rows:
-                db.executemany(Q.insert_stream, rows)
+                    at = created if prior[2] == now else ms_dt(prior[2])
+                    rec = new_stream_event(run_id, prior[0], event_id, loads_json(prior[1]), at)
+                    out.append(appended(False, rec))
+            if new_rows:
+                db.executemany(Q.insert_stream, new_rows)
         return out
 
     async def _read(
         self, run_id: str, after_seq: int, limit: int | None
     ) -> list[StreamEventRecord]:
-        rows = self._db.execute(Q.read_stream, (run_id, after_seq, -1 if limit is None else limit))
+        rows = self._one(Q.read_stream, (run_id, after_seq, -1 if limit is None else limit))
         return stream_records(run_id, rows)
 
     async def _stream_length(self, run_id: str) -> int:
-        return int(self._db.execute(_NEXT_SEQ, (run_id,)).fetchone()[0])
+        return int(self._one(_NEXT_SEQ, (run_id,))[0][0])
 
     async def close(self) -> None:
         self._db.close()
