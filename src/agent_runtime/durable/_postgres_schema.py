@@ -383,4 +383,63 @@ CREATE TRIGGER durable_steps_completed_final BEFORE UPDATE ON durable_steps
     FOR EACH ROW WHEN (OLD.status = 'completed') EXECUTE FUNCTION durable_steps_completed_final();
 """,
     ),
+    Migration(
+        4,
+        "batched stream appends probe the event-id index per event, whatever the log's length",
+        r"""
+CREATE OR REPLACE FUNCTION durable_stream_append(p_run_id text, p_ids text[], p_payloads text[])
+RETURNS TABLE (o_accepted boolean, o_seq bigint, o_payload text, o_created_at_ms bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_now bigint := durable_now_ms();
+    v_next bigint;
+    v_added bigint;
+BEGIN
+    -- the per-run head row, locked until commit, serializes appenders of one run: seq stays
+    -- gapless and in commit order, and each statement below sees every earlier append
+    INSERT INTO durable_stream_heads AS h (run_id, next_seq) VALUES (p_run_id, 0)
+        ON CONFLICT (run_id) DO UPDATE SET next_seq = h.next_seq
+        RETURNING h.next_seq INTO v_next;
+    -- the first occurrence of each id not logged yet takes the next seq, in batch order; a
+    -- LATERAL ... LIMIT 1 is one index probe an id (a join could read the run's whole log)
+    INSERT INTO durable_stream (run_id, seq, event_id, payload, created_at_ms)
+    SELECT p_run_id, v_next + row_number() OVER (ORDER BY f.ord) - 1, f.id, f.payload, v_now
+    FROM (
+        SELECT DISTINCT ON (u.id) u.id, u.payload, u.ord
+        FROM unnest(p_ids, p_payloads) WITH ORDINALITY AS u(id, payload, ord)
+        LEFT JOIN LATERAL (
+            SELECT true AS hit FROM durable_stream s
+            WHERE s.run_id = p_run_id AND s.event_id = u.id LIMIT 1
+        ) logged ON true
+        WHERE logged.hit IS NULL
+        ORDER BY u.id, u.ord
+    ) f;
+    GET DIAGNOSTICS v_added = ROW_COUNT;
+    IF v_added > 0 THEN
+        UPDATE durable_stream_heads h SET next_seq = v_next + v_added WHERE h.run_id = p_run_id;
+    END IF;
+    IF v_added = cardinality(p_ids) THEN
+        -- every id was new and distinct: seq follows the batch order, nothing to look up
+        RETURN QUERY
+        SELECT true, v_next + u.ord - 1, NULL::text, v_now
+        FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord) ORDER BY u.ord;
+        RETURN;
+    END IF;
+    -- one row per input, in order; the payload only where it is not the caller's own
+    RETURN QUERY
+    SELECT x.accepted, x.seq, CASE WHEN x.accepted THEN NULL ELSE x.payload END, x.created
+    FROM (
+        SELECT e.seq >= v_next AND u.ord = min(u.ord) OVER (PARTITION BY u.id) AS accepted,
+            e.seq, e.payload, e.created_at_ms AS created, u.ord
+        FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord)
+        CROSS JOIN LATERAL (
+            SELECT s.seq, s.payload, s.created_at_ms FROM durable_stream s
+            WHERE s.run_id = p_run_id AND s.event_id = u.id LIMIT 1
+        ) e
+    ) x
+    ORDER BY x.ord;
+END
+$fn$;
+""",
+    ),
 )

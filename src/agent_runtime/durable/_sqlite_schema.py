@@ -81,6 +81,13 @@ BEGIN
 END;
 """,
     ),
+    Migration(
+        4,
+        "no change here (PostgreSQL's version 4 rewrites a function): one schema version for both",
+        """
+SELECT 1;
+""",
+    ),
 )
 
 DURABLE_SCHEMA_SQL = "".join(m.sql for m in SQLITE_MIGRATIONS)
