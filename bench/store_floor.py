@@ -11,7 +11,7 @@ of load on this shared machine hits both alike; each side's median over ROUNDS r
 2. resume of a run with 100 completed steps, up to its 101st step (claim, load, replay of
    100 results into the task), SQLite NORMAL and PostgreSQL. Floor: the claim UPDATE and one
    SELECT of the completed steps (a transaction on SQLite, two statements on PostgreSQL),
-   every result decoded.
+   every result decoded. Also shown (no target): `start_or_resume` alone (claim + load).
 3. batched stream append, 100 events a transaction, SQLite FULL and PostgreSQL. Floor: the
    100 rows with `executemany` in one transaction, seq counted in memory (one writer).
 
@@ -61,7 +61,9 @@ TARGETS: dict[str, tuple[float | None, str]] = {
     "per-run fixed cost, SQLite NORMAL": (2.0, "le"),
     "  store calls only (no run_durable), SQLite": (None, "le"),
     "resume of 100 steps to step 101, SQLite": (2.0, "le"),
+    "  claim + load only (start_or_resume), SQLite": (None, "le"),
     "resume of 100 steps to step 101, PostgreSQL": (3.0, "le"),
+    "  claim + load only (start_or_resume), PostgreSQL": (None, "le"),
     "batched stream append 100/txn, SQLite FULL": (0.8, "ge"),
     "batched stream append 100/txn, PostgreSQL": (0.8, "ge"),
 }
@@ -164,6 +166,19 @@ def ours_resume(store: Any, run_ids: list[str]) -> Op:
         except asyncio.CancelledError:
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
         return marks[-1] - t0
+
+    return op
+
+
+def ours_claim_load(store: Any, run_ids: list[str]) -> Op:
+    async def op(k: int) -> float:
+        run_id = run_ids[k % len(run_ids)]
+        t0 = time.perf_counter()
+        run, steps, _ = await store.start_or_resume(run_id, MANIFEST, "bench")
+        span = time.perf_counter() - t0
+        assert len(steps) == STEPS
+        await store.end_run(run_id, "bench", "suspended", lease_epoch=run.lease_epoch)
+        return span
 
     return op
 
@@ -324,11 +339,13 @@ async def sqlite_rows(tmp: Path) -> dict[str, list[tuple[float, float]]]:
     )
     fixed, calls = ours_fixed(normal), ours_calls(normal)
     resume, append = ours_resume(normal, resume_ids), ours_append(full)
+    claim_load = ours_claim_load(normal, resume_ids)
     for _ in range(ROUNDS):
         for row, floor, ours, n in (
             ("per-run fixed cost, SQLite NORMAL", fixed_floor, fixed, 300),
             ("  store calls only (no run_durable), SQLite", fixed_floor, calls, 300),
             ("resume of 100 steps to step 101, SQLite", resume_floor, resume, 100),
+            ("  claim + load only (start_or_resume), SQLite", resume_floor, claim_load, 100),
             ("batched stream append 100/txn, SQLite FULL", append_floor, append, 40),
         ):
             out.setdefault(row, []).append(await interleaved(floor, ours, n))
@@ -435,6 +452,7 @@ async def pg_rows(dsn: str) -> dict[str, list[tuple[float, float]]]:
     )
     fixed, calls = ours_fixed(store), ours_calls(store)
     resume, append = ours_resume(store, resume_ids), ours_append(store)
+    claim_load = ours_claim_load(store, resume_ids)
     await interleaved(fixed_floor, fixed, 20)  # warm both (prepared statements, caches)
     out: dict[str, list[tuple[float, float]]] = {}
     for _ in range(ROUNDS):
@@ -442,6 +460,7 @@ async def pg_rows(dsn: str) -> dict[str, list[tuple[float, float]]]:
             ("per-run fixed cost, PostgreSQL", fixed_floor, fixed, 100),
             ("  store calls only (no run_durable), PostgreSQL", fixed_floor, calls, 100),
             ("resume of 100 steps to step 101, PostgreSQL", resume_floor, resume, 60),
+            ("  claim + load only (start_or_resume), PostgreSQL", resume_floor, claim_load, 60),
             ("batched stream append 100/txn, PostgreSQL", append_floor, append, 30),
         ):
             out.setdefault(row, []).append(await interleaved(floor, ours, n))
