@@ -221,84 +221,141 @@ class AppendStreamResult(NamedTuple):
 
 
 # -- building records on hot paths --------------------------------------------------------------
-# A frozen dataclass's `__init__` sets each field through `object.__setattr__` by name; resume
-# builds one `StepRecord` per completed step and an append one `StreamEventRecord` per event,
-# so these build them through the slot descriptors instead (same object, about half the cost).
-
-_new = object.__new__
-
-
-def _setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
-    return tuple(vars(cls)[f.name].__set__ for f in fields(cls))
+# A frozen dataclass's `__init__` sets each field through `object.__setattr__`; resume builds
+# one `StepRecord` per completed step and an append one `StreamEventRecord` per event. A draft
+# class with the same slots is filled by ordinary attribute stores, then becomes the record by
+# `__class__` assignment (allowed between classes of one layout): the same frozen record, at
+# about a third of the cost. `_same_layout` refuses at import a draft that drifted.
 
 
-(
-    _step_run_id,
-    _step_index,
-    _step_intent,
-    _step_kind,
-    _step_input_hash,
-    _step_status,
-    _step_attempts,
-    _step_result,
-    _step_error,
-    _step_started_at,
-    _step_completed_at,
-) = _setters(StepRecord)
-_stream_run_id, _stream_seq, _stream_event_id, _stream_payload, _stream_created_at = _setters(
-    StreamEventRecord
-)
-(
-    _run_run_id,
-    _run_manifest_hash,
-    _run_project_id,
-    _run_scenario_id,
-    _run_status,
-    _run_created_at,
-    _run_updated_at,
-    _run_lease_holder,
-    _run_lease_expires_at,
-    _run_outcome,
-    _run_step_count,
-    _run_handle,
-    _run_manifest,
-    _run_lease_epoch,
-) = _setters(RunRecord)
+class _StepDraft:
+    __slots__ = (  # noqa: RUF023 - the record's field order: the layouts must match
+        "run_id",
+        "step_index",
+        "intent",
+        "kind",
+        "input_hash",
+        "status",
+        "attempts",
+        "result",
+        "error",
+        "started_at",
+        "completed_at",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        step_index: int,
+        intent: str,
+        kind: StepKind,
+        input_hash: str | None,
+        status: StepStatus,
+        attempts: int,
+        result: Any,
+        error: dict[str, Any] | None,
+        started_at: datetime | None,
+        completed_at: datetime | None,
+    ) -> None:
+        self.run_id = run_id
+        self.step_index = step_index
+        self.intent = intent
+        self.kind = kind
+        self.input_hash = input_hash
+        self.status = status
+        self.attempts = attempts
+        self.result = result
+        self.error = error
+        self.started_at = started_at
+        self.completed_at = completed_at
 
 
-def new_run(
-    run_id: str,
-    manifest_hash: str,
-    project_id: str,
-    scenario_id: str | None,
-    status: RunStatus,
-    created_at: datetime,
-    updated_at: datetime,
-    lease_holder: str | None,
-    lease_expires_at: datetime | None,
-    outcome: Any,
-    step_count: int,
-    handle: RunHandle | None,
-    manifest: Any,
-    lease_epoch: int,
-) -> RunRecord:
-    """`RunRecord(...)`, every field positionally in declaration order, without `__init__`."""
-    rec: RunRecord = _new(RunRecord)
-    _run_run_id(rec, run_id)
-    _run_manifest_hash(rec, manifest_hash)
-    _run_project_id(rec, project_id)
-    _run_scenario_id(rec, scenario_id)
-    _run_status(rec, status)
-    _run_created_at(rec, created_at)
-    _run_updated_at(rec, updated_at)
-    _run_lease_holder(rec, lease_holder)
-    _run_lease_expires_at(rec, lease_expires_at)
-    _run_outcome(rec, outcome)
-    _run_step_count(rec, step_count)
-    _run_handle(rec, handle)
-    _run_manifest(rec, manifest)
-    _run_lease_epoch(rec, lease_epoch)
-    return rec
+class _StreamDraft:
+    __slots__ = (  # noqa: RUF023 - the record's field order: the layouts must match
+        "run_id",
+        "seq",
+        "event_id",
+        "payload",
+        "created_at",
+    )
+
+    def __init__(
+        self, run_id: str, seq: int, event_id: str, payload: Any, created_at: datetime
+    ) -> None:
+        self.run_id = run_id
+        self.seq = seq
+        self.event_id = event_id
+        self.payload = payload
+        self.created_at = created_at
+
+
+class _RunDraft:
+    __slots__ = (  # noqa: RUF023 - the record's field order: the layouts must match
+        "run_id",
+        "manifest_hash",
+        "project_id",
+        "scenario_id",
+        "status",
+        "created_at",
+        "updated_at",
+        "lease_holder",
+        "lease_expires_at",
+        "outcome",
+        "step_count",
+        "handle",
+        "manifest",
+        "lease_epoch",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        manifest_hash: str,
+        project_id: str,
+        scenario_id: str | None,
+        status: RunStatus,
+        created_at: datetime,
+        updated_at: datetime,
+        lease_holder: str | None,
+        lease_expires_at: datetime | None,
+        outcome: Any,
+        step_count: int,
+        handle: RunHandle | None,
+        manifest: Any,
+        lease_epoch: int,
+    ) -> None:
+        self.run_id = run_id
+        self.manifest_hash = manifest_hash
+        self.project_id = project_id
+        self.scenario_id = scenario_id
+        self.status = status
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.lease_holder = lease_holder
+        self.lease_expires_at = lease_expires_at
+        self.outcome = outcome
+        self.step_count = step_count
+        self.handle = handle
+        self.manifest = manifest
+        self.lease_epoch = lease_epoch
+
+
+def _same_layout(draft: type, record: type) -> None:
+    names = tuple(f.name for f in fields(record))
+    if getattr(draft, "__slots__", None) != names or getattr(record, "__slots__", None) != names:
+        raise TypeError(f"{draft.__name__} no longer matches the fields of {record.__name__}")
+
+
+_same_layout(_StepDraft, StepRecord)
+_same_layout(_StreamDraft, StreamEventRecord)
+_same_layout(_RunDraft, RunRecord)
+
+
+def new_run(*fields: Any) -> RunRecord:
+    """`RunRecord(...)` with every field positionally, in declaration order."""
+    rec: Any = _RunDraft(*fields)
+    rec.__class__ = RunRecord
+    return rec  # type: ignore[no-any-return]
 
 
 def new_step(
@@ -314,33 +371,31 @@ def new_step(
     started_at: datetime | None,
     completed_at: datetime | None,
 ) -> StepRecord:
-    """`StepRecord(...)`, positionally, without the dataclass `__init__`."""
-    rec: StepRecord = _new(StepRecord)
-    _step_run_id(rec, run_id)
-    _step_index(rec, step_index)
-    _step_intent(rec, intent)
-    _step_kind(rec, kind)
-    _step_input_hash(rec, input_hash)
-    _step_status(rec, status)
-    _step_attempts(rec, attempts)
-    _step_result(rec, result)
-    _step_error(rec, error)
-    _step_started_at(rec, started_at)
-    _step_completed_at(rec, completed_at)
-    return rec
+    """`StepRecord(...)`, positionally."""
+    rec: Any = _StepDraft(
+        run_id,
+        step_index,
+        intent,
+        kind,
+        input_hash,
+        status,
+        attempts,
+        result,
+        error,
+        started_at,
+        completed_at,
+    )
+    rec.__class__ = StepRecord
+    return rec  # type: ignore[no-any-return]
 
 
 def new_stream_event(
     run_id: str, seq: int, event_id: str, payload: Any, created_at: datetime
 ) -> StreamEventRecord:
-    """`StreamEventRecord(...)`, positionally, without the dataclass `__init__`."""
-    rec: StreamEventRecord = _new(StreamEventRecord)
-    _stream_run_id(rec, run_id)
-    _stream_seq(rec, seq)
-    _stream_event_id(rec, event_id)
-    _stream_payload(rec, payload)
-    _stream_created_at(rec, created_at)
-    return rec
+    """`StreamEventRecord(...)`, positionally."""
+    rec: Any = _StreamDraft(run_id, seq, event_id, payload, created_at)
+    rec.__class__ = StreamEventRecord
+    return rec  # type: ignore[no-any-return]
 
 
 _tuple_new = tuple.__new__
@@ -356,8 +411,44 @@ def accepted_batch(
     run_id: str, first_seq: int, event_ids: list[str], payloads: list[Any], created_at: datetime
 ) -> list[AppendStreamResult]:
     """The results of a batch whose every event was new: seq `first_seq` onwards in order."""
-    new, result = new_stream_event, AppendStreamResult
-    return [
-        _tuple_new(result, (True, new(run_id, first_seq + i, event_id, payload, created_at)))
-        for i, (event_id, payload) in enumerate(zip(event_ids, payloads, strict=True))
-    ]
+    out: list[AppendStreamResult] = []
+    append, draft, record, result = out.append, _StreamDraft, StreamEventRecord, AppendStreamResult
+    seq = first_seq
+    for event_id, payload in zip(event_ids, payloads, strict=True):
+        rec: Any = draft(run_id, seq, event_id, payload, created_at)
+        rec.__class__ = record
+        append(_tuple_new(result, (True, rec)))
+        seq += 1
+    return out
+
+
+def completed_steps_of(run_id: str, rows: Any, decode: Callable[[Any], Any]) -> list[StepRecord]:
+    """`(step_index, intent, kind, input_hash, attempts, result, started_ms, completed_ms)`
+    rows of completed steps as `StepRecord`s, in bulk (`decode` parses a result text); one
+    datetime per distinct millisecond."""
+    seen: dict[int, datetime] = {}
+    out: list[StepRecord] = []
+    append, draft, record = out.append, _StepDraft, StepRecord
+    for index, intent, kind, input_hash, attempts, result, started_ms, completed_ms in rows:
+        started = seen.get(started_ms)
+        if started is None:
+            started = seen[started_ms] = datetime.fromtimestamp(started_ms / 1000, tz=UTC)
+        completed = started if completed_ms == started_ms else seen.get(completed_ms)
+        if completed is None:
+            completed = seen[completed_ms] = datetime.fromtimestamp(completed_ms / 1000, tz=UTC)
+        rec: Any = draft(
+            run_id,
+            index,
+            intent,
+            kind,
+            input_hash,
+            "completed",
+            attempts,
+            None if result is None else decode(result),
+            None,
+            started,
+            completed,
+        )
+        rec.__class__ = record
+        append(rec)
+    return out

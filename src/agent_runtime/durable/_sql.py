@@ -12,12 +12,15 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from ..jsoncanon import loads_json
 from ._records import (
     RunHandle,
     RunRecord,
     StepRecord,
     StreamEventRecord,
+    completed_steps_of,
     new_run,
     new_step,
     new_stream_event,
@@ -103,35 +106,8 @@ def step_record(row: Sequence[Any]) -> StepRecord:
 
 def completed_steps(run_id: str, rows: Iterable[Sequence[Any]]) -> list[StepRecord]:
     """`COMPLETED_COLUMNS` rows as `StepRecord`s, built in bulk: resume hands every completed
-    step to the task, so this is the replay path's cost (one decode and one record a step,
-    one datetime per distinct millisecond)."""
-    seen: dict[int, datetime] = {}
-    out: list[StepRecord] = []
-    append = out.append
-    loads = loads_json
-    for index, intent, kind, input_hash, attempts, result, started_ms, completed_ms in rows:
-        started = seen.get(started_ms)
-        if started is None:
-            started = seen[started_ms] = _dt(started_ms)
-        completed = started if completed_ms == started_ms else seen.get(completed_ms)
-        if completed is None:
-            completed = seen[completed_ms] = _dt(completed_ms)
-        append(
-            new_step(
-                run_id,
-                index,
-                intent,
-                kind,
-                input_hash,
-                "completed",
-                attempts,
-                None if result is None else loads(result),
-                None,
-                started,
-                completed,
-            )
-        )
-    return out
+    step to the task, so this is the replay path's cost."""
+    return completed_steps_of(run_id, rows, orjson.loads)
 
 
 def stream_records(run_id: str, rows: Iterable[Sequence[Any]]) -> list[StreamEventRecord]:
