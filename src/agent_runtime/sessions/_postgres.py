@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from .._pg import open_pool
+from ..durable._migrations import check_applied
 from ..errors import ConfigurationError, StoreUnavailableError, ValidationError
 from ..types import RuntimeSession, RuntimeStreamEvent
 from ._checks import (
@@ -26,7 +27,7 @@ from ._checks import (
     encode_event,
     encode_session,
 )
-from ._migrations import SCHEMA_INFO_TABLE, pending_migrations
+from ._migrations import SCHEMA_INFO_TABLE
 from ._schema import POSTGRES_MIGRATIONS
 
 __all__ = ["PostgresRuntimeSessionStore"]
@@ -147,7 +148,7 @@ class PostgresRuntimeSessionStore:
             )
             cur = await conn.execute(f"SELECT version, checksum FROM {SCHEMA_INFO_TABLE}")
             applied = {int(v): str(c) for v, c in await cur.fetchall()}
-            for m in pending_migrations(POSTGRES_MIGRATIONS, applied, "PostgreSQL"):
+            for m in check_applied(POSTGRES_MIGRATIONS, applied, "PostgreSQL session store"):
                 await conn.execute(m.sql.encode())
                 await conn.execute(
                     f"INSERT INTO {SCHEMA_INFO_TABLE} VALUES (%s, %s, %s, %s)",

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from .._sqlite import SQLiteTransaction, connect_sqlite
+from ..durable._migrations import check_applied
 from ..errors import StoreUnavailableError
 from ..types import RuntimeSession, RuntimeStreamEvent
 from ._checks import (
@@ -24,7 +25,7 @@ from ._checks import (
     encode_event,
     encode_session,
 )
-from ._migrations import SCHEMA_INFO_TABLE, pending_migrations
+from ._migrations import SCHEMA_INFO_TABLE
 from ._schema import SQLITE_MIGRATIONS
 
 __all__ = ["SQLiteRuntimeSessionStore"]
@@ -79,7 +80,7 @@ class SQLiteRuntimeSessionStore:
                 "checksum TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)"
             )
             applied = dict(db.execute(f"SELECT version, checksum FROM {SCHEMA_INFO_TABLE}"))
-            for m in pending_migrations(SQLITE_MIGRATIONS, applied, self._label):
+            for m in check_applied(SQLITE_MIGRATIONS, applied, self._label):
                 # statement by statement: executescript() would COMMIT mid-transaction
                 for statement in _statements(m.sql):
                     db.execute(statement)
