@@ -238,6 +238,7 @@ from .durable import (
     PostgresDurableRunStore,
     WorkflowStepConfig,
     WorkflowStepLike,
+    check_store_url,
     open_store,
     run_on_workflow_step,
 )
@@ -467,6 +468,7 @@ __all__ = [
     "manifest_hash",
     "map_raw_backend_event",
     "merge_agent_profiles",
+    "check_store_url",
     "open_store",
     "parse_byte_size",
     "parse_duration",

@@ -20,13 +20,18 @@ def connect_sqlite(
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
 ) -> sqlite3.Connection:
     """Open `path` in WAL mode with a busy timeout, in autocommit (transactions are explicit),
-    usable from any thread; the parent folder is created. Raises `sqlite3.Error`."""
+    usable from any thread; the parent folder is created. A file that cannot be created or
+    opened is a `StoreUnavailableError` naming it; raises `sqlite3.Error` after that."""
     name = str(path)
-    if name != ":memory:":
-        Path(name).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(
-        name, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
-    )
+    try:
+        if name != ":memory:":
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(
+            name, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+        )
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StoreUnavailableError(f"cannot open SQLite file {name}: {reason}") from exc
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     db.execute("PRAGMA journal_mode = WAL")
     db.execute(f"PRAGMA synchronous = {synchronous}")

@@ -93,6 +93,13 @@ CASES: list[tuple[str, tuple[str, ...], int, dict[str, str] | None]] = [
     ("models", ("models",), 0, None),
     ("models: unreachable server", ("models", "--url", f"http://127.0.0.1:{CLOSED}"), 1, None),
     ("models: bad endpoint setting", ("models",), 2, BAD_ENDPOINT),
+    ("serve: unknown scheme", ("serve", "--store", "mongodb://x", "--port", "0"), 2, None),
+    (
+        "serve: bad store option",
+        ("serve", "--store", "sqlite:///x.db?durability=maybe", "--port", "0"),
+        2,
+        None,
+    ),
     ("no command", (), 2, None),
     ("unknown command", ("launch",), 2, None),
 ]

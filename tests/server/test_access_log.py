@@ -188,3 +188,16 @@ def test_log_lines_are_one_line_scrubbed_with_the_error_code() -> None:
     assert doc["message"] == "request" and doc["path"] == "/api/chat" and doc["status"] == 200
     keyed = as_json.format(_record("x", api_key="sk-proj-abcdefghijklmnopqrstuvwxyz0123"))
     assert "abcdefghijklmnop" not in keyed
+
+
+def test_a_traceback_logged_as_text_is_cut_to_its_exception() -> None:
+    """Starlette logs a failed start-up as the formatted traceback: one line, the exception."""
+    try:
+        raise RuntimeError("cannot open postgresql://app:hunter2secret@db/x")
+    except RuntimeError:
+        import traceback
+
+        formatted = traceback.format_exc()
+    line = LineFormatter("text").format(_record(formatted))
+    assert "\n" not in line and "Traceback" not in line and "hunter2secret" not in line
+    assert "cannot open postgresql://" in line and "error=RuntimeError" in line

@@ -131,3 +131,35 @@ def test_openai_env_selects_the_endpoint(tmp_path: Path) -> None:
     assert other.returncode == 0, other.stderr
     asked = [orjson.loads(line) for line in other.stdout.splitlines()]
     assert [e["model"] for e in asked if e["type"] == "llm_call"] == ["katan-other"]
+
+
+def test_serve_on_a_sqlite_file_it_cannot_create_says_so_in_one_line(tmp_path: Path) -> None:
+    """The file's folder cannot exist (under a regular file): the server still binds, answers
+    /readyz 503, and the log names the file and the reason on one line, no traceback."""
+    (tmp_path / "a-file").write_text("")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(CLI), "serve", "--port", str(port), "--store", f"sqlite:///{tmp_path}/a-file/x.db"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, "serve exited"
+            try:
+                ready = httpx2.get(f"{url}/readyz", timeout=1)
+                break
+            except httpx2.HTTPError:
+                assert time.monotonic() < deadline, "serve did not answer within 30 s"
+                time.sleep(0.05)
+        assert ready.status_code == 503
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    assert "Traceback" not in out
+    assert f"cannot open SQLite file {tmp_path}/a-file/x.db" in out

@@ -93,6 +93,7 @@ def test_a_probe_keeps_succeeding_under_a_slow_connection_flood(tmp_path: Path) 
         flood.thread.start()
         time.sleep(1.0)  # the flood is open: more connections than the server has descriptors
         statuses = []
+        failures = []
         with httpx2.Client(timeout=10) as client:
             for _ in range(25):
                 statuses.append(
@@ -104,10 +105,12 @@ def test_a_probe_keeps_succeeding_under_a_slow_connection_flood(tmp_path: Path) 
                     headers={"connection": "close"},
                 )
                 statuses.append(chat.status_code)
+                if chat.status_code != 200:
+                    failures.append(chat.text[:500])
                 time.sleep(0.2)
         flood.stop.set()
         flood.thread.join(timeout=30)
-        assert statuses == [200] * len(statuses)
+        assert statuses == [200] * len(statuses), failures
         assert flood.dropped > FLOOD - FD_LIMIT  # the server dropped slow connections
         assert proc.poll() is None  # and is still serving
     finally:

@@ -4,7 +4,7 @@ from ._filesystem import FileSystemDurableRunStore
 from ._manifest import DurableRunManifest, derive_worker_id, manifest_hash, step_id
 from ._memory import InMemoryDurableRunStore
 from ._migrations import DURABLE_SCHEMA_VERSION
-from ._open import open_store
+from ._open import check_store_url, open_store
 from ._postgres import PostgresDurableRunStore
 from ._records import (
     AppendStreamResult,
@@ -62,6 +62,7 @@ __all__ = [
     "WorkflowStepRetries",
     "derive_worker_id",
     "manifest_hash",
+    "check_store_url",
     "open_store",
     "run_durable",
     "run_on_workflow_step",

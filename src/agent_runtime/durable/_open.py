@@ -17,7 +17,9 @@ Query options: `sqlite:...?durability=full`, `file:...?fsync=false`,
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, StoreUnavailableError
@@ -27,7 +29,7 @@ from ._postgres import PostgresDurableRunStore
 from ._sqlite import SQLiteDurableRunStore
 from ._store import DurableRunStore
 
-__all__ = ["SUPPORTED_SCHEMES", "open_store", "store_path"]
+__all__ = ["SUPPORTED_SCHEMES", "check_store_url", "open_store", "store_path"]
 
 SUPPORTED_SCHEMES = ("memory", "sqlite", "file", "postgresql", "postgres")
 _TRUE = {"1", "true", "yes", "on"}
@@ -76,13 +78,17 @@ def _unknown(opts: dict[str, str], url: str) -> None:
         raise ConfigurationError(f"store URL {url!r}: unknown option(s) {sorted(opts)}")
 
 
-async def open_store(
-    url: str, *, create: bool = True, connect_timeout_s: float = 10.0
-) -> DurableRunStore:
-    """Open the store a URL names; `ConfigurationError` for an unknown scheme or option,
-    `StoreUnavailableError` when the store cannot be reached (or, with `create=False`, when
-    a SQLite file or store folder does not exist yet). A PostgreSQL server that refuses the
-    connection is retried for `connect_timeout_s`."""
+@dataclass(frozen=True, slots=True)
+class _StoreSpec:
+    """What a checked store URL names: its scheme and the arguments to open it with."""
+
+    scheme: str
+    path: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _parse(url: object) -> _StoreSpec:
+    """The store a URL names, checked without touching it; `ConfigurationError` otherwise."""
     if not isinstance(url, str) or ":" not in url:
         raise ConfigurationError(
             f"store URL must look like scheme:..., one of {', '.join(SUPPORTED_SCHEMES)}; "
@@ -92,7 +98,7 @@ async def open_store(
     if scheme == "memory":
         if url.split(":", 1)[1] not in ("", "//"):
             raise ConfigurationError(f"store URL {url!r}: memory: takes no path")
-        return InMemoryDurableRunStore()
+        return _StoreSpec("memory")
     if scheme == "sqlite":
         opts = _options(url)
         durability = opts.pop("durability", "normal")
@@ -102,8 +108,7 @@ async def open_store(
         path = store_path(url)
         if not path:
             raise ConfigurationError(f"store URL {url!r} has no path")
-        _existing(path, url, create)
-        return SQLiteDurableRunStore(path, durability="full" if durability == "full" else "normal")
+        return _StoreSpec("sqlite", path, {"durability": durability})
     if scheme == "file":
         opts = _options(url)
         fsync = _flag(opts.pop("fsync", "true"), "fsync", url)
@@ -111,8 +116,7 @@ async def open_store(
         path = store_path(url)
         if not path:
             raise ConfigurationError(f"store URL {url!r} has no path")
-        _existing(path, url, create)
-        return FileSystemDurableRunStore(path, fsync=fsync)
+        return _StoreSpec("file", path, {"fsync": fsync})
     if scheme in ("postgresql", "postgres"):
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -128,13 +132,41 @@ async def open_store(
         if sizes["pool_min"] > sizes["pool_max"]:
             raise ConfigurationError("store URL: pool_min must not exceed pool_max")
         dsn = urlunsplit(parts._replace(query=urlencode(rest)))
-        return await PostgresDurableRunStore.from_dsn(
-            dsn,
-            min_size=sizes["pool_min"],
-            max_size=sizes["pool_max"],
-            connect_timeout_s=connect_timeout_s,
+        return _StoreSpec(
+            "postgresql", dsn, {"min_size": sizes["pool_min"], "max_size": sizes["pool_max"]}
         )
     raise ConfigurationError(
         f"unknown store URL scheme {scheme!r} in {url!r}; use one of "
         f"{', '.join(s + ':' for s in SUPPORTED_SCHEMES)}"
+    )
+
+
+def check_store_url(url: str) -> None:
+    """Refuse a store URL `open_store` would refuse for its form (`ConfigurationError`),
+    without opening anything: for commands that check their settings before they start."""
+    _parse(url)
+
+
+async def open_store(
+    url: str, *, create: bool = True, connect_timeout_s: float = 10.0
+) -> DurableRunStore:
+    """Open the store a URL names; `ConfigurationError` for an unknown scheme or option,
+    `StoreUnavailableError` when the store cannot be reached (or, with `create=False`, when
+    a SQLite file or store folder does not exist yet). A PostgreSQL server that refuses the
+    connection is retried for `connect_timeout_s`."""
+    spec = _parse(url)
+    if spec.scheme == "memory":
+        return InMemoryDurableRunStore()
+    if spec.scheme == "sqlite":
+        _existing(spec.path, url, create)
+        full = spec.options["durability"] == "full"
+        return SQLiteDurableRunStore(spec.path, durability="full" if full else "normal")
+    if spec.scheme == "file":
+        _existing(spec.path, url, create)
+        return FileSystemDurableRunStore(spec.path, fsync=spec.options["fsync"])
+    return await PostgresDurableRunStore.from_dsn(
+        spec.path,
+        min_size=spec.options["min_size"],
+        max_size=spec.options["max_size"],
+        connect_timeout_s=connect_timeout_s,
     )

@@ -2,7 +2,8 @@
 
 Structured records carry their fields in `extra={"fields": {...}}` (`log_fields`); any other
 record (uvicorn's, the chat engine's) is rendered the same way. An exception becomes
-`error=<Type> code=<code>: <message>` on the same line (no traceback), and every message and
+`error=<Type> code=<code>: <message>` on the same line (no traceback; a traceback logged as
+text, as Starlette does for a failed start-up, is cut to its last line), and every message and
 field passes through the secret scrubber, so a credential inside an upstream URL or an
 exception text never reaches the log.
 """
@@ -31,6 +32,20 @@ def log_fields(logger: logging.Logger, level: int, message: str, **fields: Any) 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def _traceback_tail(message: str) -> tuple[str, dict[str, Any]]:
+    """A formatted traceback passed as a message (Starlette's lifespan failure): its last
+    line, the exception, as the message with `error=<Type>`."""
+    lines = [line for line in message.splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else message
+    kind, sep, detail = last.partition(": ")
+    if sep and " " not in kind:
+        return detail, {"error": kind.rsplit(".", 1)[-1]}
+    return last, {}
 
 
 def _error_of(record: logging.LogRecord) -> BaseException | None:
@@ -63,8 +78,11 @@ class LineFormatter(logging.Formatter):
             message = record.getMessage()
         except Exception:  # a bad format string in someone's log call
             message = str(record.msg)
-        message = _one_line(sanitize_text(message))
         fields: dict[str, Any] = dict(getattr(record, "fields", None) or {})
+        if message.startswith(_TRACEBACK):
+            message, found = _traceback_tail(message)
+            fields.update(found)
+        message = _one_line(sanitize_text(message))
         error = _error_of(record)
         if error is not None:
             fields.setdefault("error", type(error).__name__)

@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from ..durable import check_store_url
 from ..errors import AgentRuntimeError, ConfigurationError
 from ._app import create_app
 from ._auth import ApiKeys, is_loopback
@@ -87,6 +88,8 @@ def run_server(options: ServeOptions) -> int:
     or start)."""
     configure_logging(options.settings.log_format)
     try:
+        if options.store_url is not None:
+            check_store_url(options.store_url)
         keys = ApiKeys.load(file=options.api_keys_file)
         if not len(keys) and not _loopback_host(options.host):
             raise ConfigurationError(
