@@ -239,7 +239,7 @@ def runs_ls(
 
     rows = _with_store(store, go, connect_timeout_s=connect_timeout)
     if as_json:
-        _emit_json([{**r.to_dict(), "stream_length": n} for r, n in rows])
+        _emit_json([{**r.to_dict(), "streamLength": n} for r, n in rows])
         return
     where = _display_url(store)
     if not rows:
@@ -267,7 +267,7 @@ def runs_show(
     run, steps, length = _with_store(store, go, connect_timeout_s=connect_timeout)
     if as_json:
         _emit_json(
-            {"run": run.to_dict(), "steps": [s.to_dict() for s in steps], "stream_length": length}
+            {"run": run.to_dict(), "steps": [s.to_dict() for s in steps], "streamLength": length}
         )
         return
     _out.print(run_details(run, length))

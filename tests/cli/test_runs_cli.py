@@ -64,15 +64,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_ls_json(store_url: str) -> None:
     res = cli("runs", "ls", "--store", store_url, "--json")
     assert res.returncode == 0, res.stderr
-    runs = {r["run_id"]: r for r in json.loads(res.stdout)}
+    runs = {r["runId"]: r for r in json.loads(res.stdout)}
     assert set(runs) == {"run-done", "run-live"}
-    assert runs["run-done"]["status"] == "completed" and runs["run-done"]["stream_length"] == 3
-    assert runs["run-live"]["lease_holder"] == "worker-7"
-    assert runs["run-live"]["lease_expires_at"] is not None
+    assert runs["run-done"]["status"] == "completed" and runs["run-done"]["streamLength"] == 3
+    assert runs["run-live"]["leaseHolderId"] == "worker-7"
+    assert runs["run-live"]["leaseExpiresAt"] is not None
     only = json.loads(
         cli("runs", "ls", "--store", store_url, "--json", "--status", "running").stdout
     )
-    assert [r["run_id"] for r in only] == ["run-live"]
+    assert [r["runId"] for r in only] == ["run-live"]
 
 
 def test_show_json_and_human(store_url: str) -> None:
@@ -84,7 +84,7 @@ def test_show_json_and_human(store_url: str) -> None:
         ("fetch", "completed", 1),
         ("summarize", "completed", 1),
     ]
-    assert data["stream_length"] == 3
+    assert data["streamLength"] == 3
     human = cli("runs", "show", "run-live", "--store", store_url)
     assert human.returncode == 0, human.stderr
     assert "worker-7" in human.stdout and "first" in human.stdout and "running" in human.stdout
@@ -94,10 +94,11 @@ def test_tail_from_cursor(store_url: str) -> None:
     res = cli("runs", "tail", "run-done", "--store", store_url, "--json", "--after", "0")
     assert res.returncode == 0, res.stderr
     lines = [json.loads(line) for line in res.stdout.splitlines()]
-    assert [(e["seq"], e["event_id"], e["payload"]) for e in lines] == [
+    assert [(e["seq"], e["eventId"], e["payload"]) for e in lines] == [
         (1, "ev-1", {"text": "chunk 1"}),
         (2, "ev-2", {"text": "chunk 2"}),
     ]
+    assert set(lines[0]) == {"runId", "seq", "eventId", "payload", "appendedAt"}
     human = cli("runs", "tail", "run-done", "--store", store_url, "--follow")
     assert human.returncode == 0 and "chunk 0" in human.stdout and "chunk 2" in human.stdout
 

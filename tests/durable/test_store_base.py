@@ -142,8 +142,7 @@ async def test_hooks_get_checked_arguments_and_json_text() -> None:
             (
                 "r",
                 RunHandle(kind="remote", run_id="x"),
-                '{"kind":"remote","sandbox_id":null,"session_id":null,"run_id":"x",'
-                '"status":null,"cursor":null}',
+                '{"kind":"remote","runId":"x"}',
             ),
         ),
     ]
@@ -175,3 +174,14 @@ async def test_stream_length_is_the_next_seq(store: DurableRunStore) -> None:
     await store.append_stream_event("s", "c", 4)
     await store.append_stream_event("s", "b", 5)  # a duplicate adds nothing
     assert await store.stream_length("s") == len(await store.read_stream_events("s")) == 3
+
+
+def test_a_handle_reads_its_wire_form_and_the_form_stores_wrote_before_it() -> None:
+    handle = RunHandle(kind="sandbox", sandbox_id="sb", session_id="s", run_id="x", cursor="7")
+    wire = handle.to_dict()
+    assert wire == {"kind": "sandbox", "sandboxId": "sb", "sessionId": "s", "runId": "x",
+                    "cursor": "7"}  # fmt: skip
+    assert RunHandle.from_dict(wire) == handle
+    old = {"kind": "sandbox", "sandbox_id": "sb", "session_id": "s", "run_id": "x",
+           "status": None, "cursor": "7"}  # fmt: skip
+    assert RunHandle.from_dict(old) == handle

@@ -77,7 +77,7 @@ def test_serve_chat_and_models_against_the_server(served: str, tmp_path: Path) -
     assert (tmp_path / ".agent-runtime" / "runs.db").exists()
     listed = cli("runs", "ls", "--json", cwd=tmp_path)
     # the durable run id names the tenant and user (here the unauthenticated local ones)
-    assert "chat:local:local:cli1:0" in [r["run_id"] for r in orjson.loads(listed.stdout)]
+    assert "chat:local:local:cli1:0" in [r["runId"] for r in orjson.loads(listed.stdout)]
 
 
 def test_chat_run_and_models_in_process(tmp_path: Path) -> None:

@@ -265,7 +265,7 @@ def test_runs_prune_command(tmp_path: Path) -> None:
     assert kept.returncode == 0 and "pruned 0 runs" in kept.stdout
     done = cli("prune", "--older-than", "1s")
     assert done.returncode == 0 and "pruned 3 runs" in done.stdout, done.stdout
-    left = [r["run_id"] for r in orjson.loads(cli("ls", "--json").stdout)]
+    left = [r["runId"] for r in orjson.loads(cli("ls", "--json").stdout)]
     assert not [r for r in left if r.startswith("chat:")]
     bad = cli("prune", "--older-than", "soon")
     assert bad.returncode == 2 and "older-than" in bad.stderr

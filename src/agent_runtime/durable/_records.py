@@ -60,22 +60,31 @@ class RunHandle:
     cursor: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "sandbox_id": self.sandbox_id,
-            "session_id": self.session_id,
-            "run_id": self.run_id,
-            "status": self.status,
-            "cursor": self.cursor,
-        }
+        """The original's `RunHandle` wire form (camelCase, absent fields left out)."""
+        data: dict[str, Any] = {"kind": self.kind}
+        for key, value in (
+            ("sandboxId", self.sandbox_id),
+            ("sessionId", self.session_id),
+            ("runId", self.run_id),
+            ("status", self.status),
+            ("cursor", self.cursor),
+        ):
+            if value is not None:
+                data[key] = value
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunHandle:
+        """Read the wire form (or the snake_case form stores wrote before it)."""
+
+        def get(camel: str, snake: str) -> Any:
+            return data.get(camel, data.get(snake))
+
         return cls(
             kind=data["kind"],
-            sandbox_id=data.get("sandbox_id"),
-            session_id=data.get("session_id"),
-            run_id=data.get("run_id"),
+            sandbox_id=get("sandboxId", "sandbox_id"),
+            session_id=get("sessionId", "session_id"),
+            run_id=get("runId", "run_id"),
             status=data.get("status"),
             cursor=data.get("cursor"),
         )
@@ -101,21 +110,23 @@ class RunRecord:
     lease_epoch: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The original's `RunRecord` wire form (camelCase, ISO times; `leaseEpoch` and
+        `manifest` are ours)."""
         return {
-            "run_id": self.run_id,
-            "manifest_hash": self.manifest_hash,
-            "project_id": self.project_id,
-            "scenario_id": self.scenario_id,
+            "runId": self.run_id,
+            "manifestHash": self.manifest_hash,
+            "projectId": self.project_id,
+            "scenarioId": self.scenario_id,
             "status": self.status,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "lease_holder": self.lease_holder,
-            "lease_expires_at": (
+            "createdAt": self.created_at.isoformat(),
+            "updatedAt": self.updated_at.isoformat(),
+            "leaseHolderId": self.lease_holder,
+            "leaseExpiresAt": (
                 self.lease_expires_at.isoformat() if self.lease_expires_at else None
             ),
-            "lease_epoch": self.lease_epoch,
+            "leaseEpoch": self.lease_epoch,
             "outcome": self.outcome,
-            "step_count": self.step_count,
+            "stepCount": self.step_count,
             "handle": self.handle.to_dict() if self.handle else None,
             "manifest": self.manifest,
         }
@@ -138,18 +149,19 @@ class StepRecord:
     completed_at: datetime | None
 
     def to_dict(self) -> dict[str, Any]:
+        """The original's `StepRecord` wire form (camelCase, ISO times)."""
         return {
-            "run_id": self.run_id,
-            "step_index": self.step_index,
+            "runId": self.run_id,
+            "stepIndex": self.step_index,
             "intent": self.intent,
             "kind": self.kind,
-            "input_hash": self.input_hash,
+            "inputHash": self.input_hash,
             "status": self.status,
             "attempts": self.attempts,
             "result": self.result,
             "error": self.error,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+            "startedAt": self.started_at.isoformat() if self.started_at else None,
+            "completedAt": self.completed_at.isoformat() if self.completed_at else None,
         }
 
 
@@ -161,6 +173,15 @@ class EventRecord:
     key: str
     payload: Any
     created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The original's `EventRecord` wire form (`emittedAt` is when it was stored)."""
+        return {
+            "runId": self.run_id,
+            "key": self.key,
+            "payload": self.payload,
+            "emittedAt": self.created_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,12 +195,13 @@ class StreamEventRecord:
     created_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
+        """The original's `StreamEventRecord` wire form."""
         return {
-            "run_id": self.run_id,
+            "runId": self.run_id,
             "seq": self.seq,
-            "event_id": self.event_id,
+            "eventId": self.event_id,
             "payload": self.payload,
-            "created_at": self.created_at.isoformat(),
+            "appendedAt": self.created_at.isoformat(),
         }
 
 

@@ -112,7 +112,7 @@ async def _ndjson_records(
     service: ChatService, ref: TurnRef, after: int | None
 ) -> AsyncIterator[bytes]:
     async for seq, event_id, payload in service.records(ref, after):
-        yield encode_ndjson({"seq": seq, "event_id": event_id, "payload": payload})
+        yield encode_ndjson({"seq": seq, "eventId": event_id, "payload": payload})
 
 
 async def _sse_records(
