@@ -1,5 +1,8 @@
 """The durable-run substrate: checkpointed steps, replay, leases, events and a stream log."""
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._filesystem import FileSystemDurableRunStore
 from ._manifest import DurableRunManifest, derive_worker_id, manifest_hash, step_id
 from ._memory import InMemoryDurableRunStore
@@ -69,20 +72,21 @@ __all__ = [
     "step_id",
 ]
 
-# durable chat turns live in `agent_runtime.chat` (they speak its event vocabulary); they are
-# re-exported here because they are part of the durable substrate's surface
-# isort: split
-from ..chat._durable_turn import DurableTurn, run_durable_turn
-from ..chat._engine import DurableChatTurnEngine
-from ..chat._supervised import (
-    SandboxReconnectAdapter,
-    SubstrateEvent,
-    SupervisedStart,
-    SupervisedTurn,
-    run_supervised_turn,
-)
-from ..chat._supervisor import SweepTarget, TurnSupervisor
-
+# Durable chat turns live in `agent_runtime.chat` (they speak its event vocabulary) and are part
+# of the durable substrate's surface, so they are reachable from here too -- resolved on first
+# use, so that importing the durable core never imports chat.
+_CHAT_NAMES = {
+    "DurableChatTurnEngine": "_engine",
+    "DurableTurn": "_durable_turn",
+    "SandboxReconnectAdapter": "_supervised",
+    "SubstrateEvent": "_supervised",
+    "SupervisedStart": "_supervised",
+    "SupervisedTurn": "_supervised",
+    "SweepTarget": "_supervisor",
+    "TurnSupervisor": "_supervisor",
+    "run_durable_turn": "_durable_turn",
+    "run_supervised_turn": "_supervised",
+}
 __all__ += [
     "DurableChatTurnEngine",
     "DurableTurn",
@@ -95,3 +99,24 @@ __all__ += [
     "run_durable_turn",
     "run_supervised_turn",
 ]
+
+if TYPE_CHECKING:
+    from ..chat._durable_turn import DurableTurn, run_durable_turn
+    from ..chat._engine import DurableChatTurnEngine
+    from ..chat._supervised import (
+        SandboxReconnectAdapter,
+        SubstrateEvent,
+        SupervisedStart,
+        SupervisedTurn,
+        run_supervised_turn,
+    )
+    from ..chat._supervisor import SweepTarget, TurnSupervisor
+
+
+def __getattr__(name: str) -> Any:
+    module = _CHAT_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"agent_runtime.chat.{module}"), name)
+    globals()[name] = value
+    return value
