@@ -8,6 +8,11 @@
 
 Also the replay of a completed turn (one read, one synthetic event). Printed as ratios; exits 1
 when `durable` is not at least TARGET_SPEEDUP[store] times faster per event than `per-event`.
+
+Then a chat turn as a client gets it, per event: `DurableChatTurnEngine.run_turn`'s NDJSON body
+on each store against the store-free `handle_chat_turn` body over the same hooks, with a
+producer that waits for its source once per event (as a backend reading a network does).
+Target on PostgreSQL: durable <= ENGINE_TARGET x store-free.
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from agent_runtime.chat import run_durable_turn
+from agent_runtime.chat import (
+    ChatTurnIdentity,
+    DurableChatTurnEngine,
+    handle_chat_turn,
+    run_durable_turn,
+)
 from agent_runtime.durable import DurableRunManifest, DurableRunStore, open_store
 
 EVENTS = 2000
@@ -31,6 +41,8 @@ TURNS = 5
 # per-event/durable; on SQLite a row insert (~6 us) is most of a commit, so batching saves less
 TARGET_SPEEDUP = {"sqlite": 2.5, "postgres": 5.0}
 REPLAY_TARGET_MS = 5.0
+ENGINE_TARGET = 2.0
+ENGINE_TURNS = 10
 PG = os.environ.get("AGENT_RUNTIME_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 MANIFEST = DurableRunManifest("bench", {"id": "turn", "intent": "bench"}, {"n": EVENTS})
 
@@ -49,6 +61,38 @@ class Producer:
 
     def final_text(self) -> str:
         return "".join(f"token-{i} " for i in range(self.n))
+
+
+class Paced(Producer):
+    """A producer that waits for its source (one event-loop turn) before each event."""
+
+    async def _gen(self) -> AsyncIterator[dict[str, Any]]:
+        for i in range(self.n):
+            await asyncio.sleep(0)
+            yield {"type": "text_delta", "text": f"token-{i} "}
+
+
+class Hooks:
+    def produce(self) -> Paced:
+        return Paced(EVENTS)
+
+    def persist_assistant_message(self, _identity: object, _text: str) -> None:
+        return None
+
+
+async def engine_turns(store: DurableRunStore | None, tag: str) -> float:
+    """Per event of a whole chat turn's NDJSON body, durable on `store` or store-free."""
+    engine = None if store is None else DurableChatTurnEngine(store, f"bench-{tag}")
+    t0 = time.perf_counter()
+    for t in range(ENGINE_TURNS):
+        identity = ChatTurnIdentity("t", f"s{t}", "u", 0)
+        if engine is None:
+            body = handle_chat_turn(identity, Hooks()).body  # type: ignore[arg-type]
+        else:
+            body = engine.run_turn(identity, Hooks()).body  # type: ignore[arg-type]
+        async for _line in body:
+            pass
+    return (time.perf_counter() - t0) / (ENGINE_TURNS * EVENTS)
 
 
 async def plain() -> float:
@@ -86,15 +130,19 @@ async def durable(store: DurableRunStore, tag: str) -> tuple[float, float]:
     return per, (time.perf_counter() - t1) / reps
 
 
-async def one_store(name: str, url: str) -> tuple[float, float, float]:
+async def one_store(name: str, url: str) -> tuple[float, float, float, float, float]:
     store = await open_store(url)
     try:
         tag = f"{os.getpid()}-{time.time_ns()}"
         pe = await per_event(store, tag)
         du, replay = await durable(store, tag)
+        free, eng = [], []
+        for r in range(3):  # interleaved: the store-free floor beside ours, round by round
+            free.append(await engine_turns(None, tag))
+            eng.append(await engine_turns(store, f"{tag}-{r}"))
     finally:
         await store.close()
-    return pe, du, replay
+    return pe, du, replay, min(free), min(eng)
 
 
 async def main() -> int:
@@ -119,8 +167,10 @@ async def main() -> int:
             f"{'per-event/durable':>18} {'replay ms':>10}"
         )
         status = 0
+        engine_rows = []
         for name, url in stores:
-            pe, du, replay = await one_store(name, url)
+            pe, du, replay, free, eng = await one_store(name, url)
+            engine_rows.append((name, free, eng))
             speedup = pe / du
             print(
                 f"{name:<9} {floor * 1e6:>12.2f} {pe * 1e6:>16.1f} {du * 1e6:>14.1f} "
@@ -132,6 +182,19 @@ async def main() -> int:
                     f"replay <= {REPLAY_TARGET_MS} ms"
                 )
                 status = 1
+        print(
+            f"chat turn body per event, {ENGINE_TURNS} turns x {EVENTS} events, producer paced "
+            "by one loop turn per event (best of 3 interleaved rounds)"
+        )
+        print(f"{'store':<9} {'store-free us/ev':>17} {'durable us/ev':>14} {'durable/free':>13}")
+        for name, free, eng in engine_rows:
+            ratio = eng / free
+            print(f"{name:<9} {free * 1e6:>17.2f} {eng * 1e6:>14.2f} {ratio:>12.2f}x")
+            if name == "postgres" and ratio > ENGINE_TARGET:
+                print(f"  MISSED on {name}: target durable/store-free <= {ENGINE_TARGET}x")
+                status = 1
+        load = os.getloadavg()
+        print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         if schema:
             with psycopg.connect(PG, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -193,6 +193,9 @@ async def test_bad_arguments_are_refused_up_front(store: DurableRunStore) -> Non
         {"produce": 3},
         {"after_seq": "7"},
         {"batch_size": 0},
+        {"batch_bytes": 0},
+        {"batch_delay_ms": -1},
+        {"batch_delay_ms": "2"},
         {"lease_ms": -1},
     ):
         args: dict[str, Any] = {"run_id": "p:s:7", "manifest": MANIFEST, "produce": Producer(1)}
@@ -418,3 +421,70 @@ def client_text(events: list[dict[str, Any]]) -> str:
         elif e["type"] == "text_delta":
             text += e["text"]
     return text
+
+
+class CountingStore:
+    """The store's append calls, counted; each event the client gets must be logged by then."""
+
+    def __init__(self, store: DurableRunStore) -> None:
+        self.store = store
+        self.appends: list[int] = []
+        original = store.append_stream_events
+
+        async def append(run_id: str, events: Any) -> Any:
+            self.appends.append(len(events))
+            return await original(run_id, events)
+
+        store.append_stream_events = append  # type: ignore[method-assign]
+
+
+class Burst(Producer):
+    """Yields its events with no await in between, then waits: a fast model's burst."""
+
+    async def _gen(self) -> AsyncIterator[dict[str, Any]]:
+        for e in self.events:
+            yield e
+
+
+async def test_a_burst_is_logged_in_few_appends_and_seen_only_once_logged(
+    store: DurableRunStore,
+) -> None:
+    counting = CountingStore(store)
+    producer = Burst(300)
+    turn = run_durable_turn(
+        store, "p:s:batch", MANIFEST, producer, batch_size=100, batch_delay_ms=1000
+    )
+    seen = 0
+    async for event in turn:
+        assert event == producer.events[seen]
+        seen += 1
+        assert len(await store.read_stream_events("p:s:batch")) >= seen  # logged before seen
+    assert seen == 300 and turn.text == producer.final_text()
+    assert counting.appends == [100, 100, 100]  # by size; the end flushes without the window
+    log = await store.read_stream_events("p:s:batch")
+    assert [r.payload for r in log] == producer.events
+
+
+async def test_the_byte_limit_splits_batches_and_a_failure_flushes_what_is_pending(
+    store: DurableRunStore,
+) -> None:
+    class Fails(Producer):
+        async def _gen(self) -> AsyncIterator[dict[str, Any]]:
+            for e in self.events:
+                yield e
+            raise RuntimeError("the model went away")
+
+    counting = CountingStore(store)
+    producer = Fails(10)
+    size = len(b'{"type":"text_delta","text":"t0 "}')
+    turn = run_durable_turn(
+        store, "p:s:bytes", MANIFEST, producer, batch_bytes=3 * size, batch_delay_ms=1000
+    )
+    got: list[dict[str, Any]] = []
+    with pytest.raises(RuntimeError):
+        async for event in turn:
+            got.append(event)
+    assert got == producer.events  # the failure flushed the last, partial batch first
+    assert counting.appends == [3, 3, 3, 1]
+    run = await store.load_run("p:s:bytes")
+    assert run is not None and run.status == "failed"

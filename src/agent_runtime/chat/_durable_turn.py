@@ -1,7 +1,8 @@
 """`run_durable_turn`: one chat turn as a durable run keyed by its execution id.
 
 A fresh turn appends each producer event to the run's stream log and hands it to the client
-once it is logged (a writer task commits whatever has queued up in one transaction), then
+once it is logged (a writer task commits the events gathered in a few milliseconds, or while
+its previous append was in flight, in one transaction; see `AppendBatcher`), then
 checkpoints the final text as a step. A completed turn replays as one `result` event without
 calling the producer. A turn whose run is leased by a live worker is served by tailing the
 log until the run ends. A turn whose worker died is claimed and re-run: while the new
@@ -16,7 +17,9 @@ import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
+
+import orjson
 
 from ..durable._manifest import DurableRunManifest
 from ..durable._records import RunRecord, StreamEventRecord, now_ms
@@ -32,6 +35,7 @@ from ..errors import (
     InvalidArgumentError,
 )
 from ..jsoncanon import dumps_json, loads_json
+from ._batcher import AppendBatcher
 from ._turn import ChatStreamEvent, ChatTurnProducer
 from ._turn_log import TurnLogCursor, parse_turn_event_id, turn_event_id, turn_restart_id
 
@@ -95,8 +99,26 @@ def _same(event: ChatStreamEvent, logged: Any) -> bool:
 Deliver: TypeAlias = Callable[[StreamEventRecord], None]
 
 
+class _Batching(NamedTuple):
+    """How a turn's events are gathered into appends: at most `size` events or `bytes` of
+    JSON per batch, gathered for at most `delay_s` after the first (see `AppendBatcher`)."""
+
+    size: int
+    bytes: int
+    delay_s: float
+
+
+def _encoded_size(event: ChatStreamEvent) -> int:
+    """An event's JSON size, for the batch byte limit (the store refuses what is not JSON)."""
+    try:
+        return len(orjson.dumps(event))
+    except (TypeError, orjson.JSONEncodeError):
+        return 0
+
+
 class _TurnWriter:
-    """Logs one attempt of the producer and delivers each record once it is committed.
+    """Logs one attempt of the producer in batches (`AppendBatcher`) and delivers each record
+    once its batch is committed.
 
     Resuming over a logged attempt, events equal to the logged ones at the same positions are
     neither logged nor delivered again (the client has them from the log); the first event
@@ -112,7 +134,7 @@ class _TurnWriter:
         attempt: int,
         logged: list[Any],
         deliver: Deliver,
-        batch_size: int,
+        batching: _Batching,
         restart_payload: RestartEvent,
     ) -> None:
         self._store = store
@@ -121,30 +143,34 @@ class _TurnWriter:
         self._logged = logged
         self._matching = bool(logged)
         self._deliver = deliver
-        self._batch_size = batch_size
         self._restart_payload = restart_payload
         self.events: list[ChatStreamEvent] = []
-        self._pending: asyncio.Queue[ChatStreamEvent | bool] = asyncio.Queue()
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        self._task.add_done_callback(_retrieve)
+        self._batcher: AppendBatcher[ChatStreamEvent] = AppendBatcher(
+            self._flush,
+            max_items=batching.size,
+            max_bytes=batching.bytes,
+            max_delay_s=batching.delay_s,
+            size=_encoded_size,
+        )
 
     @property
     def failed(self) -> bool:
         """The store refused a write (the producer should stop; `close` raises the error)."""
-        return self._task.done()
+        return self._batcher.failed
 
-    def push(self, event: ChatStreamEvent) -> None:
-        self._pending.put_nowait(event)
+    async def push(self, event: ChatStreamEvent) -> None:
+        """Queue `event`; waits while the pending batch is full (the store is behind)."""
+        if self._batcher.push(event):
+            await self._batcher.room()
 
     async def close(self, complete: bool) -> None:
         """Log what is queued and wait for it; `complete` says the attempt ended normally (an
         attempt shorter than the logged one then restarts). Raises a refused write's error."""
-        self._pending.put_nowait(complete)
-        await self._task
+        await self._batcher.close(complete)
 
     def cancel(self) -> None:
         """Stop at once, logging nothing more: nothing unlogged has been delivered."""
-        self._task.cancel()
+        self._batcher.cancel()
 
     def _restart(self) -> list[tuple[str, Any]]:
         self._matching = False
@@ -166,32 +192,29 @@ class _TurnWriter:
             return []
         return self._restart()
 
-    async def _run(self) -> None:
-        end: bool | None = None
-        while end is None:
-            batch: list[tuple[str, Any]] = []
-            item = await self._pending.get()
-            while True:
-                if isinstance(item, bool):
-                    end = item
-                    break
-                batch += self._plan(item)
-                if len(batch) >= self._batch_size or self._pending.empty():
-                    break
-                item = self._pending.get_nowait()
-            if end and self._matching and len(self.events) < len(self._logged):
-                batch += self._restart()  # the re-run said less than the logged attempt
-            await self._append(batch)
+    async def _flush(self, events: list[ChatStreamEvent], end: bool | None) -> None:
+        batch: list[tuple[str, Any]] = []
+        for event in events:
+            if self._matching:
+                batch += self._plan(event)
+            else:  # the common case: every event new, in order
+                position = len(self.events)
+                self.events.append(event)
+                batch.append((turn_event_id(position, self.attempt), event))
+        if end and self._matching and len(self.events) < len(self._logged):
+            batch += self._restart()  # the re-run said less than the logged attempt
+        await self._append(batch)
 
     async def _append(self, batch: Sequence[tuple[str, Any]]) -> None:
         if not batch:
             return
         results = await self._store.append_stream_events(self._run_id, batch)
         conflict = False
+        deliver = self._deliver
         for (_event_id, payload), res in zip(batch, results, strict=True):
             if not res.accepted and not _same(payload, res.record.payload):
                 conflict = True  # a fenced writer logged this position first, differently
-            self._deliver(res.record)
+            deliver(res.record)
         if conflict:
             await self._append(self._restart())
 
@@ -220,7 +243,7 @@ class DurableTurn:
         lease_ms: int,
         heartbeat_ms: int | None,
         after_seq: int | None,
-        batch_size: int,
+        batching: _Batching,
         poll_ms: int,
         max_poll_ms: int,
         detach_on_close: bool,
@@ -238,7 +261,7 @@ class DurableTurn:
         self._after_seq = after_seq
         self._cursor = TurnLogCursor()
         self._read_seq = -1  # how far the tail has read the log
-        self._batch_size = batch_size
+        self._batching = batching
         self._poll = poll_ms / 1000
         self._max_poll = max_poll_ms / 1000
         self._detach_on_close = detach_on_close
@@ -463,7 +486,7 @@ class DurableTurn:
             attempt=attempt,
             logged=current,
             deliver=deliver,
-            batch_size=self._batch_size,
+            batching=self._batching,
             restart_payload=self._restart_payload,
         )
         try:
@@ -471,7 +494,7 @@ class DurableTurn:
             stream = producer.stream
             try:
                 async for raw in stream:
-                    writer.push(_check_event(raw))
+                    await writer.push(_check_event(raw))
                     if writer.failed:
                         break  # the store refused a write: stop the producer, report below
             finally:
@@ -504,12 +527,6 @@ def _leased_live(run: RunRecord) -> bool:
     return run.lease_expires_at.timestamp() * 1000 > now_ms()
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Mark a writer's failure as seen: it is raised by `close`, or moot after a cancel."""
-    if not task.cancelled():
-        task.exception()
-
-
 def _log_headless_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         _log.debug("durable turn task ended with %r", task.exception())
@@ -528,7 +545,9 @@ def run_durable_turn(
     lease_ms: int = DEFAULT_LEASE_MS,
     heartbeat_ms: int | None = None,
     after_seq: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = 256,
+    batch_bytes: int = 256 * 1024,
+    batch_delay_ms: float = 2.0,
     poll_ms: int = 10,
     max_poll_ms: int = 200,
     detach_on_close: bool = True,
@@ -542,6 +561,10 @@ def run_durable_turn(
     that answers differently from the logged attempt is logged after a restart marker,
     `restart_event(attempt)`; with `restart_event` given the marker is also yielded, without
     it the turn yields only the new attempt's events (`attempt` says which).
+    Events are logged in batches and reach the client once their batch is committed: what
+    the producer yields while the previous append is in flight, or within `batch_delay_ms` of
+    the first pending event, up to `batch_size` events or `batch_bytes` of JSON (a producer
+    faster than the store then waits); the turn's end flushes what is pending at once.
     `after_seq` (a log `seq`) skips what a reconnecting client already got. Bad arguments
     raise `DurableValueError` here, before anything is read or written.
     """
@@ -569,9 +592,17 @@ def run_durable_turn(
         check_id(worker_id, "worker_id")
     if after_seq is not None and (type(after_seq) is not int or after_seq < -1):
         raise DurableValueError("after_seq must be an int >= -1 or None", path="after_seq")
-    for name, value in (("batch_size", batch_size), ("poll_ms", poll_ms)):
+    for name, value in (
+        ("batch_size", batch_size),
+        ("batch_bytes", batch_bytes),
+        ("poll_ms", poll_ms),
+    ):
         if type(value) is not int or value < 1:
             raise DurableValueError(f"{name} must be an int >= 1", path=name)
+    if type(batch_delay_ms) not in (int, float) or not 0 <= batch_delay_ms <= 1000:
+        raise DurableValueError(
+            "batch_delay_ms must be a number of milliseconds in [0, 1000]", path="batch_delay_ms"
+        )
     if type(max_poll_ms) is not int or max_poll_ms < poll_ms:
         raise DurableValueError("max_poll_ms must be an int >= poll_ms", path="max_poll_ms")
     return DurableTurn(
@@ -586,7 +617,7 @@ def run_durable_turn(
         lease_ms=lease_ms,
         heartbeat_ms=heartbeat_ms,
         after_seq=None if after_seq == -1 else after_seq,
-        batch_size=batch_size,
+        batching=_Batching(batch_size, batch_bytes, batch_delay_ms / 1000),
         poll_ms=poll_ms,
         max_poll_ms=max_poll_ms,
         detach_on_close=detach_on_close,

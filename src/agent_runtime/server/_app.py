@@ -43,6 +43,7 @@ from ..sse import NDJSON_CONTENT_TYPE, SSE_CONTENT_TYPE, encode_ndjson, encode_s
 from ._access import AccessLog
 from ._auth import ApiKeys, Authenticate, Authenticator
 from ._browser import BrowserGuard
+from ._coalesce import coalesce
 from ._config import DEFAULT_STORE_URL, BackendConfig, backend_from_env
 from ._dialect_routes import dialect_routes
 from ._errors import (
@@ -322,7 +323,9 @@ def create_app(
         )
         ref, turn_body = await service().start_turn(principal, parsed, len(body))
         headers = {**_STREAM_HEADERS, "x-execution-id": ref.execution_id}
-        return StreamingResponse(turn_body, media_type=NDJSON_CONTENT_TYPE, headers=headers)
+        return StreamingResponse(
+            coalesce(turn_body), media_type=NDJSON_CONTENT_TYPE, headers=headers
+        )
 
     async def events(request: Request) -> Response:
         principal = principal_of(request)
@@ -337,10 +340,12 @@ def create_app(
             return Response(status_code=204)
         if sse:
             return StreamingResponse(
-                _sse_records(svc, ref, after), media_type=SSE_CONTENT_TYPE, headers=_STREAM_HEADERS
+                coalesce(_sse_records(svc, ref, after)),
+                media_type=SSE_CONTENT_TYPE,
+                headers=_STREAM_HEADERS,
             )
         return StreamingResponse(
-            _ndjson_records(svc, ref, after),
+            coalesce(_ndjson_records(svc, ref, after)),
             media_type=NDJSON_CONTENT_TYPE,
             headers=_STREAM_HEADERS,
         )

@@ -29,6 +29,7 @@ from ..errors import AgentRuntimeError, InvalidArgumentError
 from ..models import clean_model_id, is_well_formed_model_id
 from ..types import AgentMessage
 from ._auth import Principal
+from ._coalesce import coalesce
 from ._errors import HTTPRequestError, RouteNotFoundError
 from ._gate import principal_of
 from ._ids import TurnRef, parse_execution_id
@@ -237,7 +238,7 @@ def dialect_routes(
         ref = await _start(svc, principal, turn, len(body))
         stream = vercel_body(_ClientLog(svc), ref.run_id, ref.execution_id, None, None)
         headers = {**UI_MESSAGE_STREAM_HEADERS, "x-execution-id": ref.execution_id}
-        return StreamingResponse(stream, headers=headers)
+        return StreamingResponse(coalesce(stream), headers=headers)
 
     async def ui_chat_stream(request: Request) -> Response:
         principal = principal_of(request)
@@ -260,7 +261,7 @@ def dialect_routes(
         state = await resume_state(log, ref.run_id, after)
         stream = vercel_body(log, ref.run_id, ref.execution_id, after, state)
         headers = {**UI_MESSAGE_STREAM_HEADERS, "x-execution-id": ref.execution_id}
-        return StreamingResponse(stream, headers=headers)
+        return StreamingResponse(coalesce(stream), headers=headers)
 
     async def agui(request: Request) -> Response:
         principal = principal_of(request)
@@ -279,7 +280,7 @@ def dialect_routes(
         state = await resume_state(log, ref.run_id, after)
         stream = agui_body(log, ref.run_id, parsed.thread_id, parsed.run_id, after, state)
         headers = {**AGUI_HEADERS, "x-execution-id": ref.execution_id}
-        return StreamingResponse(stream, headers=headers)
+        return StreamingResponse(coalesce(stream), headers=headers)
 
     async def cancel(request: Request) -> Response:
         principal = principal_of(request)
