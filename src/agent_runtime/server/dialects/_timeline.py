@@ -235,8 +235,8 @@ class Timeline:
         if self.attempt != 1 or event_id.count(":") != 1:  # not a plain first-attempt record
             attempt, restart = parse_turn_event_id(event_id)
             if restart:
-                if attempt > self.attempt and not self.ended:
-                    self._restart(attempt)
+                if attempt > self.attempt:
+                    self._restart(attempt)  # a retry may follow an attempt that ended failed
                 return
             if attempt != self.attempt:
                 return  # appended late by a worker the log has left behind
@@ -282,6 +282,9 @@ class Timeline:
         self.attempt = attempt
         self.close_part()
         self.pending_tools.clear()
+        self.last_text_id = None
+        self._questions = []
+        self.ended = False
         self.sink.restarted(attempt)
 
     def _delta(self, kind: PartKind, delta: str, seq: int) -> None:
