@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_runtime.durable import RunRecord, StreamEventRecord, open_store
-from agent_runtime.server import ApiKeys, BackendConfig, TurnRunner, create_app
+from agent_runtime.server import ApiKeys, BackendConfig, ServerSettings, TurnRunner, create_app
 from tests.server.conftest import serving
 
 from .scripted import Scripted
@@ -52,7 +52,9 @@ class Server:
 
 
 @contextmanager
-def scripted_server(store_url: str, scripted: Scripted | None = None) -> Iterator[Server]:
+def scripted_server(
+    store_url: str, scripted: Scripted | None = None, settings: ServerSettings | None = None
+) -> Iterator[Server]:
     scripted = scripted or Scripted()
     runners: list[TurnRunner] = []
 
@@ -66,6 +68,7 @@ def scripted_server(store_url: str, scripted: Scripted | None = None) -> Iterato
         backend=BackendConfig(backend=scripted.backend(), model="scripted", runner=runner),
         api_keys=ApiKeys.parse(f"{KEY}=acme:ann", source="test", separator=","),
         sweep_interval_ms=None,
+        settings=settings,
     )
     with serving(app) as url:
         yield Server(url, store_url, scripted, runners)

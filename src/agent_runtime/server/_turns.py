@@ -161,6 +161,8 @@ async def _until_aborted(
 ) -> AsyncIterator[Any]:
     """The backend's events until it ends or `controller` is aborted; an abort cancels the
     pending read (the backend's stream is closed, and with it its upstream request)."""
+    if controller.signal.aborted:  # stopped before it started: read nothing
+        return
     stop = asyncio.ensure_future(controller.signal.wait())
     iterator = aiter(events)
     try:
