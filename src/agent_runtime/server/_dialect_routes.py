@@ -164,10 +164,10 @@ async def _start(
     service: ChatService, principal: Principal, request: ChatRequest, incoming: int
 ) -> TurnRef:
     """Start (or re-attach, resume, replay) the turn and keep its native body draining in
-    the background; returns once the turn's run exists (or its body already ended), and for
-    a failed turn asked again, once its new attempt has claimed it."""
+    the background; returns once the turn's run is driven by a live worker or over (or its
+    body already ended): a reader of its log then never mistakes a turn about to be claimed
+    (new, retried, or resumed after its worker died) for one whose worker is gone."""
     ref, body = await service.start_turn(principal, request, incoming)
-    before = await service.store.load_run(ref.run_id)
     task = asyncio.get_running_loop().create_task(_drain(body, ref.execution_id))
     _DRAINS.add(task)
     task.add_done_callback(_DRAINS.discard)
@@ -175,9 +175,7 @@ async def _start(
     delay = 0.002
     while not task.done() and asyncio.get_running_loop().time() < deadline:
         run = await service.store.load_run(ref.run_id)
-        if run is not None and (
-            before is None or before.status != "failed" or run.lease_epoch != before.lease_epoch
-        ):
+        if run is not None and run.status != "failed" and not _lapsed(run):
             break
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
