@@ -245,3 +245,25 @@ def test_a_stop_between_the_claim_and_the_producer_still_stops_the_turn(server: 
         timeout=30,
     )
     assert again.status_code == 200 and "session.run.completed" in again.text
+
+
+def test_a_repost_with_a_cursor_re_reads_a_failed_run_without_retrying_it(server: Server) -> None:
+    body = {
+        "threadId": "a-reread",
+        "runId": "r1",
+        "messages": [{"id": "u1", "role": "user", "content": "fail z"}],
+    }
+    first = _post(server, body)
+    assert first[-1]["type"] == "RUN_ERROR"
+    r = httpx2.post(
+        f"{server.url}/api/agui",
+        json=body,
+        headers={**AUTH, "last-event-id": "0"},
+        timeout=30,
+    )
+    again = _sse(r.text)
+    types = [e["type"] for e in again]
+    assert types[0] == "RUN_STARTED" and types[-1] == "RUN_ERROR"  # the failure, read again
+    assert server.scripted.calls["fail z"] == 1
+    run, _log = server.load("a-reread")
+    assert run is not None and run.status == "failed"
