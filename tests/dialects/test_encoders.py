@@ -367,6 +367,47 @@ def test_a_blocked_turn_asks_the_readiness_gates_questions() -> None:
     assert outcome["interrupts"][0]["message"] == "Please provide: the city you are in"
 
 
+def test_the_gates_questions_survive_the_services_sanitized_report() -> None:
+    """The service logs the readiness report sanitized (no requirement descriptions, evidence
+    as a count): the questions are still asked, the requirement's id standing in."""
+    payloads = [dict(p) for p in LOGS["blocked"][0]]
+    for p in payloads:
+        if p["type"] == "readiness_end":
+            knowledge = dict(p["knowledge"])
+            knowledge.pop("bundle")
+            knowledge["blockingGaps"] = [
+                {k: v for k, v in g.items() if k not in ("description", "evidenceIds")}
+                | {"evidenceCount": 0}
+                for g in knowledge["blockingGaps"]
+            ]
+            p["knowledge"] = knowledge
+    outcome = _frames_of(AguiStream("th", "run"), payloads)[-1]["outcome"]
+    assert [(i["id"], i["message"]) for i in outcome["interrupts"]] == [
+        ("question_city", "Please provide: city")
+    ]
+
+
+def test_a_retry_after_a_failed_attempt_reads_as_its_new_attempt_from_the_marker() -> None:
+    """A retried turn whose failed attempt logged its failure: a reader starting at the
+    restart marker (where a fresh dialect reader starts) gets the new attempt alone."""
+    recs = [
+        *records(text("Part", "ial")),
+        StreamEventRecord(
+            "r", 2, "turn:2", wire(FinalEvent(task=TASK, status="failed", reason="boom")), NOW
+        ),
+        StreamEventRecord("r", 3, turn_restart_id(2), restarted_event(2), NOW),
+        StreamEventRecord("r", 4, turn_event_id(0, 2), text("new answer")[0], NOW),
+    ]
+    static = StaticLog([r.payload for r in recs], COMPLETED)
+    static.records = recs
+    state = asyncio.run(resume_state(static, "r", 3, FoldCache()))
+    enc = VercelStream("m", state=state)
+    client = VercelClient()
+    client.read(enc.start() + b"".join(enc.encode(r) for r in recs[4:]) + enc.finish(COMPLETED))
+    assert client.text() == "new answer"
+    assert client.terminal == ["finish", "[DONE]"]
+
+
 def test_interrupts_offer_choices_and_stand_in_for_a_gate_without_questions() -> None:
     question = {"id": "q1", "question": "Which?", "options": ["a", "b"]}
     (one,) = interrupts_for("blocked", [question])

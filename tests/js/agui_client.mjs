@@ -7,6 +7,9 @@
 //   re-posted with Last-Event-ID; stopAfterDeltas POSTs cancelUrl mid-run.
 // - answers ({questionId: answer}): after a run that ended in an interrupt, a new run resumes
 //   it with one resolved entry per pending interrupt.
+// - retry (with retryText, an edited last user message): after a failed run, drop the partial
+//   answer and run the same conversation again.
+// - waitFor: before re-posting after a drop, poll this URL until it answers 200.
 // Prints {messages, runs: [{error, pendingInterrupts}], unhandled, events, statuses,
 // lastEventId} per job.
 import { HttpAgent } from "@ag-ui/client";
@@ -15,6 +18,17 @@ import { createTap } from "./sse_tap.mjs";
 // a dropped connection rejects a second promise inside the agent's request pipeline; keep it
 const unhandled = [];
 process.on("unhandledRejection", (e) => unhandled.push(String(e?.message ?? e)));
+
+async function waitFor(url) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`${url} did not come up`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 async function runJob(job) {
   const tap = createTap();
@@ -53,9 +67,17 @@ async function runJob(job) {
   }
   const failed = await run({ runId });
   if (failed && job.resumeAfterDrop) {
+    if (job.waitFor) await waitFor(job.waitFor);
     agent.headers = { ...agent.headers, "Last-Event-ID": tap.lastEventId ?? "-1" };
     await run({ runId });
     delete agent.headers["Last-Event-ID"];
+  }
+  if (job.retry) {
+    const kept = [...agent.messages];
+    while (kept.length && kept[kept.length - 1].role !== "user") kept.pop();
+    if (job.retryText !== undefined) kept[kept.length - 1] = { ...kept[kept.length - 1], content: job.retryText };
+    agent.setMessages(kept);
+    await run({ runId: crypto.randomUUID() });
   }
   if (job.answers) {
     const resume = agent.pendingInterrupts.map((i) => ({

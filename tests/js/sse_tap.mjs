@@ -31,7 +31,18 @@ export function createTap() {
           return;
         }
         for (;;) {
-          const { done, value } = await reader.read();
+          let chunk;
+          try {
+            chunk = await reader.read();
+          } catch {
+            // the server went away (a crash): as for a cut connection, let the client take
+            // in what it was given first, then fail as a browser does (Node says
+            // "terminated", which the AI SDK does not take for a disconnect)
+            await new Promise((resolve) => setTimeout(resolve, 150));
+            controller.error(new TypeError("network error"));
+            return;
+          }
+          const { done, value } = chunk;
           if (done) {
             controller.close();
             return;

@@ -7,6 +7,10 @@
 //   whole message again, false sends Last-Event-ID and continues); stopAfterDeltas POSTs
 //   cancelUrl after that many deltas and reads on.
 // - no text and resume: resumeStream() on `messages` (a reloaded page).
+// - regenerate: regenerate() on `messages` (retry of the last answer, trigger
+//   "regenerate-message"); editText: sendMessage({text: editText, messageId}) replacing the
+//   last user message of `messages` (an edited retry).
+// - waitFor: before resuming, poll this URL until it answers 200 (a restarted server).
 // Prints {messages, status, error, errors, events, statuses, lastEventId} per job.
 import { createTap } from "./sse_tap.mjs";
 
@@ -20,6 +24,17 @@ class State {
   popMessage() { this.messages = this.messages.slice(0, -1); }
   replaceMessage(i, m) { this.messages = [...this.messages.slice(0, i), m, ...this.messages.slice(i + 1)]; }
   snapshot(thing) { return structuredClone(thing); }
+}
+
+async function waitFor(url) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`${url} did not come up`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 async function runJob(job) {
@@ -57,6 +72,12 @@ async function runJob(job) {
     await chat.sendMessage({ text: job.text });
     lastId = tap.lastEventId;
   }
+  if (job.regenerate) await chat.regenerate();
+  if (job.editText !== undefined) {
+    const last = [...chat.messages].reverse().find((m) => m.role === "user");
+    await chat.sendMessage({ text: job.editText, messageId: last.id });
+  }
+  if (job.waitFor) await waitFor(job.waitFor);
   if (job.resume) await chat.resumeStream();
   return {
     messages: chat.messages,

@@ -11,6 +11,7 @@ from ._durable_turn import (
     run_durable_turn,
 )
 from ._engine import CHAT_TURN_TASK, DurableChatTurnEngine
+from ._retry import latest_restart_seq, restart_failed_turn
 from ._sandbox_turn import (
     ChatTurnMessage,
     ChatTurnSandbox,
@@ -72,8 +73,10 @@ __all__ = [
     "TurnSupervisor",
     "derive_execution_id",
     "handle_chat_turn",
+    "latest_restart_seq",
     "manifest_from_record",
     "parse_turn_event_id",
+    "restart_failed_turn",
     "restarted_event",
     "result_event",
     "run_chat_turn",

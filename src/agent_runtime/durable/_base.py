@@ -122,6 +122,15 @@ class StoreBase:
         """Default: read the whole log; stores that know the head override it."""
         return len(await self._read(run_id, -1, None))
 
+    async def _restart_failed(
+        self, run_id: str, manifest: DurableRunManifest, entry: tuple[str, str] | None
+    ) -> RunRecord | None:
+        """Atomically, only while the run is `failed`: drop its steps and keyed events, make
+        it a `running` run of `manifest` with a free lease (epoch kept), append `entry`
+        (event id, JSON text) to its kept stream log. None when the run is absent or not
+        failed (nothing changed)."""
+        raise NotImplementedError
+
     # -- runs and leases ---------------------------------------------------------------------
 
     async def start_or_resume(
@@ -362,6 +371,31 @@ class StoreBase:
     async def stream_length(self, run_id: str) -> int:
         """How many entries the run's stream log holds (its next seq: the log is gapless)."""
         return await self._stream_length(check_id(run_id, "run_id"))
+
+    # -- restarting a failed run -------------------------------------------------------------
+
+    async def restart_failed_run(
+        self,
+        run_id: str,
+        manifest: DurableRunManifest,
+        log_entry: tuple[str, Any] | None = None,
+    ) -> RunRecord | None:
+        """Make the failed run `run_id` a new attempt of `manifest` (the same or another
+        input), in one atomic change that happens only while the run is `failed`: its steps
+        and keyed events are dropped, it is `running` with a free lease (the next
+        `start_or_resume` of `manifest` claims it; the lease epoch goes on counting, so
+        fencing holds across the restart) and `log_entry` (`(event_id, payload)`, e.g. the
+        marker where the new attempt starts) is appended to its stream log, which is kept:
+        its seqs go on, so a reader at any cursor stays correct. Returns the restarted run,
+        or None when the run is absent or not failed (then nothing changed)."""
+        check_id(run_id, "run_id")
+        if not isinstance(manifest, DurableRunManifest):
+            raise DurableRunError("manifest must be a DurableRunManifest", run_id=run_id)
+        entry = None
+        if log_entry is not None:
+            event_id, payload = log_entry
+            entry = (check_id(event_id, "event_id"), dumps(payload, "payload"))
+        return await self._restart_failed(run_id, manifest, entry)
 
     async def close(self) -> None:
         """Release what the store holds (connections, caches); the default holds nothing."""

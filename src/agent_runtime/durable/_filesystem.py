@@ -477,3 +477,39 @@ class FileSystemDurableRunStore(StoreBase):
 
     async def close(self) -> None:
         self._files.clear()
+
+    # -- restarting a failed run -------------------------------------------------------------
+
+    async def _restart_failed(
+        self, run_id: str, manifest: DurableRunManifest, entry: tuple[str, str] | None
+    ) -> RunRecord | None:
+        files = self._run_files(run_id, create=False)
+        if files is None:
+            return None
+        with flocked(files.lock):
+            run = self._read_run(files)
+            if run is None or run["status"] != "failed":
+                return None
+            # in an order a crash anywhere can only repeat: the marker first (a second
+            # restart appends the next one), the steps and events next, the run file last
+            # (until it is rewritten the run is still failed)
+            if entry is not None:
+                await self._append(run_id, [entry[0]], [entry[1]])
+            for log in (files.steps, files.events):
+                log.path.unlink(missing_ok=True)
+                log.refresh()
+            lease = self._read_lease(files)
+            lease = {"holder": None, "expires_at_ms": None, "epoch": lease["epoch"]}
+            self._write_lease(files, lease)
+            run.update(
+                manifest_hash=manifest.digest,
+                manifest=loads_json(manifest.encoded),
+                project_id=manifest.project_id,
+                scenario_id=manifest.scenario_id,
+                status="running",
+                updated_at_ms=now_ms(),
+                outcome=None,
+                handle=None,
+            )
+            self._write_run(files, run)
+            return self._record(files, run, lease)

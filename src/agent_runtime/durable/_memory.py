@@ -283,3 +283,25 @@ class InMemoryDurableRunStore(StoreBase):
     async def _stream_length(self, run_id: str) -> int:
         stream = self._streams.get(run_id)
         return len(stream.entries) if stream is not None else 0
+
+    # -- restarting a failed run -------------------------------------------------------------
+
+    async def _restart_failed(
+        self, run_id: str, manifest: DurableRunManifest, entry: tuple[str, str] | None
+    ) -> RunRecord | None:
+        run = self._runs.get(run_id)
+        if run is None or run.status != "failed":
+            return None
+        run.manifest_hash = manifest.digest
+        run.manifest = manifest.encoded
+        run.project_id = manifest.project_id
+        run.scenario_id = manifest.scenario_id
+        run.status = "running"
+        run.updated_ms = now_ms()
+        run.lease_holder = run.lease_expires_ms = run.outcome = run.handle = None
+        run.step_count = 0
+        run.steps.clear()
+        run.events.clear()
+        if entry is not None:
+            await self._append(run_id, [entry[0]], [entry[1]])
+        return run.record()

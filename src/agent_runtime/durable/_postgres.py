@@ -48,6 +48,7 @@ from ._records import (
     new_run,
     new_stream_event,
 )
+from ._restart import restart_statements
 from ._sql import POSTGRES, RUN_COLUMNS, completed_steps, run_record, step_record, stream_records
 from ._steps import StepWrite
 from ._validate import (
@@ -96,6 +97,7 @@ _CLAIM = "SELECT * FROM durable_claim_run(%s, %s, %s, %s, %s, %s, %s)"
 _CLAIM_STEP_AT = 11
 _WRITE_STEP = "SELECT * FROM durable_write_step(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _APPEND = "SELECT * FROM durable_stream_append(%s, %s, %s)"
+_RESTART, _DROP_STEPS, _DROP_EVENTS = restart_statements("%s", "durable_now_ms()")
 
 
 class PostgresDurableRunStore(StoreBase):
@@ -471,3 +473,32 @@ class PostgresDurableRunStore(StoreBase):
     async def close(self) -> None:
         if self._owns_pool:
             await self._pool.close()
+
+    # -- restarting a failed run -------------------------------------------------------------
+
+    async def _restart_failed(
+        self, run_id: str, manifest: DurableRunManifest, entry: tuple[str, str] | None
+    ) -> RunRecord | None:
+        params = (
+            manifest.digest,
+            manifest.encoded,
+            manifest.project_id,
+            manifest.scenario_id,
+        )
+
+        async def op(conn: Conn, attempt: int) -> tuple[Any, ...] | None:
+            # a retry after a lost commit finds the run restarted already: None, as for a
+            # restart that lost a race (the caller reloads the run either way)
+            async with conn.transaction():
+                cur = await conn.execute(_RESTART, (*params, run_id))
+                row: tuple[Any, ...] | None = await cur.fetchone()
+                if row is None:
+                    return None
+                await conn.execute(_DROP_STEPS, (run_id,))
+                await conn.execute(_DROP_EVENTS, (run_id,))
+                if entry is not None:
+                    await conn.execute(_APPEND, (run_id, [entry[0]], [entry[1]]))
+                return row
+
+        row = await self._with_conn(op)
+        return None if row is None else run_record(row)

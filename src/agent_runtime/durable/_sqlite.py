@@ -42,6 +42,7 @@ from ._records import (
     new_stream_event,
     now_ms,
 )
+from ._restart import restart_statements
 from ._sql import (
     RUN_COLUMNS,
     SQLITE,
@@ -64,6 +65,8 @@ from ._validate import (
 )
 
 __all__ = ["SQLiteDurableRunStore"]
+
+_RESTART, _DROP_STEPS, _DROP_EVENTS = restart_statements("?", "?")
 
 Durability = Literal["normal", "full"]
 Q = SQLITE
@@ -526,3 +529,27 @@ class SQLiteDurableRunStore(StoreBase):
 
     async def close(self) -> None:
         self._db.close()
+
+    # -- restarting a failed run -------------------------------------------------------------
+
+    async def _restart_failed(
+        self, run_id: str, manifest: DurableRunManifest, entry: tuple[str, str] | None
+    ) -> RunRecord | None:
+        params = (
+            manifest.digest,
+            manifest.encoded,
+            manifest.project_id,
+            manifest.scenario_id,
+            now_ms(),
+            run_id,
+        )
+        with self._tx() as db:
+            row = db.execute(_RESTART, params).fetchone()
+            if row is None:
+                return None
+            db.execute(_DROP_STEPS, (run_id,))
+            db.execute(_DROP_EVENTS, (run_id,))
+            if entry is not None:
+                (seq,) = db.execute(_NEXT_SEQ, (run_id,)).fetchone()
+                db.execute(_INSERT_NEW_EVENT, (run_id, seq, entry[0], entry[1], now_ms()))
+        return run_record(row)

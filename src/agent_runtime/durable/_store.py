@@ -163,6 +163,17 @@ class DurableRunStore(Protocol):
         """Record (or clear) where the run's live execution can be re-attached."""
         ...
 
+    async def restart_failed_run(
+        self,
+        run_id: str,
+        manifest: DurableRunManifest,
+        log_entry: tuple[str, Any] | None = None,
+    ) -> RunRecord | None:
+        """Atomically, only while the run is `failed`: drop its steps and keyed events, make
+        it a `running` run of `manifest` with a free lease, append `log_entry` to its kept
+        stream log. None (nothing changed) when the run is absent or not failed."""
+        ...
+
     async def close(self) -> None:
         """Release connections and caches (`StoreBase`: nothing to release)."""
         ...

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..chat import latest_restart_seq
 from ..durable import DurableRunStore, RunRecord, StreamEventRecord
 from ..errors import AgentRuntimeError, InvalidArgumentError
 from ..models import clean_model_id, is_well_formed_model_id
@@ -42,9 +43,14 @@ from .dialects import (
     AGUI_HEADERS,
     UI_MESSAGE_STREAM_HEADERS,
     AguiRunInput,
+    InterruptRefusal,
+    TimelineState,
     agui_body,
+    check_resume,
+    open_interrupts,
     parse_run_agent_input,
     parse_ui_chat_request,
+    refusal_body,
     resume_state,
     vercel_body,
 )
@@ -98,6 +104,31 @@ def _cursor(request: Request) -> int | None:
     return int(raw)
 
 
+async def _reading_from(
+    log: _ClientLog, run_id: str, after: int | None
+) -> tuple[int | None, TimelineState | None]:
+    """Where a dialect body starts and its fold state there: the client's cursor, or for a
+    client starting fresh the turn's last restart marker (what came before it is superseded:
+    a retried or re-run turn reads as its latest attempt alone)."""
+    if after is None:
+        after = await latest_restart_seq(log.store, run_id)
+    return after, await resume_state(log, run_id, after)
+
+
+async def _check_interrupts(
+    service: ChatService, principal: Principal, thread_id: str, turn: int, parsed: AguiRunInput
+) -> None:
+    """Refuse (`InterruptRefusal`) a new run on the thread that does not answer exactly the
+    interrupts its latest turn left open; a turn already asked (a replay) passes."""
+    latest = await _latest(service, principal, thread_id)
+    if latest is not None and turn <= latest[0].turn_index:
+        return
+    open_ids: list[str] = []
+    if latest is not None and latest[1].status == "completed":
+        open_ids = [str(i["id"]) for i in await open_interrupts(service.store, latest[0].run_id)]
+    check_resume(open_ids, parsed.resume)
+
+
 def _chat_request(
     settings: ServerSettings,
     session_id: str,
@@ -134,10 +165,10 @@ async def _start(
     service: ChatService, principal: Principal, request: ChatRequest, incoming: int
 ) -> TurnRef:
     """Start (or re-attach, resume, replay) the turn and keep its native body draining in
-    the background; returns once the turn's run exists (or its body already ended), and for
-    a failed turn asked again, once its new attempt has claimed it."""
+    the background; returns once the turn's run is driven by a live worker or over (or its
+    body already ended): a reader of its log then never mistakes a turn about to be claimed
+    (new, retried, or resumed after its worker died) for one whose worker is gone."""
     ref, body = await service.start_turn(principal, request, incoming)
-    before = await service.store.load_run(ref.run_id)
     task = asyncio.get_running_loop().create_task(_drain(body, ref.execution_id))
     _DRAINS.add(task)
     task.add_done_callback(_DRAINS.discard)
@@ -145,9 +176,7 @@ async def _start(
     delay = 0.002
     while not task.done() and asyncio.get_running_loop().time() < deadline:
         run = await service.store.load_run(ref.run_id)
-        if run is not None and (
-            before is None or before.status != "failed" or run.lease_epoch != before.lease_epoch
-        ):
+        if run is not None and run.status != "failed" and not _lapsed(run):
             break
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
@@ -236,7 +265,9 @@ def dialect_routes(
         turn = _chat_request(settings, parsed.chat_id, parsed.messages, parsed.model)
         svc = service()
         ref = await _start(svc, principal, turn, len(body))
-        stream = vercel_body(_ClientLog(svc), ref.run_id, ref.execution_id, None, None)
+        log = _ClientLog(svc)
+        after, state = await _reading_from(log, ref.run_id, None)
+        stream = vercel_body(log, ref.run_id, ref.execution_id, after, state)
         headers = {**UI_MESSAGE_STREAM_HEADERS, "x-execution-id": ref.execution_id}
         return StreamingResponse(coalesce(stream), headers=headers)
 
@@ -258,7 +289,7 @@ def dialect_routes(
         elif _lapsed(run):
             await _redrive(svc, principal, run)
         log = _ClientLog(svc)
-        state = await resume_state(log, ref.run_id, after)
+        after, state = await _reading_from(log, ref.run_id, after)
         stream = vercel_body(log, ref.run_id, ref.execution_id, after, state)
         headers = {**UI_MESSAGE_STREAM_HEADERS, "x-execution-id": ref.execution_id}
         return StreamingResponse(coalesce(stream), headers=headers)
@@ -275,9 +306,16 @@ def dialect_routes(
         )
         turn = _chat_request(settings, parsed.thread_id, _agui_messages(parsed), None)
         svc = service()
-        ref = await _start(svc, principal, turn, len(body))
+        try:
+            await _check_interrupts(svc, principal, parsed.thread_id, turn.turn_index, parsed)
+        except InterruptRefusal as refusal:
+            return Response(refusal_body(refusal), headers=AGUI_HEADERS)
+        ref = TurnRef(svc.project_id, principal, turn.session_id, turn.turn_index)
+        run = await svc.store.load_run(ref.run_id) if after is not None else None
+        if run is None or run.status != "failed":  # re-reading a failed run does not retry it
+            ref = await _start(svc, principal, turn, len(body))
         log = _ClientLog(svc)
-        state = await resume_state(log, ref.run_id, after)
+        after, state = await _reading_from(log, ref.run_id, after)
         stream = agui_body(log, ref.run_id, parsed.thread_id, parsed.run_id, after, state)
         headers = {**AGUI_HEADERS, "x-execution-id": ref.execution_id}
         return StreamingResponse(coalesce(stream), headers=headers)
@@ -290,7 +328,13 @@ def dialect_routes(
         if run is None:
             raise RouteNotFoundError("no turn with this execution id")
         cancels = getattr(svc.runner, "cancels", None)
-        if cancels is not None and cancels.cancel(ref.run_id):
+        claimed = (  # leased by this process: its producer may not have registered yet
+            run.status == "running"
+            and run.lease_holder is not None
+            and run.lease_holder == getattr(svc.runner, "worker_id", None)
+            and not _lapsed(run)
+        )
+        if cancels is not None and cancels.cancel(ref.run_id, claimed=claimed):
             body = {"executionId": ref.execution_id, "status": "stopping", "stopped": True}
             return JSONResponse(body, status_code=202)
         if run.status == "running" and not _lapsed(run):

@@ -31,6 +31,7 @@ from ..chat import (
     DurableChatTurnEngine,
     SweepTarget,
     TurnLogCursor,
+    restart_failed_turn,
     restarted_event,
 )
 from ..durable import DurableRunManifest, DurableRunStore, RunRecord, StreamEventRecord
@@ -106,6 +107,8 @@ class _BackendProducer:
     async def _run(self) -> AsyncIterator[ChatStreamEvent]:
         run_id = self._input.task.id
         cancels = self._cancels
+        if cancels is not None and cancels.before_register is not None:
+            await cancels.before_register(run_id)  # a test's fault hook
         controller = cancels.register(run_id) if cancels is not None else AbortController()
         ctx = AgentBackendContext(
             task=self._input.task, session=self._session, signal=controller.signal
@@ -158,6 +161,8 @@ async def _until_aborted(
 ) -> AsyncIterator[Any]:
     """The backend's events until it ends or `controller` is aborted; an abort cancels the
     pending read (the backend's stream is closed, and with it its upstream request)."""
+    if controller.signal.aborted:  # stopped before it started: read nothing
+        return
     stop = asyncio.ensure_future(controller.signal.wait())
     iterator = aiter(events)
     try:
@@ -316,8 +321,10 @@ class TurnRunner:
         )
 
     async def run_turn(self, request: ChatRequest) -> tuple[str, ChatTurnResult]:
-        """The turn's execution id and NDJSON body. `DurableRunInputMismatchError` up front
-        when this turn was already asked with other input."""
+        """The turn's execution id and NDJSON body. A turn whose run failed, asked again with
+        the same or other input, is restarted as its next attempt (`restart_failed_turn`);
+        `DurableRunInputMismatchError` up front when a completed or running turn was asked
+        with other input."""
         identity = ChatTurnIdentity(
             tenant_id=request.tenant_id,
             session_id=request.session_id,
@@ -328,6 +335,12 @@ class TurnRunner:
         engine = self._engine(request)
         run = await self.store.load_run(run_id)
         manifest = engine.manifest(identity, request.to_input())
+        if run is not None and run.status == "failed":
+            session_id = request.session_id
+            await restart_failed_turn(
+                self.store, run_id, manifest, lambda a: restarted_event(a, session_id)
+            )
+            run = await self.store.load_run(run_id)  # ours, or a racing request's restart
         if run is not None and run.manifest_hash != manifest.digest:
             raise DurableRunInputMismatchError(
                 f"turn {run_id!r} was already asked with other input", run_id=run_id

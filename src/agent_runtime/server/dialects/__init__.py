@@ -2,6 +2,7 @@
 (v1) and AG-UI, each a pure encoder that resumes from any cursor without gap or duplicate."""
 
 from ._bodies import FOLD_CACHE, FoldCache, TurnLog, agui_body, resume_state, vercel_body
+from ._interrupts import InterruptRefusal, check_resume, open_interrupts, refusal_body
 from ._requests import (
     AguiResume,
     AguiRunInput,
@@ -25,6 +26,7 @@ __all__ = [
     "ClosingKind",
     "DialectJSONError",
     "FoldCache",
+    "InterruptRefusal",
     "PartKind",
     "PartSink",
     "Timeline",
@@ -33,10 +35,13 @@ __all__ = [
     "UiChatRequest",
     "VercelStream",
     "agui_body",
+    "check_resume",
     "closing_kind",
     "interrupts_for",
+    "open_interrupts",
     "parse_run_agent_input",
     "parse_ui_chat_request",
+    "refusal_body",
     "resume_state",
     "vercel_body",
 ]

@@ -19,7 +19,11 @@ from typing import Any, Literal, NamedTuple, Protocol, TypeAlias
 from ...chat import parse_turn_event_id
 from ...durable import StreamEventRecord
 from ...errors import AgentRuntimeError
-from ...eval import KnowledgeReadinessReport, user_questions_for_knowledge_gaps
+from ...eval import (
+    KnowledgeReadinessReport,
+    KnowledgeRequirement,
+    user_questions_for_knowledge_gaps,
+)
 
 __all__ = [
     "ClosingKind",
@@ -153,16 +157,38 @@ def closing_kind(closing: Mapping[str, Any]) -> ClosingKind:
     return "interrupted"
 
 
+def _gap(raw: Any) -> KnowledgeRequirement | None:
+    """A blocking gap as logged: whole, or in the service's sanitized projection (no
+    description unless the deployment shows them: the requirement's id stands in)."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
+        return None
+    description = raw.get("description")
+    required_for = raw.get("requiredFor")
+    try:
+        return KnowledgeRequirement(
+            id=raw["id"],
+            description=description if isinstance(description, str) else raw["id"],
+            required_for=tuple(required_for) if isinstance(required_for, list) else (),
+            acquisition_mode=raw.get("acquisitionMode", "ask_user"),
+            importance=raw.get("importance", "blocking"),
+            sensitivity=raw.get("sensitivity", "internal"),
+            fallback_policy=raw.get("fallbackPolicy", "ask"),
+        )
+    except (AgentRuntimeError, TypeError, ValueError):
+        return None
+
+
 def _questions(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The readiness gate's questions for a blocked decision's report (none if unreadable)."""
     knowledge = _field(payload, "knowledge")
     if not isinstance(knowledge, Mapping):
         return []
     try:
-        report = KnowledgeReadinessReport.from_dict(dict(knowledge))
-    except (AgentRuntimeError, TypeError, ValueError):
-        return []
-    return [q.to_dict() for q in user_questions_for_knowledge_gaps(report.blocking_gaps)]
+        gaps = list(KnowledgeReadinessReport.from_dict(dict(knowledge)).blocking_gaps)
+    except (AgentRuntimeError, TypeError, ValueError, KeyError):
+        raw = knowledge.get("blockingGaps")
+        gaps = [g for g in map(_gap, raw if isinstance(raw, list) else []) if g is not None]
+    return [q.to_dict() for q in user_questions_for_knowledge_gaps(gaps)]
 
 
 class Timeline:
@@ -235,8 +261,8 @@ class Timeline:
         if self.attempt != 1 or event_id.count(":") != 1:  # not a plain first-attempt record
             attempt, restart = parse_turn_event_id(event_id)
             if restart:
-                if attempt > self.attempt and not self.ended:
-                    self._restart(attempt)
+                if attempt > self.attempt:
+                    self._restart(attempt)  # a retry may follow an attempt that ended failed
                 return
             if attempt != self.attempt:
                 return  # appended late by a worker the log has left behind
@@ -282,6 +308,9 @@ class Timeline:
         self.attempt = attempt
         self.close_part()
         self.pending_tools.clear()
+        self.last_text_id = None
+        self._questions = []
+        self.ended = False
         self.sink.restarted(attempt)
 
     def _delta(self, kind: PartKind, delta: str, seq: int) -> None:
