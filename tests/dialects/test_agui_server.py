@@ -77,24 +77,25 @@ def test_a_tool_call_reaches_the_agent_as_tool_call_events(node: str, server: Se
     events = [e["data"] for e in out["events"]]
     call = events[start]
     assert call["toolCallName"] == "search"
-    assert call["toolCallId"] == "chat:acme:ann:a-tool:0:call_1"
+    assert call["toolCallId"] == "chat:a-tool:0:call_1"
     assert events[start + 1]["delta"] == '{"q":"tides"}'
     (with_call,) = [m for m in out["messages"] if m.get("toolCalls")]
     assert with_call["role"] == "assistant"
     assert with_call["toolCalls"] == [
         {
-            "id": "chat:acme:ann:a-tool:0:call_1",
+            "id": "chat:a-tool:0:call_1",
             "type": "function",
             "function": {"name": "search", "arguments": '{"q":"tides"}'},
         }
     ]
     (tool,) = [m for m in out["messages"] if m["role"] == "tool"]
-    assert tool["toolCallId"] == "chat:acme:ann:a-tool:0:call_1" and orjson.loads(
+    assert tool["toolCallId"] == "chat:a-tool:0:call_1" and orjson.loads(
         tool["content"]
     ) == {"hits": 2}
     texts = [m["content"] for m in out["messages"] if m["role"] == "assistant" and m["content"]]
     assert "".join(texts) == "Let me look that up. Found two."
     assert types[-1] == "RUN_FINISHED"
+    assert "acme" not in str(out)  # ids carry the execution id, never the tenant or user
 
 
 def test_a_blocked_turn_is_an_interrupt_answered_once(node: str, server: Server) -> None:

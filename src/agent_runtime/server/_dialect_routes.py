@@ -316,7 +316,15 @@ def dialect_routes(
             ref = await _start(svc, principal, turn, len(body))
         log = _ClientLog(svc)
         after, state = await _reading_from(log, ref.run_id, after)
-        stream = agui_body(log, ref.run_id, parsed.thread_id, parsed.run_id, after, state)
+        stream = agui_body(
+            log,
+            ref.run_id,
+            parsed.thread_id,
+            parsed.run_id,
+            after,
+            state,
+            id_prefix=ref.execution_id,  # the stored id names the tenant and user
+        )
         headers = {**AGUI_HEADERS, "x-execution-id": ref.execution_id}
         return StreamingResponse(coalesce(stream), headers=headers)
 

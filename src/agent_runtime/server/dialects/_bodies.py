@@ -160,7 +160,11 @@ def agui_body(
     after: int | None,
     state: TimelineState | None,
     cache: FoldCache = FOLD_CACHE,
+    *,
+    id_prefix: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """The turn as an AG-UI event stream from cursor `after`; message ids carry `run_id`."""
-    encoder = AguiStream(thread_id, agui_run_id, prefix=f"{run_id}:", state=state)
+    """The turn as an AG-UI event stream from cursor `after`; message and tool-call ids start
+    with `id_prefix` (the execution id the client knows; `run_id` when not given)."""
+    prefix = f"{run_id if id_prefix is None else id_prefix}:"
+    encoder = AguiStream(thread_id, agui_run_id, prefix=prefix, state=state)
     return _body(log, run_id, after, encoder, cache)
