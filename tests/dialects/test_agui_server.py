@@ -89,9 +89,9 @@ def test_a_tool_call_reaches_the_agent_as_tool_call_events(node: str, server: Se
         }
     ]
     (tool,) = [m for m in out["messages"] if m["role"] == "tool"]
-    assert tool["toolCallId"] == "chat:a-tool:0:call_1" and orjson.loads(
-        tool["content"]
-    ) == {"hits": 2}
+    assert tool["toolCallId"] == "chat:a-tool:0:call_1" and orjson.loads(tool["content"]) == {
+        "hits": 2
+    }
     texts = [m["content"] for m in out["messages"] if m["role"] == "assistant" and m["content"]]
     assert "".join(texts) == "Let me look that up. Found two."
     assert types[-1] == "RUN_FINISHED"
