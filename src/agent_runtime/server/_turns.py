@@ -172,6 +172,8 @@ async def _until_aborted(
                 with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                     await pending
                 return
+            if pending.cancelled() and controller.signal.aborted:
+                return  # the backend saw the abort first (an HTTP backend raises CancelledError)
             try:
                 yield pending.result()
             except StopAsyncIteration:
