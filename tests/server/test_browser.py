@@ -1,7 +1,7 @@
 """The chat page in real Chromium on the original's `{type, data}` lines: type, see deltas
 stream in, see the turn complete, re-attach to an unfinished turn after a reload, apply
-`session.run.restarted` to a turn re-run after its worker died, and show a replayed turn's
-`result`."""
+`session.run.restarted` to a turn re-run after its worker died, and show a finished turn from
+the session's history after a reload (see test_page.py for the page against llm-katan)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from agent_runtime.backends import create_iterable_backend
@@ -87,7 +88,7 @@ def test_type_stream_complete_and_reattach_after_reload(page: tuple[Any, str]) -
         " return m && m.dataset.state === 'streaming' && m.textContent.includes('hello-0'); }"
     )
     tab.wait_for_selector(".msg.assistant[data-state=completed]")
-    assert assistant.inner_text().strip() == expected
+    assert assistant.locator(".text").inner_text().strip() == expected
     assert tab.get_attribute("#status", "data-state") == "completed"
 
     # second turn: reload mid-stream, the page re-attaches and finishes the same turn
@@ -99,7 +100,7 @@ def test_type_stream_complete_and_reattach_after_reload(page: tuple[Any, str]) -
     )
     tab.reload()
     tab.wait_for_selector(".msg.assistant[data-state=completed] >> nth=1")
-    texts = [t.strip() for t in tab.locator(".msg.assistant").all_inner_texts()]
+    texts = [t.strip() for t in tab.locator(".msg.assistant .text").all_inner_texts()]
     assert texts == [expected, "".join(f"again-{i} " for i in range(WORDS)).strip()]
     assert tab.locator(".msg.user").all_inner_texts() == ["hello", "again"]
 
@@ -113,7 +114,7 @@ def test_reload_after_the_worker_died_resumes_the_turn(
     answer only."""
     from tests.server.test_crash import _kill_worker_mid_turn
 
-    tab, _url = page
+    tab, url = page
     store_url = f"sqlite:///{tmp_path}/runs.db"
     _kill_worker_mid_turn(store_url, "dead")
     body = {"session_id": "dead", "turn_index": 0, "text": "go"}
@@ -130,19 +131,22 @@ def test_reload_after_the_worker_died_resumes_the_turn(
         pending,
     )
     tab.reload()
-    tab.wait_for_selector(".msg.assistant[data-state=completed]")
+    tab.wait_for_selector(".msg.assistant:not([data-state=streaming]):not([data-state=running])")
+    assert tab.get_attribute(".msg.assistant", "data-state") == "completed", tab.inner_text(
+        "#messages"
+    )
     expected = "".join(f"go-{i} " for i in range(WORDS)).strip()
     assert tab.locator(".msg.assistant .text").inner_text().strip() == expected
     assert tab.get_attribute(".msg.assistant", "data-attempt") == "2"
     assert tab.locator(".msg.assistant .error").count() == 0
     assert tab.evaluate("() => localStorage.getItem('ar.pending')") is None
-    stored = tab.evaluate("() => JSON.parse(localStorage.getItem('ar.history.dead')).pop().content")
-    assert stored.strip() == expected
+    detail = httpx2.get(f"{url}/api/sessions/dead").json()
+    assert [t["text"].strip() for t in detail["turns"]] == [expected]
 
 
-def test_a_replayed_turn_shows_its_result(tmp_path: Path) -> None:
-    """A finished turn asked again is answered with one `result` line (the backend is not
-    called again): the page shows its text."""
+def test_a_finished_turn_after_a_reload_is_not_asked_again(tmp_path: Path) -> None:
+    """After a reload the page shows a finished turn from the session's history: the backend
+    is not called again."""
     calls: list[str] = []
 
     def counting(
@@ -157,17 +161,10 @@ def test_a_replayed_turn_shows_its_result(tmp_path: Path) -> None:
         tab.fill("#input", "once")
         tab.click("#send")
         tab.wait_for_selector(".msg.assistant[data-state=completed]")
-        # the page forgets its history: the same message is turn 0 of the session again
-        tab.evaluate(
-            "() => { for (const k of Object.keys(localStorage))"
-            " if (k.startsWith('ar.history')) localStorage.removeItem(k); }"
-        )
         tab.reload()
-        assert tab.locator(".msg.assistant").count() == 0
-        tab.fill("#input", "once")
-        tab.click("#send")
         tab.wait_for_selector(".msg.assistant[data-state=completed]")
         assert tab.locator(".msg.assistant .text").inner_text().strip() == expected
+        assert tab.locator(".msg.user").all_inner_texts() == ["once"]
     assert calls == ["once"]
 
 
@@ -179,14 +176,12 @@ def test_tool_calls_show_beside_the_answer_text(tmp_path: Path) -> None:
         yield TextDeltaEvent(text="found it")
 
     backend = create_iterable_backend(kind="tools", stream=stream)
-    with _open_page(tmp_path, backend) as (tab, _url):
+    with _open_page(tmp_path, backend) as (tab, url):
         tab.fill("#input", "look it up")
         tab.click("#send")
         tab.wait_for_selector(".msg.assistant[data-state=completed]")
-        assert tab.locator(".msg.assistant .tool").all_inner_texts() == ["search_docs"]
+        assert tab.locator(".msg.assistant .tool").all_inner_texts() == ["🔧 search_docs"]
         assert tab.locator(".msg.assistant .text").inner_text() == "found it"
-        history = tab.evaluate(
-            "() => Object.keys(localStorage).filter(k => k.startsWith('ar.history'))"
-        )
-        stored = tab.evaluate(f"() => JSON.parse(localStorage.getItem({history[0]!r}))")
-    assert stored[-1] == {"role": "assistant", "content": "found it"}
+        sid = tab.evaluate("() => localStorage.getItem('ar.session')")
+        detail = httpx2.get(f"{url}/api/sessions/{sid}").json()
+    assert [t["text"] for t in detail["turns"]] == ["found it"]

@@ -2,7 +2,8 @@
 
 Routes: `POST /api/chat` (NDJSON turn), `GET /api/runs/{execution_id}/events?after=N`
 (the turn's stream log, NDJSON or SSE, closed by one line saying how the run stands),
-`GET /api/models`, the chat-frontend dialects (`POST /api/ui/chat`, `GET
+`GET /api/models`, the caller's conversations (`GET/PATCH/DELETE /api/sessions[/{id}]`,
+`_session_routes`), the chat-frontend dialects (`POST /api/ui/chat`, `GET
 /api/ui/chat/{id}/stream`, `POST /api/agui`) and `POST /api/runs/{execution_id}/cancel`
 (`_dialect_routes`), `GET /healthz` (liveness), `GET /readyz` (store write-and-read, backend
 reachability), `/` (static chat page). Every `/api/` route is authenticated (`ApiGate`);
@@ -38,6 +39,7 @@ from ..errors import (
     InvalidArgumentError,
     StoreUnavailableError,
 )
+from ..history import ConversationHistoryStore
 from ..retention import prune_runs
 from ..sse import NDJSON_CONTENT_TYPE, SSE_CONTENT_TYPE, encode_ndjson, encode_server_sent_event
 from ._access import AccessLog
@@ -45,6 +47,7 @@ from ._auth import ApiKeys, Authenticate, Authenticator
 from ._browser import BrowserGuard
 from ._coalesce import coalesce
 from ._config import DEFAULT_STORE_URL, BackendConfig, backend_from_env
+from ._conversations import SessionHistory, history_for
 from ._dialect_routes import dialect_routes
 from ._errors import (
     HTTPRequestError,
@@ -58,8 +61,9 @@ from ._ids import TurnRef, parse_execution_id
 from ._limits import read_body
 from ._logging import log_fields
 from ._redact import TurnRedactor
-from ._request import parse_chat_request
+from ._request import ChatRequest, parse_chat_request
 from ._service import ChatService
+from ._session_routes import session_routes
 from ._settings import ServerSettings
 from ._turns import LEASE_MS, TurnRunner
 
@@ -183,6 +187,7 @@ def create_app(
     settings: ServerSettings | None = None,
     api_keys: ApiKeys | None = None,
     authenticate: Authenticate | None = None,
+    history: ConversationHistoryStore | None = None,
 ) -> Starlette:
     """The chat service. `store_url` (default: SQLite under `./.agent-runtime/`) is opened at
     startup unless an open `store` is given (the caller then closes it); a store that cannot
@@ -195,7 +200,8 @@ def create_app(
     Callers are authenticated by `authenticate(request)` (a product's own: returns a
     `Principal`, or None for 401), else by `api_keys` (default: `AGENT_RUNTIME_API_KEYS`);
     with neither, the service serves loopback clients only, as the `local` tenant.
-    `settings` holds the deployment's limits and policies (`ServerSettings`)."""
+    `settings` holds the deployment's limits and policies (`ServerSettings`). Conversations
+    are kept in `history` (the caller closes it), by default on the store's own database."""
     if store_url is not None and store is not None:
         raise ConfigurationError("give store_url or store, not both")
     if store_url is not None and not isinstance(store_url, str):
@@ -211,6 +217,8 @@ def create_app(
     chosen = settings if settings is not None else ServerSettings()
     if not isinstance(chosen, ServerSettings):
         raise ConfigurationError("settings must be ServerSettings")
+    if history is not None and not isinstance(history, ConversationHistoryStore):
+        raise ConfigurationError("history must be a ConversationHistoryStore")
     if api_keys is not None and not isinstance(api_keys, ApiKeys):
         raise ConfigurationError("api_keys must be ApiKeys")
     keys = api_keys if api_keys is not None else ApiKeys.load()
@@ -241,7 +249,19 @@ def create_app(
             redactor=redactor,
             log=_engine_log,
         )
+        conversations = history
+        if conversations is None:
+            conversations = history_for(opened)
+            stack.push_async_callback(conversations.close)
+        sessions = SessionHistory(conversations, project_id)
+        if isinstance(turns, TurnRunner):
+
+            async def record(request: ChatRequest, run_id: str, text: str) -> None:
+                await sessions.record(opened, request, run_id, text)
+
+            turns.persist = record
         svc = ChatService(
+            history=sessions,
             store=opened,
             runner=turns,
             config=config,
@@ -388,6 +408,7 @@ def create_app(
             Route("/api/runs/{execution_id:path}/events", events, methods=["GET"]),
             Route("/api/models", models, methods=["GET"]),
             *dialect_routes(service, chosen, project_id),
+            *session_routes(service, chosen),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             _PageMount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),

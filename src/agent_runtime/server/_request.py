@@ -45,6 +45,8 @@ class ChatRequest:
     model: str | None = None
     tenant_id: str = "local"
     user_id: str = "local"
+    from_text: bool = False
+    """The body gave only the new message (`text`): the session's history is its context."""
 
     @property
     def prompt(self) -> str:
@@ -158,4 +160,5 @@ def parse_chat_request(
         turn_index=turn,
         messages=_messages(data, max_messages, max_text_chars, allow_system),
         model=model,
+        from_text="text" in data,
     )

@@ -2,7 +2,8 @@
 admission of a turn, from an authenticated principal and a parsed body to a streamable body.
 
 Admission, in order: the model against the allowlist, the tenant's storage quota, a turn slot
-of the tenant; then the turn runs under the principal's own durable run id. The body a client
+of the tenant; a text-only turn gets the session's earlier turns as context (`SessionHistory`);
+then the turn runs under the principal's own durable run id and its session records it. The body a client
 receives is the turn's lines with secrets scrubbed; a terminal `session.run.failed` is checked
 against the store, so a turn whose store write failed (its run still open, to be resumed) ends
 saying how it really stands, as the events endpoint would.
@@ -27,6 +28,7 @@ from ..sanitize import sanitize_text
 from ..types import AgentMessage
 from ._auth import Principal
 from ._config import BackendConfig
+from ._conversations import SessionHistory
 from ._health import Readiness
 from ._ids import TurnRef, principal_prefix
 from ._limits import StorageQuota, TurnSlot, TurnSlots
@@ -72,8 +74,10 @@ class ChatService:
         settings: ServerSettings,
         project_id: str,
         readiness: Readiness,
+        history: SessionHistory,
     ) -> None:
         self.store = store
+        self.history = history
         self.runner = runner
         self.config = config
         self.settings = settings
@@ -126,7 +130,9 @@ class ChatService:
                 user_id=principal.user_id,
                 messages=self._stored_messages(parsed.messages),
             )
+            request = await self.history.with_context(principal, request)
             run_id, turn = await self.runner.run_turn(request)
+            await self.history.admitted(principal, request)
         except BaseException:
             slot.release()
             raise

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +71,8 @@ _log = logging.getLogger("agent_runtime.server")
 CLOSING_EVENT_TYPES = frozenset(
     ("session.run.completed", "session.run.failed", "session.run.interrupted")
 )
+TurnPersist = Callable[[ChatRequest, str, str], Awaitable[None]]
+"""Records a finished turn: its request, durable run id and final text."""
 
 
 class _BackendProducer:
@@ -174,6 +177,8 @@ async def _until_aborted(
                 with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                     await pending
                 return
+            if pending.cancelled() and controller.signal.aborted:
+                return  # the backend saw the abort first (an HTTP backend raises CancelledError)
             try:
                 yield pending.result()
             except StopAsyncIteration:
@@ -212,19 +217,22 @@ class _Hooks:
         session: RuntimeSession,
         redactor: Callable[[], TurnRedactor] | None = None,
         cancels: TurnCancels | None = None,
+        persist: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._backend = backend
         self._input = input
         self._session = session
         self._redactor = redactor
         self._cancels = cancels
+        self._persist = persist
 
     def produce(self) -> _BackendProducer:
         redactor = self._redactor() if self._redactor is not None else None
         return _BackendProducer(self._backend, self._input, self._session, redactor, self._cancels)
 
-    def persist_assistant_message(self, _identity: ChatTurnIdentity, _final_text: str) -> None:
-        return None
+    async def persist_assistant_message(self, _identity: ChatTurnIdentity, final_text: str) -> None:
+        if self._persist is not None:
+            await self._persist(final_text)
 
 
 class TurnRunner:
@@ -254,6 +262,7 @@ class TurnRunner:
         self.lease_ms = lease_ms
         self.redactor = redactor
         self.log = log  # where the engine reports a hook or turn failure (None: its default)
+        self.persist: TurnPersist | None = None  # records a finished turn (the history's)
         self.worker_id = derive_worker_id()
         self.cancels = TurnCancels()
         self.engine = DurableChatTurnEngine(
@@ -286,7 +295,13 @@ class TurnRunner:
             messages=request.messages,
         )
         session = RuntimeSession.new(backend.kind, request.session_id)
-        return _Hooks(backend, backend_input, session, self.redactor, self.cancels)
+        persist = self.persist
+
+        async def persisted(text: str) -> None:
+            if persist is not None:
+                await persist(request, run_id, text)
+
+        return _Hooks(backend, backend_input, session, self.redactor, self.cancels, persisted)
 
     def resolve(self, run: RunRecord, manifest: DurableRunManifest) -> SweepTarget | None:
         """How the orphan sweeper re-drives one of this service's turns (None for other
@@ -310,12 +325,25 @@ class TurnRunner:
             _log.warning("cannot re-drive turn %s: %s", run.run_id, exc.message)
             return None
 
-        async def finish(text: str) -> dict[str, Any]:
-            return {"text": text, "persisted": True}  # what the engine's finish step records
+        parts = run.run_id[len(self.project_id) + 1 :].split(":")
+        if len(parts) == 4:  # {project}:{tenant}:{user}:{session}:{turn}: whose turn it is
+            request = dataclasses.replace(request, tenant_id=parts[0], user_id=parts[1])
+        hooks = self._hooks(request, run.run_id)
+        identity = ChatTurnIdentity(
+            request.tenant_id, request.session_id, request.user_id, request.turn_index
+        )
+
+        async def finish(text: str) -> dict[str, Any]:  # what the engine's finish step records
+            try:
+                await hooks.persist_assistant_message(identity, text)
+            except Exception as exc:
+                _log.warning("recording turn %s failed: %s", run.run_id, exc)
+                return {"text": text, "persisted": False}
+            return {"text": text, "persisted": True}
 
         session_id = request.session_id
         return SweepTarget(
-            produce=self._hooks(request, run.run_id).produce,
+            produce=hooks.produce,
             finish=finish,
             restart_event=lambda attempt: restarted_event(attempt, session_id),
         )
