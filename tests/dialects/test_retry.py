@@ -93,6 +93,7 @@ def test_native_chat_retries_a_failed_turn_with_the_same_and_an_edited_input(
     refused = _chat(server, "n-edit", "something else")
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "manifest_mismatch"
+    assert "acme" not in refused.text and "chat:n-edit:0" in refused.text  # the client's id
     assert server.load("n-edit")[0] == run
 
 

@@ -124,6 +124,11 @@ class PostgresDurableRunStore(StoreBase):
         self.retries = 0
         """Operations retried after a lost connection since the store was opened."""
 
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """The connection pool the store runs on (for stores of other records beside it)."""
+        return self._pool
+
     @classmethod
     async def from_dsn(
         cls,

@@ -26,7 +26,7 @@ from ..durable import (
     RunRecord,
     SQLiteDurableRunStore,
 )
-from ..errors import ConversationOwnerError, InvalidArgumentError
+from ..errors import ConfigurationError, ConversationOwnerError, InvalidArgumentError
 from ..history import (
     Conversation,
     ConversationHistoryStore,
@@ -143,9 +143,13 @@ def history_for(store: DurableRunStore) -> ConversationHistoryStore:
     if isinstance(store, SQLiteDurableRunStore):
         return SQLiteConversationHistory(store.path)
     if isinstance(store, PostgresDurableRunStore):
-        conninfo = getattr(getattr(store, "_pool", None), "conninfo", None)
-        if isinstance(conninfo, str) and conninfo:
-            return PostgresConversationHistory(conninfo, max_size=4)
+        conninfo = store.pool.conninfo
+        if not isinstance(conninfo, str) or not conninfo:
+            raise ConfigurationError(
+                "the PostgreSQL store's pool has no conninfo to open the conversation history "
+                "with; pass create_app(history=...)"
+            )
+        return PostgresConversationHistory(conninfo, max_size=4)
     if isinstance(store, FileSystemDurableRunStore):
         return SQLiteConversationHistory(store.root / "history.sqlite")
     return InMemoryConversationHistory()

@@ -370,8 +370,9 @@ class TurnRunner:
             )
             run = await self.store.load_run(run_id)  # ours, or a racing request's restart
         if run is not None and run.manifest_hash != manifest.digest:
+            shown = self._ref(request).execution_id  # the stored id names tenant and user
             raise DurableRunInputMismatchError(
-                f"turn {run_id!r} was already asked with other input", run_id=run_id
+                f"turn {shown!r} was already asked with other input", run_id=shown
             )
         hooks = self._hooks(request, run_id)
         return run_id, engine.run_turn(identity, hooks, input=request.to_input(), log=self.log)
