@@ -3,6 +3,7 @@ and optional capabilities (`stream_length`, `close`) have a default a store may 
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
@@ -20,6 +21,10 @@ from agent_runtime.durable._steps import StepWrite
 from agent_runtime.errors import DurableRunError, DurableValueError
 
 MANIFEST = DurableRunManifest("p", {"id": "t", "intent": "i"}, {"q": 1})
+
+
+class Color(enum.Enum):
+    RED = "red"
 
 
 class Recording(StoreBase):
@@ -68,6 +73,13 @@ BAD_CALLS: dict[str, Any] = {
     "append_stream_events: payload": lambda s: s.append_stream_events(
         "r", [("a", 1), ("b", object())]
     ),
+    "append_stream_events: not pairs": lambda s: s.append_stream_events("r", [("a", 1, 2)]),
+    "append_stream_events: no pair": lambda s: s.append_stream_events("r", [("a", 1), 5]),
+    "append_stream_events: NUL id": lambda s: s.append_stream_events("r", [("a", 1), ("\x00", 2)]),
+    "append_stream_events: long id": lambda s: s.append_stream_events("r", [("a" * 513, 1)]),
+    "append_stream_events: id type": lambda s: s.append_stream_events("r", [("a", 1), (2, 2)]),
+    "append_stream_events: empty id": lambda s: s.append_stream_events("r", [("", 1)]),
+    "append_stream_events: enum": lambda s: s.append_stream_events("r", [("a", Color.RED)]),
     "read_stream_events: cursor": lambda s: s.read_stream_events("r", after_seq="3"),
     "read_stream_events: limit": lambda s: s.read_stream_events("r", limit=-2),
     "stream_length: run id": lambda s: s.stream_length(""),
@@ -86,6 +98,18 @@ async def test_a_bad_payload_names_its_place_in_the_batch() -> None:
     with pytest.raises(DurableValueError) as info:
         await Recording().append_stream_events("r", [("a", 1), ("b", {"x": [math.nan]})])
     assert info.value.path == "events[1].payload.x[0]"
+
+
+async def test_a_batch_with_a_non_ascii_id_is_checked_event_by_event_and_accepted() -> None:
+    store = Recording()
+    await store.append_stream_events("r", [("é", {"x": 1}), ("a", [1.5])])
+    assert store.calls[-1] == ("_append", ("r", ["é", "a"], ['{"x":1}', "[1.5]"]))
+
+
+async def test_a_bad_event_is_named_in_batch_order() -> None:
+    with pytest.raises(DurableValueError) as info:
+        await Recording().append_stream_events("r", [("a", {1}), ("", 1)])
+    assert info.value.path == "events[0].payload"
 
 
 async def test_hooks_get_checked_arguments_and_json_text() -> None:

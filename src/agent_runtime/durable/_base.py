@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ..errors import DurableRunError, DurableValueError
-from ..jsoncanon import dumps_json
+from ..jsoncanon import dumps_json, dumps_json_texts
 from ._manifest import DurableRunManifest
 from ._records import (
     AppendStreamResult,
@@ -330,26 +330,10 @@ class StoreBase:
         self, run_id: str, events: Sequence[tuple[str, Any]]
     ) -> list[AppendStreamResult]:
         check_id(run_id, "run_id")
-        ids: list[str] = []
-        payloads: list[str] = []
-        for event_id, payload in events:
-            # the common case inline (a short ASCII id), anything else through check_id
-            if (
-                type(event_id) is not str
-                or not 0 < len(event_id) <= MAX_ID_LENGTH
-                or "\x00" in event_id
-                or not event_id.isascii()
-            ):
-                check_id(event_id, "event_id")
-            ids.append(event_id)
-            try:  # the common case builds no path string
-                payloads.append(dumps_json(payload, root="payload").decode())
-            except DurableValueError:
-                dumps_json(payload, root=f"events[{len(payloads)}].payload")  # names the place
-                raise
-        if not ids:
+        checked = _checked_batch(events)
+        if checked is None:
             return []
-        return await self._append(run_id, ids, payloads)
+        return await self._append(run_id, *checked)
 
     async def read_stream_events(
         self, run_id: str, after_seq: int | None = None, limit: int | None = None
@@ -366,6 +350,39 @@ class StoreBase:
     async def close(self) -> None:
         """Release what the store holds (connections, caches); the default holds nothing."""
         return None
+
+
+def _checked_batch(events: Sequence[tuple[str, Any]]) -> tuple[list[str], list[str]] | None:
+    """The ids and payload texts of a batch of `(event_id, payload)` pairs, None when empty.
+    Checked in bulk (one join of all ids, the payloads' types a depth at a time); any doubt
+    takes the path checking event by event, which raises the first bad one in order."""
+    try:
+        columns = list(zip(*events, strict=True))
+    except (TypeError, ValueError):
+        raise DurableValueError("events must be (event_id, payload) pairs", path="events") from None
+    if not columns:
+        return None
+    if len(columns) != 2:
+        raise DurableValueError("events must be (event_id, payload) pairs", path="events")
+    ids, values = list(columns[0]), list(columns[1])
+    try:
+        joined = "".join(ids)  # refuses a non-str id
+    except TypeError:
+        joined = "\x00"
+    # every id a str (joined), non-empty, short, ASCII (so valid text) and without NUL
+    if (
+        joined.isascii()
+        and "\x00" not in joined
+        and "" not in ids
+        and max(map(len, ids)) <= MAX_ID_LENGTH
+    ):
+        texts = dumps_json_texts(values)
+        if texts is not None:
+            return ids, texts
+    for i, (event_id, payload) in enumerate(zip(ids, values, strict=True)):
+        check_id(event_id, "event_id")
+        dumps_json(payload, root=f"events[{i}].payload")
+    return ids, [dumps(v, "payload") for v in values]  # a non-ASCII id: valid, just slower
 
 
 def dumps(value: Any, root: str) -> str:
