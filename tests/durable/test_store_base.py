@@ -7,18 +7,20 @@ import enum
 import math
 from typing import Any
 
+import orjson
 import pytest
 
 from agent_runtime.durable import (
     DurableRunManifest,
     DurableRunStore,
+    InMemoryDurableRunStore,
     RunHandle,
     StreamEventRecord,
 )
 from agent_runtime.durable._base import StoreBase
 from agent_runtime.durable._records import ms_dt
 from agent_runtime.durable._steps import StepWrite
-from agent_runtime.errors import DurableRunError, DurableValueError
+from agent_runtime.errors import ConfigurationError, DurableRunError, DurableValueError
 
 MANIFEST = DurableRunManifest("p", {"id": "t", "intent": "i"}, {"q": 1})
 
@@ -199,3 +201,51 @@ async def test_stream_length_is_the_next_seq(store: DurableRunStore) -> None:
     await store.append_stream_event("s", "c", 4)
     await store.append_stream_event("s", "b", 5)  # a duplicate adds nothing
     assert await store.stream_length("s") == len(await store.read_stream_events("s")) == 3
+
+
+class ReadOnly(StoreBase):
+    """A store with reads only: retention falls back to the base's defaults."""
+
+    def __init__(self) -> None:
+        self.record = InMemoryDurableRunStore()
+
+    async def _list_runs(self, limit: int, status: Any) -> Any:
+        return await self.record.list_runs(limit=limit, status=status)
+
+    async def _load_steps(self, run_id: str) -> Any:
+        return await self.record.load_steps(run_id)
+
+    async def _read(self, run_id: str, after_seq: int, limit: int | None) -> Any:
+        return await self.record.read_stream_events(run_id, after_seq, limit)
+
+
+async def test_retention_defaults_count_through_the_reads_and_refuse_to_prune() -> None:
+    store = ReadOnly()
+    await store.record.start_or_resume("t1:a", MANIFEST, "w")
+    await store.record.complete_step("t1:a", 0, {"r": "xyz"}, intent="i")
+    await store.record.append_stream_events("t1:a", [("e1", "payload")])
+    await store.record.start_or_resume("t2:a", MANIFEST, "w")
+    run = await store.record.load_run("t1:a")
+    assert run is not None
+    manifest = len(orjson.dumps(run.manifest))
+    # manifest + outcome null, result + error null, payload + event id; t2:a not counted
+    assert await store.stored_bytes("t1:") == manifest + 4 + 11 + 4 + 9 + 2
+    with pytest.raises(ConfigurationError):
+        await store.prune_idle_runs("t1:", 1000)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"prefix": "a\x00", "older_than_ms": 1},
+        {"prefix": 3, "older_than_ms": 1},
+        {"prefix": "", "older_than_ms": 0},
+        {"prefix": "", "older_than_ms": 1.5},
+        {"prefix": "", "older_than_ms": 1, "now_ms": "now"},
+    ],
+)
+async def test_prune_arguments_are_checked_before_the_hook(kwargs: dict[str, Any]) -> None:
+    store = Recording()
+    with pytest.raises(DurableValueError):
+        await store.prune_idle_runs(**kwargs)
+    assert store.calls == []

@@ -10,6 +10,7 @@ lock is bounded by `busy_timeout_ms`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from typing import Any, Literal
 import orjson
 
 from .._sqlite import SQLiteTransaction, connect_sqlite
-from ..errors import DurableValueError, StoreUnavailableError
+from ..errors import ConfigurationError, DurableValueError, StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._base import StoreBase, decode_all
 from ._manifest import DurableRunManifest
@@ -42,6 +43,7 @@ from ._records import (
     new_stream_event,
     now_ms,
 )
+from ._retention import sqlite_prune, sqlite_usage
 from ._sql import (
     RUN_COLUMNS,
     SQLITE,
@@ -523,6 +525,21 @@ class SQLiteDurableRunStore(StoreBase):
 
     async def _stream_length(self, run_id: str) -> int:
         return int(self._one(_NEXT_SEQ, (run_id,))[0][0])
+
+    # -- retention: a connection of its own in a worker thread (a prune may delete much) ------
+
+    async def _prune(self, prefix: str, age_ms: int, at_ms: int | None, dry_run: bool) -> list[str]:
+        self._file_only()
+        cutoff = (now_ms() if at_ms is None else at_ms) - age_ms
+        return await asyncio.to_thread(sqlite_prune, self.path, prefix, cutoff, dry_run)
+
+    async def _usage(self, prefix: str) -> int:
+        self._file_only()
+        return await asyncio.to_thread(sqlite_usage, self.path, prefix)
+
+    def _file_only(self) -> None:
+        if self.path == ":memory:":
+            raise ConfigurationError("retention and quotas need a SQLite file, not :memory:")
 
     async def close(self) -> None:
         self._db.close()
