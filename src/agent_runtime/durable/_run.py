@@ -129,7 +129,7 @@ class DurableContext:
         self.run_id = run_id
         self.worker_id = worker_id
         self.lease_epoch = lease_epoch
-        self._completed = {s.step_index: s for s in completed}
+        self._completed = {s.step_index: s for s in completed} if completed else {}
         self._position = 0
         self._lease_lost = False
         self.steps: list[StepRecord] = []
