@@ -116,7 +116,12 @@ def _written_strict(level: list[Any]) -> bool:
             return False
         deeper: list[Any] = []
         if dict in types:
-            dicts = level if len(types) == 1 else [v for v in level if type(v) is dict]
+            if len(types) == 1:  # only objects (a batch of payloads): often flat ones
+                if set(map(type, _chain(map(dict.values, level)))) <= _PLAIN:
+                    return True
+                dicts = level
+            else:
+                dicts = [v for v in level if type(v) is dict]
             deeper.extend(_chain(map(dict.values, dicts)))
         if list in types or tuple in types:
             deeper.extend(_chain([v for v in level if type(v) is list or type(v) is tuple]))

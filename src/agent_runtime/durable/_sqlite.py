@@ -487,13 +487,13 @@ class SQLiteDurableRunStore(StoreBase):
             created = ms_dt(now)
             (seq,) = db.execute(_NEXT_SEQ, (run_id,)).fetchone()
             n = len(event_ids)
-            if len(set(event_ids)) == n:
-                # optimistic: every id new, one row each with seq in batch order; a logged id
-                # is skipped by the unique index, and then this batch's rows are taken back
-                rows = zip(repeat(run_id), range(seq, seq + n), event_ids, payloads, repeat(now))
-                if db.executemany(_INSERT_NEW_EVENT, rows).rowcount == n:
-                    return accepted_batch(run_id, seq, event_ids, decode_all(payloads), created)
-                db.execute(_TAKE_BACK, (run_id, seq))
+            # optimistic: every id new, one row each with seq in batch order; an id logged
+            # already (or earlier in the batch) is skipped by the unique index, and then this
+            # batch's rows are taken back
+            rows = zip(repeat(run_id), range(seq, seq + n), event_ids, payloads, repeat(now))
+            if db.executemany(_INSERT_NEW_EVENT, rows).rowcount == n:
+                return accepted_batch(run_id, seq, event_ids, decode_all(payloads), created)
+            db.execute(_TAKE_BACK, (run_id, seq))
             # some ids are logged already (a retried batch) or repeat within the batch
             logged = {
                 r[1]: (r[0], r[2], r[3])
