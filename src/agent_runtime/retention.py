@@ -17,8 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .durable import DurableRunStore
-from .durable._base import StoreBase
-from .errors import ConfigurationError, InvalidArgumentError
+from .errors import InvalidArgumentError
 
 __all__ = ["PruneResult", "parse_byte_size", "parse_duration", "prune_runs", "storage_usage"]
 
@@ -97,7 +96,7 @@ async def prune_runs(
     """Delete every run under `prefix` (all runs by default) whose last update is older than
     `older_than` before `now` (default: the store's clock) and that no worker holds a live
     lease on, with its steps, events and stream log. `dry_run` only lists them.
-    `ConfigurationError` for a store this cannot prune."""
+    `ConfigurationError` for a store that cannot prune."""
     if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
         raise InvalidArgumentError("must be a positive timedelta", path="older_than")
     if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
@@ -106,7 +105,7 @@ async def prune_runs(
     age_ms = max(int(older_than.total_seconds() * 1000), 1)
     base_ms = _now_ms() if now is None else int(now.timestamp() * 1000)
     cutoff_ms = base_ms - age_ms
-    doomed = await _capable(store).prune_idle_runs(
+    doomed = await store.prune_idle_runs(
         prefix, age_ms, now_ms=None if now is None else base_ms, dry_run=dry_run
     )
     cutoff = datetime.fromtimestamp(cutoff_ms / 1000, tz=UTC)
@@ -118,16 +117,8 @@ async def storage_usage(store: DurableRunStore, prefix: str) -> int:
     results, events and stream log): what a per-tenant quota counts."""
     if not _check_prefix(prefix):
         raise InvalidArgumentError("must not be empty", path="prefix")
-    return await _capable(store).stored_bytes(prefix)
+    return await store.stored_bytes(prefix)
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _capable(store: Any) -> StoreBase:
-    if not isinstance(store, StoreBase):
-        raise ConfigurationError(
-            f"retention and quotas need a store built on StoreBase, not {type(store).__name__}"
-        )
-    return store
