@@ -12,6 +12,7 @@ import logging
 import math
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 from ._store import DurableRunStore
 
@@ -115,10 +116,11 @@ class Heartbeat:
         store: DurableRunStore,
         run_id: str,
         worker_id: str,
+        *,
         lease_epoch: int | None,
         lease_ms: int,
         interval_ms: float,
-        target: asyncio.Task[object] | None,
+        target: asyncio.Task[Any] | None,
         on_lost: Callable[[], None],
     ) -> None:
         self._store = store

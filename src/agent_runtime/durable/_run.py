@@ -399,7 +399,14 @@ async def run_durable(
     # is taken back (uncancel) before this call returns, so none can outlive it
     interval_ms = lease_ms / 3 if heartbeat_ms is None else heartbeat_ms
     heartbeat = Heartbeat(
-        store, run_id, worker, epoch, lease_ms, interval_ms, asyncio.current_task(), ctx._lose
+        store,
+        run_id,
+        worker,
+        lease_epoch=epoch,
+        lease_ms=lease_ms,
+        interval_ms=interval_ms,
+        target=asyncio.current_task(),
+        on_lost=ctx._lose,
     )
     try:
         try:
