@@ -8,6 +8,7 @@ object is refused with a `DurableValueError` naming the exact path of the bad va
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from typing import Any, TypeAlias
 
@@ -20,6 +21,7 @@ __all__ = [
     "canonical_hash",
     "canonical_json",
     "dumps_json",
+    "dumps_json_texts",
     "ensure_json",
     "loads_json",
 ]
@@ -85,42 +87,79 @@ def _find_bad_string(value: Any, path: str) -> None:
             _find_bad_string(v, _child(path, i))
 
 
-def _valid(value: Any) -> bool:
-    """Fast check without path bookkeeping; `_walk` re-runs only to explain a failure."""
-    t = type(value)
-    if t is str or t is bool or value is None:
-        return True
-    if t is int:
-        return bool(_INT_MIN <= value <= _INT_MAX)
-    if t is float:
-        return math.isfinite(value)
-    # explicit loops: measurably faster than all() over a generator on this hot path
-    if t is dict:
-        for k, v in value.items():  # noqa: SIM110
-            if type(k) is not str or not _valid(v):
-                return False
-        return True
-    if t is list or t is tuple:
-        for v in value:  # noqa: SIM110
-            if not _valid(v):
-                return False
-        return True
-    return False
+# orjson refuses, with these, every type strict JSON refuses (subclasses of str, int, dict
+# and list; dataclasses; datetimes; anything else unknown), non-str keys, integers beyond 64
+# bits, lone surrogates, cycles and nesting past 255 levels. It still writes four things that
+# are not JSON values: non-finite floats (as null), enum members (as their value), UUIDs (as
+# strings) and `orjson.Fragment`s (as raw text); `_written_strict` looks for those after.
+_STRICT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+_STRICT |= orjson.OPT_PASSTHROUGH_DATETIME
+_PLAIN = frozenset((str, int, bool, type(None)))
+_KNOWN = _PLAIN | frozenset((dict, list, tuple, float))
+_dumps = orjson.dumps
+_isfinite = math.isfinite
+_chain = itertools.chain.from_iterable
 
 
-def _encode(value: Any, root: str, option: int) -> bytes:
+def _written_strict(level: list[Any]) -> bool:
+    """After orjson wrote every value of `level`: True unless one of them holds what orjson
+    writes but strict JSON refuses. Checked a depth at a time, the types of a whole depth in
+    one set, so flat values cost a few C calls however many there are. (The tree is finite
+    and acyclic: orjson just walked it.)"""
+    while level:
+        types = set(map(type, level))
+        if types <= _PLAIN:
+            return True
+        if not types <= _KNOWN:
+            return False
+        if float in types and not all(map(_isfinite, [v for v in level if type(v) is float])):
+            return False
+        deeper: list[Any] = []
+        if dict in types:
+            if len(types) == 1:  # only objects (a batch of payloads): often flat ones
+                if set(map(type, _chain(map(dict.values, level)))) <= _PLAIN:
+                    return True
+                dicts = level
+            else:
+                dicts = [v for v in level if type(v) is dict]
+            deeper.extend(_chain(map(dict.values, dicts)))
+        if list in types or tuple in types:
+            deeper.extend(_chain([v for v in level if type(v) is list or type(v) is tuple]))
+        level = deeper
+    return True
+
+
+def _explain(value: Any, root: str) -> None:
+    """Raise the `DurableValueError` naming the first bad value's path (the slow path)."""
     try:
-        if not _valid(value):
-            _walk(value, root)
+        _walk(value, root)
+        _find_bad_string(value, root)
     except RecursionError:  # a container that holds itself, or absurd nesting
         raise DurableValueError(
             "value is nested too deeply or contains itself", path=root
         ) from None
+
+
+def _encode(value: Any, root: str, option: int) -> bytes:
     try:
-        return orjson.dumps(value, option=option)
+        out = _dumps(value, None, option | _STRICT)
     except orjson.JSONEncodeError as exc:
-        _find_bad_string(value, root)
+        _explain(value, root)
         raise DurableValueError(str(exc), path=root) from None
+    if type(value) not in _PLAIN and not _written_strict([value]):
+        _explain(value, root)
+        raise DurableValueError("value is not strict JSON", path=root)  # _explain raised
+    return out
+
+
+def dumps_json_texts(values: list[Any]) -> list[str] | None:
+    """Compact JSON text of each value (as `dumps_json(v).decode()`), checked in bulk; None
+    when any value is not strict JSON (`dumps_json` on each then names the bad path)."""
+    try:
+        texts = [_dumps(v, None, _STRICT).decode() for v in values]
+    except orjson.JSONEncodeError:
+        return None
+    return texts if _written_strict(values) else None
 
 
 def ensure_json(value: Any, *, root: str = "$") -> None:

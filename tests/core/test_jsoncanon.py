@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import math
 import random
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -12,7 +16,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent_runtime import DurableValueError, canonical_hash, canonical_json
-from agent_runtime.jsoncanon import dumps_json, ensure_json
+from agent_runtime.jsoncanon import dumps_json, dumps_json_texts, ensure_json
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Text(str):
+    pass
+
+
+class Mapping(dict[str, Any]):
+    pass
+
+
+@dataclasses.dataclass
+class Point:
+    x: int = 1
+
 
 json_scalars = (
     st.none()
@@ -82,6 +108,16 @@ def test_canonical_form() -> None:
         ({"n": {1: "a"}}, "input.n"),
         ({"weird key": [None, 2**70]}, 'input["weird key"][1]'),
         ({"s": "bad \ud800 surrogate"}, "input.s"),
+        # what orjson would write as something else: refused as strict JSON refuses them
+        ({"c": [Color.RED]}, "input.c[0]"),
+        ({"l": {"x": Level.HIGH}}, "input.l.x"),
+        ({"u": uuid.UUID(int=1)}, "input.u"),
+        ({"f": [1, orjson.Fragment(b"[1]")]}, "input.f[1]"),
+        ({"t": Text("a")}, "input.t"),
+        ({"m": Mapping(a=1)}, "input.m"),
+        ({"p": Point()}, "input.p"),
+        ({"d": datetime(2020, 1, 1, tzinfo=UTC)}, "input.d"),
+        ({"deep": [[[[{"x": [1.5, math.nan]}]]]]}, "input.deep[0][0][0][0].x[1]"),
     ],
 )
 def test_bad_values_name_their_path(value: Any, path: str) -> None:
@@ -119,3 +155,24 @@ def test_cycles_and_deep_nesting_are_refused_with_a_typed_error() -> None:
     # what the encoder can write, it can read back
     ok = _nested(200)
     assert orjson.loads(dumps_json(ok)) == ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(json_values, max_size=6))
+def test_texts_in_bulk_are_the_texts_one_by_one(values: list[Any]) -> None:
+    try:
+        one_by_one = [dumps_json(v).decode() for v in values]
+    except DurableValueError:
+        assert dumps_json_texts(values) is None
+        return
+    assert dumps_json_texts(values) == one_by_one
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [math.nan, {"x": -math.inf}, Color.RED, [Level.HIGH], uuid.UUID(int=1), {1: 2}, {"s": {1}}],
+    ids=["nan", "inf", "enum", "int-enum", "uuid", "int-key", "set"],
+)
+def test_texts_in_bulk_refuse_any_bad_value(bad: Any) -> None:
+    assert dumps_json_texts([{"ok": 1}, bad, "fine"]) is None
+    assert dumps_json_texts([{"ok": 1}, "fine"]) == ['{"ok":1}', '"fine"']

@@ -638,6 +638,23 @@ async def test_stream_append_dedup_and_seq_order(store: DurableRunStore) -> None
     assert other.accepted and other.seq == 0
 
 
+async def test_a_new_batch_repeating_an_id_keeps_its_first(store: DurableRunStore) -> None:
+    run_id = rid()
+    batch = await store.append_stream_events(run_id, [("a", 1), ("b", 2), ("a", 3), ("c", 4)])
+    assert [(r.accepted, r.seq, r.payload) for r in batch] == [
+        (True, 0, 1),
+        (True, 1, 2),
+        (False, 0, 1),
+        (True, 2, 4),
+    ]
+    events = await store.read_stream_events(run_id)
+    assert [(e.seq, e.event_id, e.payload) for e in events] == [
+        (0, "a", 1),
+        (1, "b", 2),
+        (2, "c", 4),
+    ]
+
+
 async def test_read_after_cursor(store: DurableRunStore) -> None:
     run_id = rid()
     await store.append_stream_events(run_id, [(f"e{i}", i) for i in range(10)])

@@ -3,23 +3,30 @@ and optional capabilities (`stream_length`, `close`) have a default a store may 
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
+import orjson
 import pytest
 
 from agent_runtime.durable import (
     DurableRunManifest,
     DurableRunStore,
+    InMemoryDurableRunStore,
     RunHandle,
     StreamEventRecord,
 )
 from agent_runtime.durable._base import StoreBase
 from agent_runtime.durable._records import ms_dt
 from agent_runtime.durable._steps import StepWrite
-from agent_runtime.errors import DurableRunError, DurableValueError
+from agent_runtime.errors import ConfigurationError, DurableRunError, DurableValueError
 
 MANIFEST = DurableRunManifest("p", {"id": "t", "intent": "i"}, {"q": 1})
+
+
+class Color(enum.Enum):
+    RED = "red"
 
 
 class Recording(StoreBase):
@@ -68,6 +75,13 @@ BAD_CALLS: dict[str, Any] = {
     "append_stream_events: payload": lambda s: s.append_stream_events(
         "r", [("a", 1), ("b", object())]
     ),
+    "append_stream_events: not pairs": lambda s: s.append_stream_events("r", [("a", 1, 2)]),
+    "append_stream_events: no pair": lambda s: s.append_stream_events("r", [("a", 1), 5]),
+    "append_stream_events: NUL id": lambda s: s.append_stream_events("r", [("a", 1), ("\x00", 2)]),
+    "append_stream_events: long id": lambda s: s.append_stream_events("r", [("a" * 513, 1)]),
+    "append_stream_events: id type": lambda s: s.append_stream_events("r", [("a", 1), (2, 2)]),
+    "append_stream_events: empty id": lambda s: s.append_stream_events("r", [("", 1)]),
+    "append_stream_events: enum": lambda s: s.append_stream_events("r", [("a", Color.RED)]),
     "read_stream_events: cursor": lambda s: s.read_stream_events("r", after_seq="3"),
     "read_stream_events: limit": lambda s: s.read_stream_events("r", limit=-2),
     "stream_length: run id": lambda s: s.stream_length(""),
@@ -86,6 +100,18 @@ async def test_a_bad_payload_names_its_place_in_the_batch() -> None:
     with pytest.raises(DurableValueError) as info:
         await Recording().append_stream_events("r", [("a", 1), ("b", {"x": [math.nan]})])
     assert info.value.path == "events[1].payload.x[0]"
+
+
+async def test_a_batch_with_a_non_ascii_id_is_checked_event_by_event_and_accepted() -> None:
+    store = Recording()
+    await store.append_stream_events("r", [("é", {"x": 1}), ("a", [1.5])])
+    assert store.calls[-1] == ("_append", ("r", ["é", "a"], ['{"x":1}', "[1.5]"]))
+
+
+async def test_a_bad_event_is_named_in_batch_order() -> None:
+    with pytest.raises(DurableValueError) as info:
+        await Recording().append_stream_events("r", [("a", {1}), ("", 1)])
+    assert info.value.path == "events[0].payload"
 
 
 async def test_hooks_get_checked_arguments_and_json_text() -> None:
@@ -185,3 +211,51 @@ def test_a_handle_reads_its_wire_form_and_the_form_stores_wrote_before_it() -> N
     old = {"kind": "sandbox", "sandbox_id": "sb", "session_id": "s", "run_id": "x",
            "status": None, "cursor": "7"}  # fmt: skip
     assert RunHandle.from_dict(old) == handle
+
+
+class ReadOnly(StoreBase):
+    """A store with reads only: retention falls back to the base's defaults."""
+
+    def __init__(self) -> None:
+        self.record = InMemoryDurableRunStore()
+
+    async def _list_runs(self, limit: int, status: Any) -> Any:
+        return await self.record.list_runs(limit=limit, status=status)
+
+    async def _load_steps(self, run_id: str) -> Any:
+        return await self.record.load_steps(run_id)
+
+    async def _read(self, run_id: str, after_seq: int, limit: int | None) -> Any:
+        return await self.record.read_stream_events(run_id, after_seq, limit)
+
+
+async def test_retention_defaults_count_through_the_reads_and_refuse_to_prune() -> None:
+    store = ReadOnly()
+    await store.record.start_or_resume("t1:a", MANIFEST, "w")
+    await store.record.complete_step("t1:a", 0, {"r": "xyz"}, intent="i")
+    await store.record.append_stream_events("t1:a", [("e1", "payload")])
+    await store.record.start_or_resume("t2:a", MANIFEST, "w")
+    run = await store.record.load_run("t1:a")
+    assert run is not None
+    manifest = len(orjson.dumps(run.manifest))
+    # manifest + outcome null, result + error null, payload + event id; t2:a not counted
+    assert await store.stored_bytes("t1:") == manifest + 4 + 11 + 4 + 9 + 2
+    with pytest.raises(ConfigurationError):
+        await store.prune_idle_runs("t1:", 1000)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"prefix": "a\x00", "older_than_ms": 1},
+        {"prefix": 3, "older_than_ms": 1},
+        {"prefix": "", "older_than_ms": 0},
+        {"prefix": "", "older_than_ms": 1.5},
+        {"prefix": "", "older_than_ms": 1, "now_ms": "now"},
+    ],
+)
+async def test_prune_arguments_are_checked_before_the_hook(kwargs: dict[str, Any]) -> None:
+    store = Recording()
+    with pytest.raises(DurableValueError):
+        await store.prune_idle_runs(**kwargs)
+    assert store.calls == []

@@ -71,9 +71,12 @@ async def test_prune_deletes_idle_runs_and_keeps_the_rest(store: DurableRunStore
     rest = await prune_runs(store, older_than=age, now=between)
     assert set(rest.run_ids) == {"chat:t2:u:old:0", "other:t1:u:old:0"}
     assert await store.load_run("chat:t1:u:live:0") is not None
-    # a run id may be reused after its prune
+    # a run id may be reused after its prune, its stream log starting afresh at seq 0
     await _finished(store, "chat:t1:u:old:0")
     assert (await store.load_run("chat:t1:u:old:0")) is not None
+    reused = await store.read_stream_events("chat:t1:u:old:0")
+    assert [(r.seq, r.event_id) for r in reused] == [(0, "e0"), (1, "e1"), (2, "e2")]
+    assert await store.stream_length("chat:t1:u:old:0") == 3
 
 
 async def test_usage_counts_a_prefix_and_drops_after_prune(store: DurableRunStore) -> None:

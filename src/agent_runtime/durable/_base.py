@@ -3,7 +3,8 @@
 Each public method checks its arguments and encodes its JSON here, before any I/O, then calls
 one hook with arguments already valid (ids checked, JSON as compact text). A store implements
 only the hooks: claim, renew, end, write a step, append, and the reads. Optional capabilities
-(`stream_length`, `close`) have a default here that a store may override with a cheaper one.
+(`stream_length`, `close`, retention) have a default here that a store may override with a
+cheaper one.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import DurableRunError, DurableValueError
-from ..jsoncanon import dumps_json
+from ..errors import ConfigurationError, DurableRunError, DurableValueError
+from ..jsoncanon import dumps_json, dumps_json_texts
 from ._manifest import DurableRunManifest
 from ._records import (
     AppendStreamResult,
@@ -130,6 +131,25 @@ class StoreBase:
         (event id, JSON text) to its kept stream log. None when the run is absent or not
         failed (nothing changed)."""
         raise NotImplementedError
+
+    async def _prune(self, prefix: str, age_ms: int, at_ms: int | None, dry_run: bool) -> list[str]:
+        """Delete (or with `dry_run` list) the runs under `prefix` idle for `age_ms` before
+        `at_ms` (None: the store's clock), see `prune_idle_runs`. Default: this store cannot."""
+        raise ConfigurationError(f"{type(self).__name__} cannot prune runs")
+
+    async def _usage(self, prefix: str) -> int:
+        """Default: through the public reads (the JSON of manifests, outcomes, step results
+        and errors, stream payloads and ids)."""
+        total = 0
+        for run in await self._list_runs(2**31, None):
+            if not run.run_id.startswith(prefix):
+                continue
+            total += len(orjson.dumps(run.manifest)) + len(orjson.dumps(run.outcome))
+            for step in await self._load_steps(run.run_id):
+                total += len(orjson.dumps(step.result)) + len(orjson.dumps(step.error))
+            for rec in await self._read(run.run_id, -1, None):
+                total += len(orjson.dumps(rec.payload)) + len(rec.event_id)
+        return total
 
     # -- runs and leases ---------------------------------------------------------------------
 
@@ -339,26 +359,10 @@ class StoreBase:
         self, run_id: str, events: Sequence[tuple[str, Any]]
     ) -> list[AppendStreamResult]:
         check_id(run_id, "run_id")
-        ids: list[str] = []
-        payloads: list[str] = []
-        for event_id, payload in events:
-            # the common case inline (a short ASCII id), anything else through check_id
-            if (
-                type(event_id) is not str
-                or not 0 < len(event_id) <= MAX_ID_LENGTH
-                or "\x00" in event_id
-                or not event_id.isascii()
-            ):
-                check_id(event_id, "event_id")
-            ids.append(event_id)
-            try:  # the common case builds no path string
-                payloads.append(dumps_json(payload, root="payload").decode())
-            except DurableValueError:
-                dumps_json(payload, root=f"events[{len(payloads)}].payload")  # names the place
-                raise
-        if not ids:
+        checked = _checked_batch(events)
+        if checked is None:
             return []
-        return await self._append(run_id, ids, payloads)
+        return await self._append(run_id, *checked)
 
     async def read_stream_events(
         self, run_id: str, after_seq: int | None = None, limit: int | None = None
@@ -397,9 +401,78 @@ class StoreBase:
             entry = (check_id(event_id, "event_id"), dumps(payload, "payload"))
         return await self._restart_failed(run_id, manifest, entry)
 
+    # -- retention ---------------------------------------------------------------------------
+
+    async def prune_idle_runs(
+        self,
+        prefix: str,
+        older_than_ms: int,
+        *,
+        now_ms: int | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete every run under `prefix` last updated more than `older_than_ms` before
+        `now_ms` (None: the store's clock) that no worker holds a live lease on, with its
+        steps, events and stream log: a later run of the same id starts afresh, its log at
+        seq 0. A run resumed meanwhile stays. `dry_run` only lists them. `ConfigurationError`
+        for a store that cannot prune."""
+        _check_prefix(prefix)
+        if type(older_than_ms) is not int or older_than_ms <= 0:
+            raise DurableValueError("older_than_ms must be a positive int", path="older_than_ms")
+        if now_ms is not None and type(now_ms) is not int:
+            raise DurableValueError("now_ms must be an int or None", path="now_ms")
+        return await self._prune(prefix, older_than_ms, now_ms, bool(dry_run))
+
+    async def stored_bytes(self, prefix: str) -> int:
+        """Bytes of JSON stored for the runs whose id starts with `prefix` (manifests,
+        outcomes, step results, events and stream log): what a per-tenant quota counts."""
+        return await self._usage(_check_prefix(prefix))
+
     async def close(self) -> None:
         """Release what the store holds (connections, caches); the default holds nothing."""
         return None
+
+
+def _check_prefix(prefix: Any) -> str:
+    if type(prefix) is not str or "\x00" in prefix or len(prefix) > MAX_ID_LENGTH:
+        raise DurableValueError(
+            f"prefix must be a string of at most {MAX_ID_LENGTH} characters without NUL",
+            path="prefix",
+        )
+    return prefix
+
+
+def _checked_batch(events: Sequence[tuple[str, Any]]) -> tuple[list[str], list[str]] | None:
+    """The ids and payload texts of a batch of `(event_id, payload)` pairs, None when empty.
+    Checked in bulk (one join of all ids, the payloads' types a depth at a time); any doubt
+    takes the path checking event by event, which raises the first bad one in order."""
+    try:
+        columns = list(zip(*events, strict=True))
+    except (TypeError, ValueError):
+        raise DurableValueError("events must be (event_id, payload) pairs", path="events") from None
+    if not columns:
+        return None
+    if len(columns) != 2:
+        raise DurableValueError("events must be (event_id, payload) pairs", path="events")
+    ids, values = list(columns[0]), list(columns[1])
+    try:
+        joined = "".join(ids)  # refuses a non-str id
+    except TypeError:
+        joined = "\x00"
+    # every id a str (joined), non-empty, short, ASCII (so valid text) and without NUL
+    if (
+        joined.isascii()
+        and "\x00" not in joined
+        and "" not in ids
+        and max(map(len, ids)) <= MAX_ID_LENGTH
+    ):
+        texts = dumps_json_texts(values)
+        if texts is not None:
+            return ids, texts
+    for i, (event_id, payload) in enumerate(zip(ids, values, strict=True)):
+        check_id(event_id, "event_id")
+        dumps_json(payload, root=f"events[{i}].payload")
+    return ids, [dumps(v, "payload") for v in values]  # a non-ASCII id: valid, just slower
 
 
 def dumps(value: Any, root: str) -> str:

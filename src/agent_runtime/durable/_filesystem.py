@@ -11,6 +11,7 @@ ignored and cut off by the next writer.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -39,6 +40,7 @@ from ._records import (
     new_stream_event,
     now_ms,
 )
+from ._retention import files_prune, files_usage
 from ._steps import StepState, StepWrite, next_step
 from ._validate import lease_held, lease_lost, mismatch, not_found
 
@@ -474,6 +476,20 @@ class FileSystemDurableRunStore(StoreBase):
     async def _stream_length(self, run_id: str) -> int:
         files = self._run_files(run_id, create=False)
         return len(files.stream.refresh()) if files is not None else 0
+
+    # -- retention: in a worker thread (a prune may delete many folders) ----------------------
+
+    async def _prune(self, prefix: str, age_ms: int, at_ms: int | None, dry_run: bool) -> list[str]:
+        cutoff = (now_ms() if at_ms is None else at_ms) - age_ms
+        return await asyncio.to_thread(
+            files_prune, self._runs_dir, self._forget, prefix, cutoff, dry_run
+        )
+
+    def _forget(self, run_id: str) -> None:
+        self._files.pop(run_id, None)
+
+    async def _usage(self, prefix: str) -> int:
+        return await asyncio.to_thread(files_usage, self._runs_dir, prefix)
 
     async def close(self) -> None:
         self._files.clear()

@@ -29,6 +29,7 @@ from ._records import (
     new_stream_event,
     now_ms,
 )
+from ._retention import idle
 from ._steps import StepState, StepWrite, next_step
 from ._validate import lease_held, lease_lost, mismatch, not_found
 
@@ -305,3 +306,21 @@ class InMemoryDurableRunStore(StoreBase):
         if entry is not None:
             await self._append(run_id, [entry[0]], [entry[1]])
         return run.record()
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def _prune(self, prefix: str, age_ms: int, at_ms: int | None, dry_run: bool) -> list[str]:
+        now = now_ms()
+        cutoff = (now if at_ms is None else at_ms) - age_ms
+        runs = sorted(self._runs.values(), key=lambda r: (r.created_ms, r.run_id), reverse=True)
+        ids = [
+            r.run_id
+            for r in runs
+            if r.run_id.startswith(prefix)
+            and idle(r.status, r.updated_ms, r.lease_expires_ms, cutoff, now)
+        ]
+        if not dry_run:
+            for run_id in ids:
+                self._runs.pop(run_id, None)
+                self._streams.pop(run_id, None)
+        return ids

@@ -49,6 +49,7 @@ from ._records import (
     new_stream_event,
 )
 from ._restart import restart_statements
+from ._retention import postgres_prune, postgres_usage
 from ._sql import POSTGRES, RUN_COLUMNS, completed_steps, run_record, step_record, stream_records
 from ._steps import StepWrite
 from ._validate import (
@@ -474,6 +475,15 @@ class PostgresDurableRunStore(StoreBase):
             "SELECT next_seq FROM durable_stream_heads WHERE run_id = %s", (run_id,)
         )
         return int(row[0]) if row else 0
+
+    # -- retention: on the database's clock unless the caller gives the time ------------------
+
+    async def _prune(self, prefix: str, age_ms: int, at_ms: int | None, dry_run: bool) -> list[str]:
+        cutoff = None if at_ms is None else at_ms - age_ms
+        return await postgres_prune(self._with_conn, prefix, age_ms, cutoff, dry_run)
+
+    async def _usage(self, prefix: str) -> int:
+        return await postgres_usage(self._with_conn, prefix)
 
     async def close(self) -> None:
         if self._owns_pool:

@@ -6,7 +6,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "AppendStreamResult",
@@ -26,6 +30,7 @@ RunStatus = Literal["pending", "running", "completed", "failed", "suspended"]
 StepKind = Literal["logic", "llm", "tool", "readiness", "deterministic", "event"]
 StepStatus = Literal["running", "completed", "failed"]
 HandleKind = Literal["sandbox", "remote"]
+_R = TypeVar("_R", bound="DataclassInstance")
 
 RUN_STATUSES: frozenset[str] = frozenset(("pending", "running", "completed", "failed", "suspended"))
 STEP_KINDS: frozenset[str] = frozenset(
@@ -244,180 +249,36 @@ class AppendStreamResult(NamedTuple):
 
 # -- building records on hot paths --------------------------------------------------------------
 # A frozen dataclass's `__init__` sets each field through `object.__setattr__`; resume builds
-# one `StepRecord` per completed step and an append one `StreamEventRecord` per event. A draft
-# class with the same slots is filled by ordinary attribute stores, then becomes the record by
-# `__class__` assignment (allowed between classes of one layout): the same frozen record, at
-# about a third of the cost. `_same_layout` refuses at import a draft that drifted.
+# one `StepRecord` per completed step and an append one `StreamEventRecord` per event. The
+# constructor generated here fills a draft of the record's very slots (made from its fields)
+# by ordinary attribute stores, then makes it the record by `__class__` assignment (allowed
+# between classes of one layout): the same frozen record, at about a third of the cost.
 
 
-class _StepDraft:
-    __slots__ = (  # noqa: RUF023 - the record's field order: the layouts must match
-        "run_id",
-        "step_index",
-        "intent",
-        "kind",
-        "input_hash",
-        "status",
-        "attempts",
-        "result",
-        "error",
-        "started_at",
-        "completed_at",
-    )
-
-    def __init__(
-        self,
-        run_id: str,
-        step_index: int,
-        intent: str,
-        kind: StepKind,
-        input_hash: str | None,
-        status: StepStatus,
-        attempts: int,
-        result: Any,
-        error: dict[str, Any] | None,
-        started_at: datetime | None,
-        completed_at: datetime | None,
-    ) -> None:
-        self.run_id = run_id
-        self.step_index = step_index
-        self.intent = intent
-        self.kind = kind
-        self.input_hash = input_hash
-        self.status = status
-        self.attempts = attempts
-        self.result = result
-        self.error = error
-        self.started_at = started_at
-        self.completed_at = completed_at
-
-
-class _StreamDraft:
-    __slots__ = (  # noqa: RUF023 - the record's field order: the layouts must match
-        "run_id",
-        "seq",
-        "event_id",
-        "payload",
-        "created_at",
-    )
-
-    def __init__(
-        self, run_id: str, seq: int, event_id: str, payload: Any, created_at: datetime
-    ) -> None:
-        self.run_id = run_id
-        self.seq = seq
-        self.event_id = event_id
-        self.payload = payload
-        self.created_at = created_at
-
-
-class _RunDraft:
-    __slots__ = (  # noqa: RUF023 - the record's field order: the layouts must match
-        "run_id",
-        "manifest_hash",
-        "project_id",
-        "scenario_id",
-        "status",
-        "created_at",
-        "updated_at",
-        "lease_holder",
-        "lease_expires_at",
-        "outcome",
-        "step_count",
-        "handle",
-        "manifest",
-        "lease_epoch",
-    )
-
-    def __init__(
-        self,
-        run_id: str,
-        manifest_hash: str,
-        project_id: str,
-        scenario_id: str | None,
-        status: RunStatus,
-        created_at: datetime,
-        updated_at: datetime,
-        lease_holder: str | None,
-        lease_expires_at: datetime | None,
-        outcome: Any,
-        step_count: int,
-        handle: RunHandle | None,
-        manifest: Any,
-        lease_epoch: int,
-    ) -> None:
-        self.run_id = run_id
-        self.manifest_hash = manifest_hash
-        self.project_id = project_id
-        self.scenario_id = scenario_id
-        self.status = status
-        self.created_at = created_at
-        self.updated_at = updated_at
-        self.lease_holder = lease_holder
-        self.lease_expires_at = lease_expires_at
-        self.outcome = outcome
-        self.step_count = step_count
-        self.handle = handle
-        self.manifest = manifest
-        self.lease_epoch = lease_epoch
-
-
-def _same_layout(draft: type, record: type) -> None:
+def _constructor(record: type[_R]) -> Callable[..., _R]:
+    """A function taking `record`'s fields positionally (or by name) and returning the record,
+    without the frozen `__init__`; built and tried once here, at import."""
     names = tuple(f.name for f in fields(record))
-    if getattr(draft, "__slots__", None) != names or getattr(record, "__slots__", None) != names:
-        raise TypeError(f"{draft.__name__} no longer matches the fields of {record.__name__}")
+    if getattr(record, "__slots__", None) != names:
+        raise TypeError(f"{record.__name__} must be a slots dataclass")
+    draft = type(f"_{record.__name__}Draft", (), {"__slots__": names})
+    body = "".join(f"    rec.{n} = {n}\n" for n in names)
+    source = f"def new({', '.join(names)}):\n    rec = _new(_draft)\n{body}"
+    source += "    rec.__class__ = _record\n    return rec\n"
+    scope: dict[str, Any] = {"_new": object.__new__, "_draft": draft, "_record": record}
+    exec(source, scope)  # generated from the dataclass's own field names
+    new: Callable[..., _R] = scope["new"]
+    new.__name__ = new.__qualname__ = f"new_{record.__name__}"
+    new.__doc__ = f"`{record.__name__}(...)` without its frozen `__init__`."
+    probe = new(*(None for _ in names))
+    if type(probe) is not record:  # pragma: no cover - __class__ assignment would raise first
+        raise TypeError(f"cannot build {record.__name__} records")
+    return new
 
 
-_same_layout(_StepDraft, StepRecord)
-_same_layout(_StreamDraft, StreamEventRecord)
-_same_layout(_RunDraft, RunRecord)
-
-
-def new_run(*fields: Any) -> RunRecord:
-    """`RunRecord(...)` with every field positionally, in declaration order."""
-    rec: Any = _RunDraft(*fields)
-    rec.__class__ = RunRecord
-    return rec  # type: ignore[no-any-return]
-
-
-def new_step(
-    run_id: str,
-    step_index: int,
-    intent: str,
-    kind: StepKind,
-    input_hash: str | None,
-    status: StepStatus,
-    attempts: int,
-    result: Any,
-    error: dict[str, Any] | None,
-    started_at: datetime | None,
-    completed_at: datetime | None,
-) -> StepRecord:
-    """`StepRecord(...)`, positionally."""
-    rec: Any = _StepDraft(
-        run_id,
-        step_index,
-        intent,
-        kind,
-        input_hash,
-        status,
-        attempts,
-        result,
-        error,
-        started_at,
-        completed_at,
-    )
-    rec.__class__ = StepRecord
-    return rec  # type: ignore[no-any-return]
-
-
-def new_stream_event(
-    run_id: str, seq: int, event_id: str, payload: Any, created_at: datetime
-) -> StreamEventRecord:
-    """`StreamEventRecord(...)`, positionally."""
-    rec: Any = _StreamDraft(run_id, seq, event_id, payload, created_at)
-    rec.__class__ = StreamEventRecord
-    return rec  # type: ignore[no-any-return]
+new_run = _constructor(RunRecord)
+new_step = _constructor(StepRecord)
+new_stream_event = _constructor(StreamEventRecord)
 
 
 _tuple_new = tuple.__new__
@@ -433,15 +294,18 @@ def accepted_batch(
     run_id: str, first_seq: int, event_ids: list[str], payloads: list[Any], created_at: datetime
 ) -> list[AppendStreamResult]:
     """The results of a batch whose every event was new: seq `first_seq` onwards in order."""
-    out: list[AppendStreamResult] = []
-    append, draft, record, result = out.append, _StreamDraft, StreamEventRecord, AppendStreamResult
-    seq = first_seq
-    for event_id, payload in zip(event_ids, payloads, strict=True):
-        rec: Any = draft(run_id, seq, event_id, payload, created_at)
-        rec.__class__ = record
-        append(_tuple_new(result, (True, rec)))
-        seq += 1
-    return out
+    n = len(event_ids)
+    records = map(
+        new_stream_event,
+        repeat(run_id, n),
+        range(first_seq, first_seq + n),
+        event_ids,
+        payloads,
+        repeat(created_at, n),
+    )
+    return list(
+        map(_tuple_new, repeat(AppendStreamResult, n), zip(repeat(True, n), records, strict=True))
+    )
 
 
 def completed_steps_of(run_id: str, rows: Any, decode: Callable[[Any], Any]) -> list[StepRecord]:
@@ -450,7 +314,7 @@ def completed_steps_of(run_id: str, rows: Any, decode: Callable[[Any], Any]) -> 
     datetime per distinct millisecond."""
     seen: dict[int, datetime] = {}
     out: list[StepRecord] = []
-    append, draft, record = out.append, _StepDraft, StepRecord
+    append, new = out.append, new_step
     for index, intent, kind, input_hash, attempts, result, started_ms, completed_ms in rows:
         started = seen.get(started_ms)
         if started is None:
@@ -458,7 +322,7 @@ def completed_steps_of(run_id: str, rows: Any, decode: Callable[[Any], Any]) -> 
         completed = started if completed_ms == started_ms else seen.get(completed_ms)
         if completed is None:
             completed = seen[completed_ms] = datetime.fromtimestamp(completed_ms / 1000, tz=UTC)
-        rec: Any = draft(
+        rec = new(
             run_id,
             index,
             intent,
@@ -471,6 +335,5 @@ def completed_steps_of(run_id: str, rows: Any, decode: Callable[[Any], Any]) -> 
             started,
             completed,
         )
-        rec.__class__ = record
         append(rec)
     return out

@@ -26,6 +26,7 @@ from ..errors import (
     DurableValueError,
 )
 from ..jsoncanon import canonical_hash, ensure_json
+from ._heartbeat import Heartbeat
 from ._manifest import DurableRunManifest, derive_worker_id
 from ._records import RunRecord, StepKind, StepRecord
 from ._store import DEFAULT_LEASE_MS, DurableRunStore
@@ -128,7 +129,7 @@ class DurableContext:
         self.run_id = run_id
         self.worker_id = worker_id
         self.lease_epoch = lease_epoch
-        self._completed = {s.step_index: s for s in completed}
+        self._completed = {s.step_index: s for s in completed} if completed else {}
         self._position = 0
         self._lease_lost = False
         self.steps: list[StepRecord] = []
@@ -144,6 +145,10 @@ class DurableContext:
     def replaying(self) -> bool:
         """True while the next position has a stored result."""
         return self._position in self._completed
+
+    def _lose(self) -> None:
+        """The heartbeat was refused: every later step is refused without a store call."""
+        self._lease_lost = True
 
     def _lost(self) -> DurableRunLeaseLostError:
         return DurableRunLeaseLostError(
@@ -307,56 +312,6 @@ def _new_uuid() -> str:
     return str(_uuid.uuid4())
 
 
-class _Heartbeat:
-    """Renews the lease every lease/3 from a timer; on refusal marks the lease lost and
-    cancels the child task running the task function. A timer, not a task: short runs never
-    pay for one."""
-
-    def __init__(
-        self,
-        ctx: DurableContext,
-        store: DurableRunStore,
-        lease_ms: int,
-        interval_ms: float,
-        target: asyncio.Task[Any] | None,
-    ) -> None:
-        self._ctx = ctx
-        self._store = store
-        self._lease_ms = lease_ms
-        self._target = target
-        self._loop = asyncio.get_running_loop()
-        self._interval = interval_ms / 1000
-        self._renewal: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(self._interval, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._renewal = self._loop.create_task(self._renew())
-
-    async def _renew(self) -> None:
-        ctx = self._ctx
-        try:
-            ok = await self._store.renew_lease(
-                ctx.run_id, ctx.worker_id, lease_ms=self._lease_ms, lease_epoch=ctx.lease_epoch
-            )
-        except Exception as exc:  # transient store trouble: the fence still protects commits
-            log.warning("lease renewal of run %s failed: %s", ctx.run_id, exc)
-            ok = True
-        if not ok:
-            log.warning("worker %s lost the lease of run %s", ctx.worker_id, ctx.run_id)
-            ctx._lease_lost = True
-            if self._target is not None:
-                self._target.cancel()
-            return
-        self._timer = self._loop.call_later(self._interval, self._fire)
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._renewal is not None and not self._renewal.done():
-            self._renewal.cancel()
-
-
 async def run_durable(
     *,
     run_id: str,
@@ -375,7 +330,8 @@ async def run_durable(
     claim's lease epoch, so a second claim (even under the same `worker_id`) stops the first.
     A step or task that raises ends the run `failed` (re-raised here); the task's return value
     must be JSON and becomes the run's outcome. The lease is renewed every `heartbeat_ms`
-    (default: a third of `lease_ms`).
+    (default: a third of `lease_ms`). `task_fn` runs in the caller's task; a lost lease
+    cancels it there and raises `DurableRunLeaseLostError` with no cancellation left pending.
 
     With `default_outcome`, the run's recorded outcome is that `RunOutcome`'s wire form plus
     `"result"` (the task's return value) on success, or plus `"notes"` (the error message)
@@ -439,14 +395,22 @@ async def run_durable(
         completed=completed,
         lease_epoch=epoch,
     )
-    # the task runs as a child task: a lost lease cancels the child only, never the caller's
-    # task, so no stray cancellation can outlive this call
-    main = asyncio.ensure_future(task_fn(ctx))
+    # the task runs inline in the caller's task; a lost lease cancels it and the cancellation
+    # is taken back (uncancel) before this call returns, so none can outlive it
     interval_ms = lease_ms / 3 if heartbeat_ms is None else heartbeat_ms
-    heartbeat = _Heartbeat(ctx, store, lease_ms, interval_ms, main)
+    heartbeat = Heartbeat(
+        store,
+        run_id,
+        worker,
+        lease_epoch=epoch,
+        lease_ms=lease_ms,
+        interval_ms=interval_ms,
+        target=asyncio.current_task(),
+        on_lost=ctx._lose,
+    )
     try:
         try:
-            result = await main
+            result = await task_fn(ctx)
         finally:
             heartbeat.stop()
     except DurableRunLeaseLostError:

@@ -10,6 +10,7 @@ lock is bounded by `busy_timeout_ms`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from typing import Any, Literal
 import orjson
 
 from .._sqlite import SQLiteTransaction, connect_sqlite
-from ..errors import DurableValueError, StoreUnavailableError
+from ..errors import ConfigurationError, DurableValueError, StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._base import StoreBase, decode_all
 from ._manifest import DurableRunManifest
@@ -43,6 +44,7 @@ from ._records import (
     now_ms,
 )
 from ._restart import restart_statements
+from ._retention import sqlite_prune, sqlite_usage
 from ._sql import (
     RUN_COLUMNS,
     SQLITE,
@@ -488,13 +490,13 @@ class SQLiteDurableRunStore(StoreBase):
             created = ms_dt(now)
             (seq,) = db.execute(_NEXT_SEQ, (run_id,)).fetchone()
             n = len(event_ids)
-            if len(set(event_ids)) == n:
-                # optimistic: every id new, one row each with seq in batch order; a logged id
-                # is skipped by the unique index, and then this batch's rows are taken back
-                rows = zip(repeat(run_id), range(seq, seq + n), event_ids, payloads, repeat(now))
-                if db.executemany(_INSERT_NEW_EVENT, rows).rowcount == n:
-                    return accepted_batch(run_id, seq, event_ids, decode_all(payloads), created)
-                db.execute(_TAKE_BACK, (run_id, seq))
+            # optimistic: every id new, one row each with seq in batch order; an id logged
+            # already (or earlier in the batch) is skipped by the unique index, and then this
+            # batch's rows are taken back
+            rows = zip(repeat(run_id), range(seq, seq + n), event_ids, payloads, repeat(now))
+            if db.executemany(_INSERT_NEW_EVENT, rows).rowcount == n:
+                return accepted_batch(run_id, seq, event_ids, decode_all(payloads), created)
+            db.execute(_TAKE_BACK, (run_id, seq))
             # some ids are logged already (a retried batch) or repeat within the batch
             logged = {
                 r[1]: (r[0], r[2], r[3])
@@ -526,6 +528,21 @@ class SQLiteDurableRunStore(StoreBase):
 
     async def _stream_length(self, run_id: str) -> int:
         return int(self._one(_NEXT_SEQ, (run_id,))[0][0])
+
+    # -- retention: a connection of its own in a worker thread (a prune may delete much) ------
+
+    async def _prune(self, prefix: str, age_ms: int, at_ms: int | None, dry_run: bool) -> list[str]:
+        self._file_only()
+        cutoff = (now_ms() if at_ms is None else at_ms) - age_ms
+        return await asyncio.to_thread(sqlite_prune, self.path, prefix, cutoff, dry_run)
+
+    async def _usage(self, prefix: str) -> int:
+        self._file_only()
+        return await asyncio.to_thread(sqlite_usage, self.path, prefix)
+
+    def _file_only(self) -> None:
+        if self.path == ":memory:":
+            raise ConfigurationError("retention and quotas need a SQLite file, not :memory:")
 
     async def close(self) -> None:
         self._db.close()

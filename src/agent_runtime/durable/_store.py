@@ -174,6 +174,24 @@ class DurableRunStore(Protocol):
         stream log. None (nothing changed) when the run is absent or not failed."""
         ...
 
+    async def prune_idle_runs(
+        self,
+        prefix: str,
+        older_than_ms: int,
+        *,
+        now_ms: int | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete the runs under `prefix` idle for `older_than_ms` and not leased by a live
+        worker, with their steps, events and stream log; return their ids (`StoreBase`:
+        `ConfigurationError` unless the store implements its `_prune` hook)."""
+        ...
+
+    async def stored_bytes(self, prefix: str) -> int:
+        """Bytes of JSON stored for the runs under `prefix` (`StoreBase`: counted through
+        the reads)."""
+        ...
+
     async def close(self) -> None:
         """Release connections and caches (`StoreBase`: nothing to release)."""
         ...
