@@ -97,7 +97,9 @@ Q = POSTGRES
 _CLAIM = "SELECT * FROM durable_claim_run(%s, %s, %s, %s, %s, %s, %s)"
 _CLAIM_STEP_AT = 11
 _WRITE_STEP = "SELECT * FROM durable_write_step(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-_APPEND = "SELECT * FROM durable_stream_append(%s, %s, %s)"
+# the id and payload arrays go in binary (`%b`): the text form quotes and escapes every element
+# (about 8 µs an event in psycopg), the binary form is each element's bytes
+_APPEND = "SELECT * FROM durable_stream_append(%s, %b, %b)"
 _RESTART, _DROP_STEPS, _DROP_EVENTS = restart_statements("%s", "durable_now_ms()")
 
 
