@@ -99,9 +99,67 @@ async def engine_turns(store: DurableRunStore | None, tag: str) -> float:
     return (time.perf_counter() - t0) / (ENGINE_TURNS * EVENTS)
 
 
+_FLOOR_INSERT = (
+    "INSERT INTO floor_log SELECT %s, s, i, p FROM "
+    "unnest(%b::bigint[], %b::text[], %b::text[]) AS u(s, i, p)"
+)
+
+
+class _FloorTurn:
+    """One turn of the plain-psycopg floor: a writer task commits what is pending, then hands
+    the committed events on; the producer's loop forwards what was handed on."""
+
+    def __init__(self, conn: Any, run_id: str) -> None:
+        self.conn = conn
+        self.run_id = run_id
+        self.pending: list[tuple[str, bytes]] = []
+        self.committed: asyncio.Queue[list[bytes] | None] = asyncio.Queue()
+        self.wake = asyncio.Event()
+        self.done = False
+
+    async def writer(self) -> None:
+        seq = 0
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            batch, self.pending = self.pending, []
+            if batch:
+                async with self.conn.transaction():
+                    await self.conn.execute(
+                        _FLOOR_INSERT,
+                        (
+                            self.run_id,
+                            list(range(seq, seq + len(batch))),
+                            [b[0] for b in batch],
+                            [b[1].decode() for b in batch],
+                        ),
+                    )
+                seq += len(batch)
+                self.committed.put_nowait([b[1] for b in batch])
+            if self.done and not self.pending:
+                self.committed.put_nowait(None)
+                return
+
+    async def run(self) -> None:
+        import orjson
+
+        task = asyncio.get_running_loop().create_task(self.writer())
+        i = 0
+        async for event in Paced(EVENTS).stream:
+            self.pending.append((f"turn:{i}", orjson.dumps(event)))
+            i += 1
+            self.wake.set()
+            while not self.committed.empty():
+                self.committed.get_nowait()  # forwarded: committed
+        self.done = True
+        self.wake.set()
+        while await self.committed.get() is not None:
+            pass
+        await task
+
+
 async def floor_turns(dsn: str, tag: str) -> float:
     """Per event of the plain-psycopg durable turn (see the module docstring)."""
-    import orjson
     import psycopg
 
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
@@ -111,50 +169,7 @@ async def floor_turns(dsn: str, tag: str) -> float:
         )
         t0 = time.perf_counter()
         for t in range(ENGINE_TURNS):
-            run_id = f"floor-{tag}-{t}"
-            queue: asyncio.Queue[list[bytes] | None] = asyncio.Queue()
-            pending: list[tuple[str, bytes]] = []
-            wake = asyncio.Event()
-            done = False
-
-            async def writer(run_id: str = run_id) -> None:
-                seq = 0
-                while True:
-                    await wake.wait()
-                    wake.clear()
-                    batch = pending[:]
-                    del pending[:]
-                    if batch:
-                        async with conn.transaction():
-                            await conn.execute(
-                                "INSERT INTO floor_log SELECT %s, s, i, p FROM "
-                                "unnest(%b::bigint[], %b::text[], %b::text[]) AS u(s, i, p)",
-                                (
-                                    run_id,
-                                    list(range(seq, seq + len(batch))),
-                                    [b[0] for b in batch],
-                                    [b[1].decode() for b in batch],
-                                ),
-                            )
-                        seq += len(batch)
-                        queue.put_nowait([b[1] for b in batch])
-                    if done and not pending:
-                        queue.put_nowait(None)
-                        return
-
-            task = asyncio.get_running_loop().create_task(writer())
-            i = 0
-            async for event in Paced(EVENTS).stream:
-                pending.append((f"turn:{i}", orjson.dumps(event)))
-                i += 1
-                wake.set()
-                while not queue.empty():
-                    queue.get_nowait()  # forwarded: committed
-            done = True
-            wake.set()
-            while await queue.get() is not None:
-                pass
-            await task
+            await _FloorTurn(conn, f"floor-{tag}-{t}").run()
     return (time.perf_counter() - t0) / (ENGINE_TURNS * EVENTS)
 
 
@@ -193,9 +208,7 @@ async def durable(store: DurableRunStore, tag: str) -> tuple[float, float]:
     return per, (time.perf_counter() - t1) / reps
 
 
-async def one_store(
-    name: str, url: str
-) -> tuple[float, float, float, float, float, float | None]:
+async def one_store(name: str, url: str) -> tuple[float, float, float, float, float, float | None]:
     store = await open_store(url)
     try:
         tag = f"{os.getpid()}-{time.time_ns()}"

@@ -79,3 +79,31 @@ def test_a_reconnect_at_any_received_record_loses_and_repeats_nothing(
         assert [r.seq for r in whole[: cut + 1] + rest] == [r.seq for r in whole]
 
     asyncio.run(scenario())
+
+
+def _by_the_grammar(event_id: str) -> tuple[int, bool]:
+    """`turn:{position}`, `turn:{attempt}:{position}`, `turn:{attempt}:restart`; else (1, no)."""
+    import re
+
+    match = re.fullmatch(r"turn:(?:([1-9][0-9]*):)?(?:([0-9]+)|(restart))", event_id)
+    if match is None:
+        return (1, False)
+    return (int(match.group(1) or 1), match.group(3) is not None)
+
+
+@given(
+    st.one_of(
+        st.text(max_size=12),
+        st.builds(lambda s: "turn:" + s, st.text(alphabet="0123456789:²٣restartx", max_size=8)),
+    )
+)
+def test_parsing_an_event_id_follows_the_grammar(event_id: str) -> None:
+    assert tuple(parse_turn_event_id(event_id)) == _by_the_grammar(event_id)
+
+
+def test_parsed_event_ids() -> None:
+    assert parse_turn_event_id("turn:12") == (1, False)
+    assert parse_turn_event_id("turn:2:5") == (2, False)
+    assert parse_turn_event_id("turn:3:restart") == (3, True)
+    assert parse_turn_event_id("turn:²") == (1, False)  # not a position: another log's id
+    assert parse_turn_event_id("substrate-7") == (1, False)

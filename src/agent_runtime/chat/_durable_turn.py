@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Literal, NamedTuple, TypeAlias
+from typing import Any, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
 import orjson
 
@@ -219,6 +220,35 @@ class _TurnWriter:
             await self._append(self._restart())
 
 
+T = TypeVar("T")
+
+
+class _Mailbox(Generic[T]):
+    """An unbounded single-consumer queue, cheaper than `asyncio.Queue` on the per-event path
+    (one append, and a wake-up only when the consumer waits)."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: T) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> T:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+
 class DurableTurn:
     """The client-visible events of one durable turn; iterate it once.
 
@@ -306,7 +336,7 @@ class DurableTurn:
         restart marker of a turn that does not announce restarts)."""
         if not self._cursor.admit(record):
             return None
-        if self._restart_event is None and parse_turn_event_id(record.event_id).restart:
+        if self._restart_event is None and record.event_id.endswith(":restart"):
             return None
         payload: ChatStreamEvent = record.payload
         return payload
@@ -389,13 +419,13 @@ class DurableTurn:
 
     async def _drive(self, fresh: bool) -> AsyncIterator[ChatStreamEvent]:
         """Claim the run and drive it in a task that outlives this consumer, relaying events."""
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        queue: _Mailbox[tuple[str, Any]] = _Mailbox()
         state = {"detached": False, "started": False}
 
         def deliver(record: StreamEventRecord) -> None:
             payload = self._admit(record)
             if payload is not None and not state["detached"]:
-                queue.put_nowait(("event", payload))
+                queue.put(("event", payload))
 
         async def task_fn(ctx: DurableContext) -> Any:
             state["started"] = True
@@ -428,11 +458,11 @@ class DurableTurn:
                     heartbeat_ms=self._heartbeat_ms,
                 )
             except BaseException as exc:
-                queue.put_nowait(("error", exc))
+                queue.put(("error", exc))
                 if not isinstance(exc, Exception):
                     raise
                 return
-            queue.put_nowait(("done", result))
+            queue.put(("done", result))
 
         task = asyncio.get_running_loop().create_task(drive())
         self._task = task

@@ -48,8 +48,14 @@ def turn_restart_id(attempt: int) -> str:
     return f"turn:{attempt}:restart"
 
 
+_FIRST_ATTEMPT = TurnLogId(1, False)
+
+
 def parse_turn_event_id(event_id: str) -> TurnLogId:
     """The attempt of a record; ids of other logs (a substrate's own) count as attempt 1."""
+    tail = event_id[5:]
+    if tail.isdigit() and tail.isascii() and event_id.startswith("turn:"):
+        return _FIRST_ATTEMPT  # `turn:{position}`, the first attempt's events: most records
     match = _ID.fullmatch(event_id)
     if match is None:
         return TurnLogId(1, False)
