@@ -335,14 +335,13 @@ def dialect_routes(
         run = await svc.store.load_run(ref.run_id)
         if run is None:
             raise RouteNotFoundError("no turn with this execution id")
-        cancels = getattr(svc.runner, "cancels", None)
         claimed = (  # leased by this process: its producer may not have registered yet
             run.status == "running"
             and run.lease_holder is not None
-            and run.lease_holder == getattr(svc.runner, "worker_id", None)
+            and run.lease_holder == svc.runner.worker_id
             and not _lapsed(run)
         )
-        if cancels is not None and cancels.cancel(ref.run_id, claimed=claimed):
+        if svc.runner.cancels.cancel(ref.run_id, claimed=claimed):
             body = {"executionId": ref.execution_id, "status": "stopping", "stopped": True}
             return JSONResponse(body, status_code=202)
         if run.status == "running" and not _lapsed(run):
