@@ -122,6 +122,19 @@ def _messages(
     return tuple(out)
 
 
+def json_object(
+    body: bytes, error: type[InvalidArgumentError] = RequestJSONError
+) -> dict[str, Any]:
+    """A request body that must be one JSON object; `error` (path `body`) otherwise."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"request body is not valid JSON: {exc}", path="body") from None
+    if not isinstance(data, dict):
+        raise error("request body must be a JSON object", path="body")
+    return data
+
+
 def parse_chat_request(
     body: bytes,
     *,
@@ -133,12 +146,7 @@ def parse_chat_request(
     `InvalidArgumentError` (a field is wrong, `path` says which), `BodyTooLargeError` (more
     than `max_messages` messages or `max_text_chars` characters in one). `system` messages
     are refused unless `allow_system`."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RequestJSONError(f"request body is not valid JSON: {exc}", path="body") from None
-    if not isinstance(data, dict):
-        raise RequestJSONError("request body must be a JSON object", path="body")
+    data = json_object(body)
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise InvalidArgumentError(f"unknown field(s): {', '.join(unknown)}", path="body")

@@ -12,7 +12,6 @@ import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -20,10 +19,10 @@ from starlette.routing import Route
 from ..errors import ConfigurationError, InvalidArgumentError
 from ..retention import prune_runs
 from ._conversations import check_title
-from ._errors import RequestJSONError
 from ._gate import principal_of
 from ._ids import principal_prefix
 from ._limits import read_body
+from ._request import json_object
 from ._service import ChatService
 from ._settings import ServerSettings
 
@@ -76,12 +75,7 @@ def session_routes(service: Callable[[], ChatService], settings: ServerSettings)
         principal = principal_of(request)
         session_id = _session_id(request)
         body = await read_body(request, max_bytes=_PATCH_BYTES, timeout_s=settings.body_timeout_s)
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise RequestJSONError(f"request body is not valid JSON: {exc}", path="body") from None
-        if not isinstance(data, dict):
-            raise RequestJSONError("request body must be a JSON object", path="body")
+        data = json_object(body)
         unknown = sorted(set(data) - {"title"})
         if unknown:
             raise InvalidArgumentError(f"unknown field(s): {', '.join(unknown)}", path="body")

@@ -16,10 +16,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
 from ...errors import InvalidArgumentError
 from ...types import AgentMessage
+from .._request import json_object
 
 __all__ = [
     "AguiResume",
@@ -87,13 +86,7 @@ class AguiRunInput:
 
 
 def _object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise DialectJSONError(f"request body is not valid JSON: {exc}", path="body") from None
-    if not isinstance(data, dict):
-        raise DialectJSONError("request body must be a JSON object", path="body")
-    return data
+    return json_object(body, DialectJSONError)
 
 
 def _ident(value: Any, path: str) -> str:
