@@ -375,7 +375,15 @@ class TurnRunner:
                 f"turn {shown!r} was already asked with other input", run_id=shown
             )
         hooks = self._hooks(request, run_id)
-        return run_id, engine.run_turn(identity, hooks, input=request.to_input(), log=self.log)
+        body = engine.run_turn(
+            identity,
+            hooks,
+            input=manifest.input["input"],
+            log=self.log,
+            manifest=manifest,
+            loaded=run,
+        )
+        return run_id, body
 
     async def tail(self, run_id: str, after: int | None) -> AsyncIterator[StreamEventRecord]:
         """The records a client that got the log up to `after` still needs (see
