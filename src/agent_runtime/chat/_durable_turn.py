@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 PRODUCE_INTENT = "chat.turn.produce"
-FINISH_INTENT = "chat.turn.finish"
+FINISH_INTENT = "chat.turn.finish"  # the finish step of runs recorded with one (replayed as such)
 
 TurnMode: TypeAlias = Literal["fresh", "resumed", "attached", "replayed"]
 Produce: TypeAlias = Callable[[], "ChatTurnProducer | Awaitable[ChatTurnProducer]"]
@@ -412,7 +412,10 @@ class DurableTurn:
             finish_result = None
             if self._finish is not None:
                 finish = self._finish
-                finish_result = await ctx.step(FINISH_INTENT, lambda: finish(text), kind="tool")
+                if ctx.replaying:  # a run that recorded its finish as a step of its own
+                    finish_result = await ctx.step(FINISH_INTENT, lambda: finish(text), kind="tool")
+                else:  # recorded with the run's end, in the same write
+                    finish_result = await _call(finish, text)
             return {
                 "text": text,
                 "events": out["events"],
@@ -560,8 +563,10 @@ def run_durable_turn(
     """Serve the turn `run_id` durably: fresh, resumed, attached to a live worker, or replayed.
 
     `produce()` returns a `ChatTurnProducer` (called only when this worker drives the run).
-    `finish(text)`, when given, runs as a second durable step after the text is checkpointed
-    (the engine persists the assistant message there); its JSON result is `finish_result`.
+    `finish(text)`, when given, runs once the text is checkpointed (the engine persists the
+    assistant message there); its JSON result, `finish_result`, is recorded in the run's
+    outcome by the write that ends the run, so a completed turn never finishes twice and a
+    turn that crashed before its end finishes again (as a step of its own would).
     A completed turn yields only `replay_event(text)` (default: `result_event`). A re-run
     that answers differently from the logged attempt is logged after a restart marker,
     `restart_event(attempt)`; with `restart_event` given the marker is also yielded, without

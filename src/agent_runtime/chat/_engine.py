@@ -1,8 +1,8 @@
 """`DurableChatTurnEngine`: `handle_chat_turn` on top of `run_durable_turn`.
 
-The turn is a durable run keyed by `derive_execution_id(project, session, turn)`. Its two steps
-are the producer's final text and the persisted assistant message (after
-`transform_final_text`), so a crash between the LLM finishing and the persist loses nothing
+The turn is a durable run keyed by `derive_execution_id(project, session, turn)`. Its step is
+the producer's final text; the persisted assistant message (after `transform_final_text`) is
+recorded with the run's end, so a crash between the LLM finishing and the persist loses nothing
 and a retried or replayed turn never persists twice. The lines are `handle_chat_turn`'s, with
 `session.run.completed` `{sessionId, replayed}`, a replay as one `result` line, and a
 `session.run.restarted` line before a re-run attempt that answers differently.
