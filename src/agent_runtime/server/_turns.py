@@ -12,7 +12,6 @@ answers differently the second time).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -163,28 +162,51 @@ async def _until_aborted(
     events: AsyncIterator[Any], controller: AbortController
 ) -> AsyncIterator[Any]:
     """The backend's events until it ends or `controller` is aborted; an abort cancels the
-    pending read (the backend's stream is closed, and with it its upstream request)."""
-    if controller.signal.aborted:  # stopped before it started: read nothing
+    pending read (the backend's stream is closed, and with it its upstream request).
+
+    The reads run in the caller's task, no task per event: an abort during a read cancels
+    that task and the cancellation is taken back here (`uncancel`), so a cancellation from
+    anyone else (a lost lease, a shutdown) still propagates."""
+    signal = controller.signal
+    if signal.aborted:  # stopped before it started: read nothing
         return
-    stop = asyncio.ensure_future(controller.signal.wait())
     iterator = aiter(events)
+    reading: asyncio.Task[Any] | None = None  # the task blocked in a read, while it is
+    ours = False  # the abort cancelled `reading`
+
+    def on_abort() -> None:
+        nonlocal ours
+        if reading is not None and not ours:
+            ours = True
+            reading.cancel()
+
+    remove = signal.add_listener(on_abort)
     try:
-        while not stop.done():
-            pending = asyncio.ensure_future(anext(iterator))
-            await asyncio.wait((pending, stop), return_when=asyncio.FIRST_COMPLETED)
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await pending
-                return
-            if pending.cancelled() and controller.signal.aborted:
-                return  # the backend saw the abort first (an HTTP backend raises CancelledError)
+        while not signal.aborted:
+            task = asyncio.current_task()
+            reading = task
             try:
-                yield pending.result()
+                event = await anext(iterator)
             except StopAsyncIteration:
                 return
+            except asyncio.CancelledError:
+                if task is None:
+                    raise
+                if ours:
+                    if task.uncancel() == 0:
+                        return  # our abort's cancellation, and nobody else's
+                elif signal.aborted and task.cancelling() == 0:
+                    return  # the backend saw the abort first (an HTTP backend raises)
+                raise
+            finally:
+                reading = None
+            if ours:  # the backend swallowed our cancellation and answered: stop anyway
+                if task is not None and task.uncancel() > 0:
+                    raise asyncio.CancelledError
+                return
+            yield event
     finally:
-        stop.cancel()
+        remove()
 
 
 def _wire(event: Any, kind: str) -> ChatStreamEvent:
