@@ -70,8 +70,9 @@ _log = logging.getLogger("agent_runtime.server")
 CLOSING_EVENT_TYPES = frozenset(
     ("session.run.completed", "session.run.failed", "session.run.interrupted")
 )
-TurnPersist = Callable[[ChatRequest, str, str], Awaitable[None]]
-"""Records a finished turn: its request, durable run id and final text."""
+TurnPersist = Callable[[ChatRequest, str, str, "list[ChatStreamEvent] | None"], Awaitable[None]]
+"""Records a finished turn: its request, durable run id, final text and the lines of its last
+attempt when this process produced them (None: read them from the stream log)."""
 
 
 class _BackendProducer:
@@ -95,6 +96,8 @@ class _BackendProducer:
         self._redactor = redactor  # the service's: sanitized lines, scrubbed final text
         self._cancels = cancels
         self._parts: list[str] = []
+        self.lines: list[ChatStreamEvent] = []  # what the stream yielded (and the turn logged)
+        self.finished = False  # the stream ended normally
         self._stream = self._run()
 
     @property
@@ -118,6 +121,7 @@ class _BackendProducer:
         kind = self._backend.kind
         events = self._backend.stream(self._input, ctx)
         done = False
+        lines = self.lines
         try:
             redactor = self._redactor
             try:
@@ -125,10 +129,12 @@ class _BackendProducer:
                     line = _wire(event, kind)
                     if redactor is not None:
                         for clean in redactor.lines(event):
+                            lines.append(clean)
                             yield clean
                         continue
                     if isinstance(event, TextDeltaEvent):
                         self._parts.append(event.text)
+                    lines.append(line)
                     yield line
                 if controller.signal.aborted:  # stopped: the partial text is the answer
                     stopped = FinalEvent(
@@ -138,16 +144,21 @@ class _BackendProducer:
                     )
                     if redactor is not None:
                         for clean in redactor.lines(stopped):
+                            lines.append(clean)
                             yield clean
                     else:
-                        yield _wire(stopped, kind)
+                        line = _wire(stopped, kind)
+                        lines.append(line)
+                        yield line
             except Exception:
                 for clean in redactor.flush() if redactor is not None else ():
                     yield clean  # the text held back so far, scrubbed, before the failure
                 raise
             for clean in redactor.flush() if redactor is not None else ():
+                lines.append(clean)
                 yield clean
             done = True
+            self.finished = True
         finally:
             if cancels is not None:
                 cancels.release(run_id, controller)
@@ -247,10 +258,21 @@ class _Hooks:
         self._redactor = redactor
         self._cancels = cancels
         self._persist = persist
+        self._producer: _BackendProducer | None = None  # the last one this process ran
 
     def produce(self) -> _BackendProducer:
         redactor = self._redactor() if self._redactor is not None else None
-        return _BackendProducer(self._backend, self._input, self._session, redactor, self._cancels)
+        producer = _BackendProducer(
+            self._backend, self._input, self._session, redactor, self._cancels
+        )
+        self._producer = producer
+        return producer
+
+    def lines(self) -> list[ChatStreamEvent] | None:
+        """The lines of the attempt this process produced to its end (the ones the turn
+        logged), or None: the text was checkpointed elsewhere, read the log."""
+        producer = self._producer
+        return producer.lines if producer is not None and producer.finished else None
 
     async def persist_assistant_message(self, _identity: ChatTurnIdentity, final_text: str) -> None:
         if self._persist is not None:
@@ -321,9 +343,10 @@ class TurnRunner:
 
         async def persisted(text: str) -> None:
             if persist is not None:
-                await persist(request, run_id, text)
+                await persist(request, run_id, text, hooks.lines())
 
-        return _Hooks(backend, backend_input, session, self.redactor, self.cancels, persisted)
+        hooks = _Hooks(backend, backend_input, session, self.redactor, self.cancels, persisted)
+        return hooks
 
     def resolve(self, run: RunRecord, manifest: DurableRunManifest) -> SweepTarget | None:
         """How the orphan sweeper re-drives one of this service's turns (None for other
