@@ -1,280 +1,545 @@
 """durable-agent-runtime: streamed, durable and accountable chat turns and agent tasks."""
 
-from .durable import (
-    DURABLE_SCHEMA_SQL,
-    DURABLE_SCHEMA_VERSION,
-    DurableContext,
-    DurableRunManifest,
-    DurableRunStore,
-    InMemoryDurableRunStore,
-    RunDurableResult,
-    RunHandle,
-    RunOutcome,
-    SQLiteDurableRunStore,
-    derive_worker_id,
-    manifest_hash,
-    run_durable,
-    step_id,
-)
-from .errors import (
-    AgentRuntimeError,
-    BackendTransportError,
-    ConfigurationError,
-    DurableAwaitEventTimeoutError,
-    DurableRunDivergenceError,
-    DurableRunError,
-    DurableRunInputMismatchError,
-    DurableRunLeaseHeldError,
-    DurableRunLeaseLostError,
-    DurableRunNotFoundError,
-    DurableStepInputMismatchError,
-    DurableValueError,
-    EventParseError,
-    RuntimeRunStateError,
-    SessionMismatchError,
-    StoreUnavailableError,
-)
-from .jsoncanon import canonical_hash, canonical_json
+from typing import TYPE_CHECKING
 
-# -- section: agent-eval (eval/) and the task data types (types.py, readiness.py) -------------
-# isort: split
-from .errors import (
-    AgentEvalError,
-    CaptureIntegrityError,
-    ConfigError,
-    JudgeError,
-    NotFoundError,
-    ReplayError,
-    ValidationError,
-    VerificationError,
-)
-from .eval import (
-    AgentEvalErrorCode,
-    ControlBudget,
-    ControlContext,
-    ControlDecision,
-    ControlEvalResult,
-    ControlRunResult,
-    ControlStep,
-    DataAcquisitionPlan,
-    EventKind,
-    InMemoryTraceStore,
-    KnowledgeReadinessReport,
-    KnowledgeRequirement,
-    RunRecord,
-    StepHistory,
-    TraceEvent,
-    TraceRun,
-    TraceStore,
-    UserQuestion,
-    acquisition_plans_for_knowledge_gaps,
-    blocking_knowledge_eval,
-    run_agent_control_loop,
-    score_knowledge_readiness,
-    user_questions_for_knowledge_gaps,
-)
-from .readiness import decide_knowledge_readiness
-from .types import (
-    AbortController,
-    AbortSignal,
-    AcquisitionEndEvent,
-    AcquisitionStartEvent,
-    AgentAdapter,
-    AgentBackendContext,
-    AgentBackendInput,
-    AgentKnowledgeProvider,
-    AgentMessage,
-    AgentRuntimeEvent,
-    AgentTaskContext,
-    AgentTaskRunResult,
-    AgentTaskRunSummary,
-    AgentTaskSpec,
-    AgentTaskStatus,
-    ArtifactEvent,
-    BackendEndEvent,
-    BackendErrorDetail,
-    BackendErrorEvent,
-    BackendStartEvent,
-    ControlEndEvent,
-    ControlStartEvent,
-    ControlStepEvent,
-    FinalEvent,
-    KnowledgeReadinessDecision,
-    LlmCallEvent,
-    ProposalCreatedEvent,
-    QuestionsEndEvent,
-    QuestionsStartEvent,
-    ReadinessEndEvent,
-    ReadinessStartEvent,
-    ReasoningDeltaEvent,
-    RuntimeSession,
-    RuntimeStreamEvent,
-    SessionCreatedEvent,
-    SessionResumedEvent,
-    TaskEndEvent,
-    TaskStartEvent,
-    TextDeltaEvent,
-    ToolCallEvent,
-    ToolResultEvent,
-    parse_event,
-    parse_runtime_stream_event,
-)
+from ._lazy import lazy_exports
 
-# -- section: the adapter-driven task loop (_task_loop.py) -------------------------------------
-# isort: split
-from ._task_loop import run_agent_task, summarize_agent_task_run
+if TYPE_CHECKING:  # the names, for type checkers; at run time each loads on first use
+    from .durable import (
+        DURABLE_SCHEMA_SQL,
+        DURABLE_SCHEMA_VERSION,
+        DurableContext,
+        DurableRunManifest,
+        DurableRunStore,
+        InMemoryDurableRunStore,
+        RunDurableResult,
+        RunHandle,
+        RunOutcome,
+        SQLiteDurableRunStore,
+        derive_worker_id,
+        manifest_hash,
+        run_durable,
+        step_id,
+    )
+    from .errors import (
+        AgentRuntimeError,
+        BackendTransportError,
+        ConfigurationError,
+        DurableAwaitEventTimeoutError,
+        DurableRunDivergenceError,
+        DurableRunError,
+        DurableRunInputMismatchError,
+        DurableRunLeaseHeldError,
+        DurableRunLeaseLostError,
+        DurableRunNotFoundError,
+        DurableStepInputMismatchError,
+        DurableValueError,
+        EventParseError,
+        RuntimeRunStateError,
+        SessionMismatchError,
+        StoreUnavailableError,
+    )
+    from .jsoncanon import canonical_hash, canonical_json
 
-# -- section: the backend stream loop (_stream_loop.py) and backend sessions (sessions/) -------
-# isort: split
-from ._stream_loop import run_agent_task_stream
-from .sessions import (
-    InMemoryRuntimeSessionStore,
-    PostgresRuntimeSessionStore,
-    RuntimeSessionEventLog,
-    RuntimeSessionStore,
-    SQLiteRuntimeSessionStore,
-)
+    # -- section: agent-eval (eval/) and the task data types (types.py, readiness.py) -------------
+    # isort: split
+    from .errors import (
+        AgentEvalError,
+        CaptureIntegrityError,
+        ConfigError,
+        JudgeError,
+        NotFoundError,
+        ReplayError,
+        ValidationError,
+        VerificationError,
+    )
+    from .eval import (
+        AgentEvalErrorCode,
+        ControlBudget,
+        ControlContext,
+        ControlDecision,
+        ControlEvalResult,
+        ControlRunResult,
+        ControlStep,
+        DataAcquisitionPlan,
+        EventKind,
+        InMemoryTraceStore,
+        KnowledgeReadinessReport,
+        KnowledgeRequirement,
+        RunRecord,
+        StepHistory,
+        TraceEvent,
+        TraceRun,
+        TraceStore,
+        UserQuestion,
+        acquisition_plans_for_knowledge_gaps,
+        blocking_knowledge_eval,
+        run_agent_control_loop,
+        score_knowledge_readiness,
+        user_questions_for_knowledge_gaps,
+    )
+    from .readiness import decide_knowledge_readiness
+    from .types import (
+        AbortController,
+        AbortSignal,
+        AcquisitionEndEvent,
+        AcquisitionStartEvent,
+        AgentAdapter,
+        AgentBackendContext,
+        AgentBackendInput,
+        AgentKnowledgeProvider,
+        AgentMessage,
+        AgentRuntimeEvent,
+        AgentTaskContext,
+        AgentTaskRunResult,
+        AgentTaskRunSummary,
+        AgentTaskSpec,
+        AgentTaskStatus,
+        ArtifactEvent,
+        BackendEndEvent,
+        BackendErrorDetail,
+        BackendErrorEvent,
+        BackendStartEvent,
+        ControlEndEvent,
+        ControlStartEvent,
+        ControlStepEvent,
+        FinalEvent,
+        KnowledgeReadinessDecision,
+        LlmCallEvent,
+        ProposalCreatedEvent,
+        QuestionsEndEvent,
+        QuestionsStartEvent,
+        ReadinessEndEvent,
+        ReadinessStartEvent,
+        ReasoningDeltaEvent,
+        RuntimeSession,
+        RuntimeStreamEvent,
+        SessionCreatedEvent,
+        SessionResumedEvent,
+        TaskEndEvent,
+        TaskStartEvent,
+        TextDeltaEvent,
+        ToolCallEvent,
+        ToolResultEvent,
+        parse_event,
+        parse_runtime_stream_event,
+    )
 
-# -- section: conversation history (history/): the server's messages per tenant and user -------
-# isort: split
-from .errors import ConversationOwnerError
-from .history import (
-    Conversation,
-    ConversationHistoryStore,
-    InMemoryConversationHistory,
-    PostgresConversationHistory,
-    SQLiteConversationHistory,
-)
+    # -- section: the adapter-driven task loop (_task_loop.py) -------------------------------------
+    # isort: split
+    from ._task_loop import run_agent_task, summarize_agent_task_run
 
-# -- section: backends (backends/) ------------------------------------------------------------
-# isort: split
-from .backends import (
-    AgentExecutionBackend,
-    BackendRetryPolicy,
-    HttpSandboxClient,
-    ModelPrice,
-    create_echo_backend,
-    create_iterable_backend,
-    create_openai_compatible_backend,
-    create_sandbox_prompt_backend,
-    map_raw_backend_event,
-)
+    # -- section: the backend stream loop (_stream_loop.py) and backend sessions (sessions/) -------
+    # isort: split
+    from ._stream_loop import run_agent_task_stream
+    from .sessions import (
+        InMemoryRuntimeSessionStore,
+        PostgresRuntimeSessionStore,
+        RuntimeSessionEventLog,
+        RuntimeSessionStore,
+        SQLiteRuntimeSessionStore,
+    )
 
-# -- section: sse, sanitize, models, intent, profiles ------------------------------------------
-# isort: split
-from .intent import ClassifyIntentOptions, ClassifyIntentResult, SubagentMatcher, classify_intent
-from .models import (
-    DEFAULT_ROUTER_BASE_URL,
-    ChatModelCandidate,
-    ChatModelValidation,
-    ModelInfo,
-    ResolvedChatModel,
-    RouterEnv,
-    clean_model_id,
-    get_models,
-    resolve_chat_model,
-    resolve_router_base_url,
-    validate_chat_model_id,
-    with_configured_models,
-)
-from .profiles import (
-    AgentProfile,
-    ChatTurnOverlay,
-    ConformanceIssue,
-    ConformanceOptions,
-    ConformanceResult,
-    assert_profile_conformance,
-    compose_turn_profile,
-    merge_agent_profiles,
-)
-from .sanitize import (
-    RuntimeTelemetryOptions,
-    SanitizedKnowledgeReadinessReport,
-    SanitizedKnowledgeRequirement,
-    SanitizeOptions,
-    redaction_marker,
-    sanitize_agent_runtime_event,
-    sanitize_json,
-    sanitize_knowledge_readiness_report,
-    sanitize_runtime_stream_event,
-    sanitize_text,
-)
-from .sse import (
-    NDJSON_CONTENT_TYPE,
-    SSE_CONTENT_TYPE,
-    encode_ndjson,
-    encode_server_sent_event,
-    readiness_server_sent_event,
-    runtime_stream_server_sent_event,
-)
+    # -- section: conversation history (history/): the server"s messages per tenant and user -------
+    # isort: split
+    from .errors import ConversationOwnerError
+    from .history import (
+        Conversation,
+        ConversationHistoryStore,
+        InMemoryConversationHistory,
+        PostgresConversationHistory,
+        SQLiteConversationHistory,
+    )
 
-# -- section: collectors, trace bridge, OpenTelemetry spans, run ledger ------------------------
-# isort: split
-from .collectors import (
-    RuntimeEventCollector,
-    RuntimeStreamEventCollector,
-    RuntimeStreamEventSummary,
-    create_runtime_event_collector,
-    create_runtime_stream_event_collector,
-)
-from .ledger import (
-    InMemoryRuntimeRunPersistence,
-    PostgresRuntimeRunPersistence,
-    RuntimeRunCost,
-    RuntimeRunHandle,
-    RuntimeRunPersistenceAdapter,
-    RuntimeRunRow,
-    RuntimeRunStatus,
-    SQLiteRuntimeRunPersistence,
-    start_runtime_run,
-)
-from .otel import GenAISpanRecorder
-from .trace import TraceBridge, create_trace_bridge, to_agent_eval_trace
+    # -- section: backends (backends/) ------------------------------------------------------------
+    # isort: split
+    from .backends import (
+        AgentExecutionBackend,
+        BackendRetryPolicy,
+        HttpSandboxClient,
+        ModelPrice,
+        create_echo_backend,
+        create_iterable_backend,
+        create_openai_compatible_backend,
+        create_sandbox_prompt_backend,
+        map_raw_backend_event,
+    )
 
-# -- section: stores beyond the embedded default (postgres, filesystem, open_store) --------------
-# isort: split
-from .durable import (
-    FileSystemDurableRunStore,
-    PostgresDurableRunStore,
-    WorkflowStepConfig,
-    WorkflowStepLike,
-    check_store_url,
-    open_store,
-    run_on_workflow_step,
-)
-from .retention import PruneResult, parse_byte_size, parse_duration, prune_runs, storage_usage
+    # -- section: sse, sanitize, models, intent, profiles ------------------------------------------
+    # isort: split
+    from .intent import (
+        ClassifyIntentOptions,
+        ClassifyIntentResult,
+        SubagentMatcher,
+        classify_intent,
+    )
+    from .models import (
+        DEFAULT_ROUTER_BASE_URL,
+        ChatModelCandidate,
+        ChatModelValidation,
+        ModelInfo,
+        ResolvedChatModel,
+        RouterEnv,
+        clean_model_id,
+        get_models,
+        resolve_chat_model,
+        resolve_router_base_url,
+        validate_chat_model_id,
+        with_configured_models,
+    )
+    from .profiles import (
+        AgentProfile,
+        ChatTurnOverlay,
+        ConformanceIssue,
+        ConformanceOptions,
+        ConformanceResult,
+        assert_profile_conformance,
+        compose_turn_profile,
+        merge_agent_profiles,
+    )
+    from .sanitize import (
+        RuntimeTelemetryOptions,
+        SanitizedKnowledgeReadinessReport,
+        SanitizedKnowledgeRequirement,
+        SanitizeOptions,
+        redaction_marker,
+        sanitize_agent_runtime_event,
+        sanitize_json,
+        sanitize_knowledge_readiness_report,
+        sanitize_runtime_stream_event,
+        sanitize_text,
+    )
+    from .sse import (
+        NDJSON_CONTENT_TYPE,
+        SSE_CONTENT_TYPE,
+        encode_ndjson,
+        encode_server_sent_event,
+        readiness_server_sent_event,
+        runtime_stream_server_sent_event,
+    )
 
-# -- section: chat turns ------------------------------------------------------------------------
-# isort: split
-from .chat import (
-    ChatStreamEvent,
-    ChatTurnHooks,
-    ChatTurnIdentity,
-    ChatTurnMessage,
-    ChatTurnProducer,
-    ChatTurnResult,
-    ChatTurnSandbox,
-    derive_execution_id,
-    handle_chat_turn,
-    run_chat_turn,
-    sandbox_as_chat_turn_target,
-)
+    # -- section: collectors, trace bridge, OpenTelemetry spans, run ledger ------------------------
+    # isort: split
+    from .collectors import (
+        RuntimeEventCollector,
+        RuntimeStreamEventCollector,
+        RuntimeStreamEventSummary,
+        create_runtime_event_collector,
+        create_runtime_stream_event_collector,
+    )
+    from .ledger import (
+        InMemoryRuntimeRunPersistence,
+        PostgresRuntimeRunPersistence,
+        RuntimeRunCost,
+        RuntimeRunHandle,
+        RuntimeRunPersistenceAdapter,
+        RuntimeRunRow,
+        RuntimeRunStatus,
+        SQLiteRuntimeRunPersistence,
+        start_runtime_run,
+    )
+    from .otel import GenAISpanRecorder
+    from .trace import TraceBridge, create_trace_bridge, to_agent_eval_trace
 
-# -- section: durable chat turns ----------------------------------------------------------------
-# isort: split
-from .chat import (
-    DurableChatTurnEngine,
-    DurableTurn,
-    SandboxReconnectAdapter,
-    SubstrateEvent,
-    SupervisedStart,
-    SupervisedTurn,
-    SweepTarget,
-    TurnSupervisor,
-    run_durable_turn,
-    run_supervised_turn,
-)
-from .errors import ChatTurnError, DurableTurnFailedError
+    # -- section: stores beyond the embedded default (postgres, filesystem, open_store) --------------
+    # isort: split
+    from .durable import (
+        FileSystemDurableRunStore,
+        PostgresDurableRunStore,
+        WorkflowStepConfig,
+        WorkflowStepLike,
+        check_store_url,
+        open_store,
+        run_on_workflow_step,
+    )
+    from .retention import PruneResult, parse_byte_size, parse_duration, prune_runs, storage_usage
+
+    # -- section: chat turns ------------------------------------------------------------------------
+    # isort: split
+    from .chat import (
+        ChatStreamEvent,
+        ChatTurnHooks,
+        ChatTurnIdentity,
+        ChatTurnMessage,
+        ChatTurnProducer,
+        ChatTurnResult,
+        ChatTurnSandbox,
+        derive_execution_id,
+        handle_chat_turn,
+        run_chat_turn,
+        sandbox_as_chat_turn_target,
+    )
+
+    # -- section: durable chat turns ----------------------------------------------------------------
+    # isort: split
+    from .chat import (
+        DurableChatTurnEngine,
+        DurableTurn,
+        SandboxReconnectAdapter,
+        SubstrateEvent,
+        SupervisedStart,
+        SupervisedTurn,
+        SweepTarget,
+        TurnSupervisor,
+        run_durable_turn,
+        run_supervised_turn,
+    )
+    from .errors import ChatTurnError, DurableTurnFailedError
+
+# every name above, by the module it comes from (tests/core/test_lazy_exports.py checks both agree)
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    ".durable": (
+        "DURABLE_SCHEMA_SQL",
+        "DURABLE_SCHEMA_VERSION",
+        "DurableContext",
+        "DurableRunManifest",
+        "DurableRunStore",
+        "InMemoryDurableRunStore",
+        "RunDurableResult",
+        "RunHandle",
+        "RunOutcome",
+        "SQLiteDurableRunStore",
+        "derive_worker_id",
+        "manifest_hash",
+        "run_durable",
+        "step_id",
+        "FileSystemDurableRunStore",
+        "PostgresDurableRunStore",
+        "WorkflowStepConfig",
+        "WorkflowStepLike",
+        "check_store_url",
+        "open_store",
+        "run_on_workflow_step",
+    ),
+    ".errors": (
+        "AgentRuntimeError",
+        "BackendTransportError",
+        "ConfigurationError",
+        "DurableAwaitEventTimeoutError",
+        "DurableRunDivergenceError",
+        "DurableRunError",
+        "DurableRunInputMismatchError",
+        "DurableRunLeaseHeldError",
+        "DurableRunLeaseLostError",
+        "DurableRunNotFoundError",
+        "DurableStepInputMismatchError",
+        "DurableValueError",
+        "EventParseError",
+        "RuntimeRunStateError",
+        "SessionMismatchError",
+        "StoreUnavailableError",
+        "AgentEvalError",
+        "CaptureIntegrityError",
+        "ConfigError",
+        "JudgeError",
+        "NotFoundError",
+        "ReplayError",
+        "ValidationError",
+        "VerificationError",
+        "ConversationOwnerError",
+        "ChatTurnError",
+        "DurableTurnFailedError",
+    ),
+    ".jsoncanon": ("canonical_hash", "canonical_json"),
+    ".eval": (
+        "AgentEvalErrorCode",
+        "ControlBudget",
+        "ControlContext",
+        "ControlDecision",
+        "ControlEvalResult",
+        "ControlRunResult",
+        "ControlStep",
+        "DataAcquisitionPlan",
+        "EventKind",
+        "InMemoryTraceStore",
+        "KnowledgeReadinessReport",
+        "KnowledgeRequirement",
+        "RunRecord",
+        "StepHistory",
+        "TraceEvent",
+        "TraceRun",
+        "TraceStore",
+        "UserQuestion",
+        "acquisition_plans_for_knowledge_gaps",
+        "blocking_knowledge_eval",
+        "run_agent_control_loop",
+        "score_knowledge_readiness",
+        "user_questions_for_knowledge_gaps",
+    ),
+    ".readiness": ("decide_knowledge_readiness",),
+    ".types": (
+        "AbortController",
+        "AbortSignal",
+        "AcquisitionEndEvent",
+        "AcquisitionStartEvent",
+        "AgentAdapter",
+        "AgentBackendContext",
+        "AgentBackendInput",
+        "AgentKnowledgeProvider",
+        "AgentMessage",
+        "AgentRuntimeEvent",
+        "AgentTaskContext",
+        "AgentTaskRunResult",
+        "AgentTaskRunSummary",
+        "AgentTaskSpec",
+        "AgentTaskStatus",
+        "ArtifactEvent",
+        "BackendEndEvent",
+        "BackendErrorDetail",
+        "BackendErrorEvent",
+        "BackendStartEvent",
+        "ControlEndEvent",
+        "ControlStartEvent",
+        "ControlStepEvent",
+        "FinalEvent",
+        "KnowledgeReadinessDecision",
+        "LlmCallEvent",
+        "ProposalCreatedEvent",
+        "QuestionsEndEvent",
+        "QuestionsStartEvent",
+        "ReadinessEndEvent",
+        "ReadinessStartEvent",
+        "ReasoningDeltaEvent",
+        "RuntimeSession",
+        "RuntimeStreamEvent",
+        "SessionCreatedEvent",
+        "SessionResumedEvent",
+        "TaskEndEvent",
+        "TaskStartEvent",
+        "TextDeltaEvent",
+        "ToolCallEvent",
+        "ToolResultEvent",
+        "parse_event",
+        "parse_runtime_stream_event",
+    ),
+    "._task_loop": ("run_agent_task", "summarize_agent_task_run"),
+    "._stream_loop": ("run_agent_task_stream",),
+    ".sessions": (
+        "InMemoryRuntimeSessionStore",
+        "PostgresRuntimeSessionStore",
+        "RuntimeSessionEventLog",
+        "RuntimeSessionStore",
+        "SQLiteRuntimeSessionStore",
+    ),
+    ".history": (
+        "Conversation",
+        "ConversationHistoryStore",
+        "InMemoryConversationHistory",
+        "PostgresConversationHistory",
+        "SQLiteConversationHistory",
+    ),
+    ".backends": (
+        "AgentExecutionBackend",
+        "BackendRetryPolicy",
+        "HttpSandboxClient",
+        "ModelPrice",
+        "create_echo_backend",
+        "create_iterable_backend",
+        "create_openai_compatible_backend",
+        "create_sandbox_prompt_backend",
+        "map_raw_backend_event",
+    ),
+    ".intent": (
+        "ClassifyIntentOptions",
+        "ClassifyIntentResult",
+        "SubagentMatcher",
+        "classify_intent",
+    ),
+    ".models": (
+        "DEFAULT_ROUTER_BASE_URL",
+        "ChatModelCandidate",
+        "ChatModelValidation",
+        "ModelInfo",
+        "ResolvedChatModel",
+        "RouterEnv",
+        "clean_model_id",
+        "get_models",
+        "resolve_chat_model",
+        "resolve_router_base_url",
+        "validate_chat_model_id",
+        "with_configured_models",
+    ),
+    ".profiles": (
+        "AgentProfile",
+        "ChatTurnOverlay",
+        "ConformanceIssue",
+        "ConformanceOptions",
+        "ConformanceResult",
+        "assert_profile_conformance",
+        "compose_turn_profile",
+        "merge_agent_profiles",
+    ),
+    ".sanitize": (
+        "RuntimeTelemetryOptions",
+        "SanitizedKnowledgeReadinessReport",
+        "SanitizedKnowledgeRequirement",
+        "SanitizeOptions",
+        "redaction_marker",
+        "sanitize_agent_runtime_event",
+        "sanitize_json",
+        "sanitize_knowledge_readiness_report",
+        "sanitize_runtime_stream_event",
+        "sanitize_text",
+    ),
+    ".sse": (
+        "NDJSON_CONTENT_TYPE",
+        "SSE_CONTENT_TYPE",
+        "encode_ndjson",
+        "encode_server_sent_event",
+        "readiness_server_sent_event",
+        "runtime_stream_server_sent_event",
+    ),
+    ".collectors": (
+        "RuntimeEventCollector",
+        "RuntimeStreamEventCollector",
+        "RuntimeStreamEventSummary",
+        "create_runtime_event_collector",
+        "create_runtime_stream_event_collector",
+    ),
+    ".ledger": (
+        "InMemoryRuntimeRunPersistence",
+        "PostgresRuntimeRunPersistence",
+        "RuntimeRunCost",
+        "RuntimeRunHandle",
+        "RuntimeRunPersistenceAdapter",
+        "RuntimeRunRow",
+        "RuntimeRunStatus",
+        "SQLiteRuntimeRunPersistence",
+        "start_runtime_run",
+    ),
+    ".otel": ("GenAISpanRecorder",),
+    ".trace": ("TraceBridge", "create_trace_bridge", "to_agent_eval_trace"),
+    ".retention": (
+        "PruneResult",
+        "parse_byte_size",
+        "parse_duration",
+        "prune_runs",
+        "storage_usage",
+    ),
+    ".chat": (
+        "ChatStreamEvent",
+        "ChatTurnHooks",
+        "ChatTurnIdentity",
+        "ChatTurnMessage",
+        "ChatTurnProducer",
+        "ChatTurnResult",
+        "ChatTurnSandbox",
+        "derive_execution_id",
+        "handle_chat_turn",
+        "run_chat_turn",
+        "sandbox_as_chat_turn_target",
+        "DurableChatTurnEngine",
+        "DurableTurn",
+        "SandboxReconnectAdapter",
+        "SubstrateEvent",
+        "SupervisedStart",
+        "SupervisedTurn",
+        "SweepTarget",
+        "TurnSupervisor",
+        "run_durable_turn",
+        "run_supervised_turn",
+    ),
+}
 
 __version__ = "0.1.0"
 
@@ -504,3 +769,6 @@ __all__ = [
     "validate_chat_model_id",
     "with_configured_models",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

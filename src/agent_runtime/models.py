@@ -12,13 +12,15 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-import httpx2
 import orjson
 
 from .errors import BackendTransportError, ValidationError
 from .sanitize import sanitize_text
+
+if TYPE_CHECKING:  # loaded when a catalog is fetched, not by every importer
+    import httpx2
 
 __all__ = [
     "DEFAULT_ROUTER_BASE_URL",
@@ -106,6 +108,8 @@ def resolve_router_base_url(env: Mapping[str, Any] | None = None) -> str:
 def _check_url(value: Any) -> str:
     if not isinstance(value, str):
         raise ValidationError("get_models: router_base_url must be a string")
+    import httpx2
+
     try:
         url = httpx2.URL(value)
     except (httpx2.InvalidURL, ValueError) as exc:
@@ -136,6 +140,8 @@ async def get_models(
     (its object entries), else `[]`. A non-2xx status raises `BackendTransportError`
     `router /v1/models <status>`; an unreachable router, one with status 0. `api_key`
     (ours) is sent as a bearer token and scrubbed from every message."""
+    import httpx2
+
     url = f"{_strip_base(_check_url(router_base_url))}/v1/models"
     if type(timeout) not in (int, float) or not math.isfinite(timeout) or timeout <= 0:
         raise ValidationError("get_models: timeout must be a finite number of seconds > 0")

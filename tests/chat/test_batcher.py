@@ -131,3 +131,37 @@ async def test_cancel_flushes_nothing_more() -> None:
     with pytest.raises(asyncio.CancelledError):
         await b.close(True)
     assert sink.batches == []
+
+
+async def test_a_stream_closed_within_its_first_window_is_logged_by_close_alone() -> None:
+    sink = Sink()
+    b = AppendBatcher(sink.flush, max_items=100, max_bytes=1 << 20, max_delay_s=3600)
+    b.push(0)
+    b.push(1)
+    await b.close(True)
+    assert sink.batches == [([0, 1], True)]
+    assert b._task is None  # no writer task was needed
+
+
+async def test_the_first_window_ends_with_a_flush_without_close() -> None:
+    sink = Sink()
+    b = AppendBatcher(sink.flush, max_items=100, max_bytes=1 << 20, max_delay_s=0.01)
+    b.push(0)
+    b.push(1)
+    for _ in range(100):
+        if sink.batches:
+            break
+        await asyncio.sleep(0.01)
+    assert sink.batches == [([0, 1], None)]
+    b.push(2)
+    await b.close(False)
+    assert sink.batches == [([0, 1], None), ([2], False)]
+
+
+async def test_a_close_that_fails_before_any_writer_raises_and_marks_failed() -> None:
+    sink = Sink(fail_at=0)
+    b = AppendBatcher(sink.flush, max_items=100, max_bytes=1 << 20, max_delay_s=3600)
+    b.push(0)
+    with pytest.raises(RuntimeError, match="store refused"):
+        await b.close(True)
+    assert b.failed and sink.batches == []

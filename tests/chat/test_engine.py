@@ -1,4 +1,4 @@
-"""DurableChatTurnEngine: handle_chat_turn's lines on a durable run, persist as a durable step,
+"""DurableChatTurnEngine: handle_chat_turn's lines on a durable run, persist recorded with its end,
 a replay as one `result` line, `session.run.completed` with `replayed`."""
 
 from __future__ import annotations
@@ -69,6 +69,30 @@ async def run(engine: DurableChatTurnEngine, hooks: Any, **kw: Any) -> list[dict
     return [orjson.loads(line) async for line in engine.run_turn(IDENTITY, hooks, **kw).body]
 
 
+async def test_a_finish_recorded_as_a_step_is_replayed_not_run_again(
+    store: DurableRunStore,
+) -> None:
+    """A run whose finish was recorded as a step of its own (and whose worker died before
+    ending it) is completed from the stored steps: nothing is produced or persisted again."""
+    engine = DurableChatTurnEngine(store, "proj")
+    run_id = engine.execution_id(IDENTITY)
+    manifest = engine.manifest(IDENTITY, {"message": "hi"})
+    claimed, _, _ = await store.start_or_resume(run_id, manifest, "dead", lease_ms=1)
+    fence = {"worker_id": "dead", "lease_epoch": claimed.lease_epoch}
+    produced = {"text": "stored", "events": 0, "attempt": 1}
+    await store.complete_step(run_id, 0, produced, "chat.turn.produce", "llm", **fence)
+    finished = {"text": "stored", "persisted": True}
+    await store.complete_step(run_id, 1, finished, "chat.turn.finish", "tool", **fence)
+    await asyncio.sleep(0.01)  # the dead worker's lease lapses
+    hooks = Hooks()
+    events = await run(engine, hooks, input={"message": "hi"})
+    assert events[-1]["type"] == "session.run.completed"
+    assert hooks.produced == 0 and hooks.persisted == [] and hooks.completed == ["stored"]
+    record = await store.load_run(run_id)
+    assert record is not None and record.status == "completed"
+    assert record.outcome["finish"] == finished
+
+
 async def test_fresh_then_replayed_turn(store: DurableRunStore) -> None:
     engine = DurableChatTurnEngine(store, "proj")
     hooks = Hooks()
@@ -83,7 +107,12 @@ async def test_fresh_then_replayed_turn(store: DurableRunStore) -> None:
     run_id = engine.execution_id(IDENTITY)
     assert run_id == "proj:s1:2"
     steps = await store.load_steps(run_id)
-    assert [s.intent for s in steps] == ["chat.turn.produce", "chat.turn.finish"]
+    assert [s.intent for s in steps] == ["chat.turn.produce"]  # the finish ends the run
+    record = await store.load_run(run_id)
+    assert record is not None and record.outcome["finish"] == {
+        "text": "hello world",
+        "persisted": True,
+    }
 
     hooks.seen.clear()
     again = await run(engine, hooks, input={"message": "hi"})

@@ -6,7 +6,9 @@ while its previous flush was in flight, or within `max_delay_s` of the first pen
 whichever comes first, and stops gathering early at `max_items` items or `max_bytes` (each
 item's size as `size(item)` says). A producer faster than the store waits: `push` says when
 the pending batch is full and `room()` returns once the writer has taken it, so at most one
-batch waits while one is written.
+batch waits while one is written. The writer task starts only when a batch is due (its window
+ended, it is full, or a `sync` asks): a short stream closed within its first window is logged
+by `close` itself, in one call, with no task.
 """
 
 from __future__ import annotations
@@ -61,13 +63,28 @@ class AppendBatcher(Generic[T]):
         self._synced: list[tuple[int, asyncio.Future[None]]] = []
         self._pushed = 0
         self._flushed = 0
-        self._task = self._loop.create_task(self._run())
-        self._task.add_done_callback(_retrieve)
+        self._task: asyncio.Task[None] | None = None  # started when a batch is due
+        self._timer: asyncio.TimerHandle | None = None  # the first window, before the task
+        self._stopped = False  # cancelled, or `close`'s own flush raised, before any task
+
+    def _start(self) -> asyncio.Task[None]:
+        """The writer task, started now if it was not yet."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is None:
+            self._task = self._loop.create_task(self._run())
+            self._task.add_done_callback(_retrieve)
+        return self._task
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._start()
 
     @property
     def failed(self) -> bool:
         """The writer stopped before `close` (a flush raised, or it was cancelled)."""
-        return self._task.done()
+        return self._task.done() if self._task is not None else self._stopped
 
     def push(self, item: T) -> bool:
         """Queue `item`; True when the pending batch is full (then `await room()`)."""
@@ -79,13 +96,21 @@ class AppendBatcher(Generic[T]):
         if self._size is not None:
             self._bytes += self._size(item)
         full = len(pending) >= self._max_items or self._bytes >= self._max_bytes
-        if self._idle or full:
+        if self._task is None:
+            if self._stopped:
+                pass  # cancelled: dropped, as a stopped writer drops them
+            elif full:
+                self._start()
+            elif self._timer is None:
+                self._timer = self._loop.call_later(self._delay, self._fire)
+        elif self._idle or full:
             _wake(self._wake)
         return full
 
     async def room(self) -> None:
         """Wait until the pending batch has room (or the writer stopped)."""
-        while self._is_full() and not self._task.done():
+        while self._is_full() and not self.failed:
+            self._start()
             self._room = self._loop.create_future()
             await self._room
 
@@ -93,26 +118,48 @@ class AppendBatcher(Generic[T]):
         """Wait until everything pushed so far is flushed (raises a failed flush's error)."""
         if self._flushed >= self._pushed:
             return
+        if self._task is None and self._stopped:
+            raise asyncio.CancelledError  # cancelled before it could flush
+        task = self._start()
         done = self._loop.create_future()
         self._synced.append((self._pushed, done))
         self._urgent = True
         _wake(self._wake)
-        await asyncio.wait((done, self._task), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((done, task), return_when=asyncio.FIRST_COMPLETED)
         if not done.done():
-            await self._task  # raises the flush's error
+            await task  # raises the flush's error
             raise asyncio.CancelledError  # cancelled before it could flush
 
     async def close(self, end: bool) -> None:
         """Flush what is pending, then a last `flush(rest, end)`, and wait for it."""
-        if not self._task.done():
+        task = self._task
+        if task is None:  # nothing was due yet: one last flush here, no writer task
+            if self._stopped:
+                raise asyncio.CancelledError  # cancelled: nothing more is flushed
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            batch = self._pending
+            self._pending = []
+            self._bytes = 0
+            self._stopped = True  # closed: later pushes are dropped
+            await self._flush(batch, end)
+            self._flushed += len(batch)
+            return
+        if not task.done():
             self._end = end
             self._closing = True
             _wake(self._wake)
-        await self._task
+        await task
 
     def cancel(self) -> None:
         """Stop at once; nothing pending is flushed."""
-        self._task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
 
     def _is_full(self) -> bool:
         return len(self._pending) >= self._max_items or self._bytes >= self._max_bytes

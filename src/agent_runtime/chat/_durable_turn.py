@@ -18,6 +18,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from types import EllipsisType
 from typing import Any, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
 import orjson
@@ -25,7 +26,7 @@ import orjson
 from ..durable._manifest import DurableRunManifest
 from ..durable._records import RunRecord, StreamEventRecord, now_ms
 from ..durable._run import DurableContext, run_durable
-from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore
+from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore, is_durable_store
 from ..durable._validate import check_id, check_lease_ms
 from ..errors import (
     DurableRunInputMismatchError,
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 PRODUCE_INTENT = "chat.turn.produce"
-FINISH_INTENT = "chat.turn.finish"
+FINISH_INTENT = "chat.turn.finish"  # the finish step of runs recorded with one (replayed as such)
 
 TurnMode: TypeAlias = Literal["fresh", "resumed", "attached", "replayed"]
 Produce: TypeAlias = Callable[[], "ChatTurnProducer | Awaitable[ChatTurnProducer]"]
@@ -277,10 +278,12 @@ class DurableTurn:
         poll_ms: int,
         max_poll_ms: int,
         detach_on_close: bool,
+        loaded: RunRecord | EllipsisType | None = ...,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.manifest = manifest
+        self._loaded = loaded  # the run as the caller just read it (`...`: not read yet)
         self._produce = produce
         self._finish = finish
         self._replay_event = replay_event
@@ -342,7 +345,8 @@ class DurableTurn:
         return payload
 
     async def _load(self) -> RunRecord | None:
-        run = await self.store.load_run(self.run_id)
+        loaded, self._loaded = self._loaded, ...
+        run = await self.store.load_run(self.run_id) if loaded is ... else loaded
         if run is not None and run.manifest_hash != self.manifest.digest:
             raise DurableRunInputMismatchError(
                 f"run {self.run_id!r} was started with another manifest", run_id=self.run_id
@@ -438,7 +442,10 @@ class DurableTurn:
             finish_result = None
             if self._finish is not None:
                 finish = self._finish
-                finish_result = await ctx.step(FINISH_INTENT, lambda: finish(text), kind="tool")
+                if ctx.replaying:  # a run that recorded its finish as a step of its own
+                    finish_result = await ctx.step(FINISH_INTENT, lambda: finish(text), kind="tool")
+                else:  # recorded with the run's end, in the same write
+                    finish_result = await _call(finish, text)
             return {
                 "text": text,
                 "events": out["events"],
@@ -581,12 +588,15 @@ def run_durable_turn(
     poll_ms: int = 10,
     max_poll_ms: int = 200,
     detach_on_close: bool = True,
+    loaded: RunRecord | EllipsisType | None = ...,
 ) -> DurableTurn:
     """Serve the turn `run_id` durably: fresh, resumed, attached to a live worker, or replayed.
 
     `produce()` returns a `ChatTurnProducer` (called only when this worker drives the run).
-    `finish(text)`, when given, runs as a second durable step after the text is checkpointed
-    (the engine persists the assistant message there); its JSON result is `finish_result`.
+    `finish(text)`, when given, runs once the text is checkpointed (the engine persists the
+    assistant message there); its JSON result, `finish_result`, is recorded in the run's
+    outcome by the write that ends the run, so a completed turn never finishes twice and a
+    turn that crashed before its end finishes again (as a step of its own would).
     A completed turn yields only `replay_event(text)` (default: `result_event`). A re-run
     that answers differently from the logged attempt is logged after a restart marker,
     `restart_event(attempt)`; with `restart_event` given the marker is also yielded, without
@@ -595,14 +605,16 @@ def run_durable_turn(
     the producer yields while the previous append is in flight, or within `batch_delay_ms` of
     the first pending event, up to `batch_size` events or `batch_bytes` of JSON (a producer
     faster than the store then waits); the turn's end flushes what is pending at once.
-    `after_seq` (a log `seq`) skips what a reconnecting client already got. Bad arguments
-    raise `DurableValueError` here, before anything is read or written.
+    `after_seq` (a log `seq`) skips what a reconnecting client already got. `loaded` is the
+    run as the caller just read it (None: there was none), so the turn starts without reading
+    it again; the claim settles any race since. Bad arguments raise `DurableValueError` here,
+    before anything is read or written.
     """
     check_id(run_id, "run_id")
     check_lease_ms(lease_ms)
     if not isinstance(manifest, DurableRunManifest):
         raise DurableValueError("manifest must be a DurableRunManifest", path="manifest")
-    if not isinstance(store, DurableRunStore):
+    if not is_durable_store(store):
         raise DurableValueError("store must be a DurableRunStore", path="store")
     required: tuple[tuple[str, object], ...] = (
         ("produce", produce),
@@ -635,6 +647,12 @@ def run_durable_turn(
         )
     if type(max_poll_ms) is not int or max_poll_ms < poll_ms:
         raise DurableValueError("max_poll_ms must be an int >= poll_ms", path="max_poll_ms")
+    if (
+        loaded is not ...
+        and loaded is not None
+        and (not isinstance(loaded, RunRecord) or loaded.run_id != run_id)
+    ):
+        raise DurableValueError("loaded must be the RunRecord of run_id", path="loaded")
     return DurableTurn(
         store=store,
         run_id=run_id,
@@ -651,4 +669,5 @@ def run_durable_turn(
         poll_ms=poll_ms,
         max_poll_ms=max_poll_ms,
         detach_on_close=detach_on_close,
+        loaded=loaded,
     )

@@ -1,8 +1,8 @@
 """`DurableChatTurnEngine`: `handle_chat_turn` on top of `run_durable_turn`.
 
-The turn is a durable run keyed by `derive_execution_id(project, session, turn)`. Its two steps
-are the producer's final text and the persisted assistant message (after
-`transform_final_text`), so a crash between the LLM finishing and the persist loses nothing
+The turn is a durable run keyed by `derive_execution_id(project, session, turn)`. Its step is
+the producer's final text; the persisted assistant message (after `transform_final_text`) is
+recorded with the run's end, so a crash between the LLM finishing and the persist loses nothing
 and a retried or replayed turn never persists twice. The lines are `handle_chat_turn`'s, with
 `session.run.completed` `{sessionId, replayed}`, a replay as one `result` line, and a
 `session.run.restarted` line before a re-run attempt that answers differently.
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from types import EllipsisType
 from typing import Any
 
 from ..durable._manifest import DurableRunManifest
-from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore
+from ..durable._records import RunRecord
+from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore, is_durable_store
 from ..durable._validate import check_id, check_lease_ms, error_to_dict
 from ..errors import DurableValueError
 from ..jsoncanon import ensure_json
@@ -107,6 +109,16 @@ class _DurableHooks:
         self._raise_at("persist")  # attempted (durably) inside the run
 
 
+def _manifest_input(identity: ChatTurnIdentity, input: Any) -> dict[str, Any]:
+    who = {
+        "tenant_id": identity.tenant_id,
+        "session_id": identity.session_id,
+        "user_id": identity.user_id,
+        "turn_index": identity.turn_index,
+    }
+    return {"identity": who, "input": input}
+
+
 class DurableChatTurnEngine:
     """Serves chat turns durably: `run_turn` answers like `handle_chat_turn`, but a retried
     turn re-attaches, resumes or replays instead of calling the model again."""
@@ -121,7 +133,7 @@ class DurableChatTurnEngine:
         heartbeat_ms: int | None = None,
         detach_on_close: bool = True,
     ) -> None:
-        if not isinstance(store, DurableRunStore):
+        if not is_durable_store(store):
             raise DurableValueError("store must be a DurableRunStore", path="store")
         check_id(project_id, "project_id")
         if worker_id is not None:
@@ -140,14 +152,16 @@ class DurableChatTurnEngine:
 
     def manifest(self, identity: ChatTurnIdentity, input: Any = None) -> DurableRunManifest:
         """What the turn's run is started with; the same turn retried must match it."""
-        who = {
-            "tenant_id": identity.tenant_id,
-            "session_id": identity.session_id,
-            "user_id": identity.user_id,
-            "turn_index": identity.turn_index,
-        }
-        return DurableRunManifest(
-            self.project_id, CHAT_TURN_TASK, {"identity": who, "input": input}
+        return DurableRunManifest(self.project_id, CHAT_TURN_TASK, _manifest_input(identity, input))
+
+    def _is_manifest(self, manifest: object, identity: ChatTurnIdentity, input: Any) -> bool:
+        """Whether `manifest` is `manifest(identity, input)`, compared without hashing."""
+        return (
+            isinstance(manifest, DurableRunManifest)
+            and manifest.project_id == self.project_id
+            and manifest.scenario_id is None
+            and manifest.task == CHAT_TURN_TASK
+            and manifest.input == _manifest_input(identity, input)
         )
 
     def run_turn(
@@ -160,12 +174,22 @@ class DurableChatTurnEngine:
         wait_until: WaitUntil | None = None,
         log: ChatTurnLog | logging.Logger | None = None,
         persist_errors: PersistErrors = "swallow",
+        manifest: DurableRunManifest | None = None,
+        loaded: RunRecord | EllipsisType | None = ...,
     ) -> ChatTurnResult:
         """One durable turn as an NDJSON body (see `handle_chat_turn`). `input` (JSON, e.g.
         the user's message) enters the run's manifest: a retry with other input is refused.
+        A caller that already built `manifest(identity, input)` and read the run (`loaded`,
+        None when there was none) passes them, so neither is done twice per turn.
         Bad arguments raise `InvalidArgumentError` (or `DurableValueError`) here."""
         check_turn_arguments(identity, hooks, wait_until, persist_errors)
-        ensure_json(input, root="input")
+        if manifest is None:
+            ensure_json(input, root="input")
+            manifest = self.manifest(identity, input)
+        elif not self._is_manifest(manifest, identity, input):
+            raise DurableValueError(
+                "manifest must be this engine's manifest(identity, input)", path="manifest"
+            )
         turn_log = as_log(log)
         transform = _optional(hooks, "transform_final_text")
         persist = hooks.persist_assistant_message
@@ -198,7 +222,7 @@ class DurableChatTurnEngine:
         turn = run_durable_turn(
             self.store,
             self.execution_id(identity),
-            self.manifest(identity, input),
+            manifest,
             hooks.produce,
             finish=finish,
             restart_event=lambda attempt: restarted_event(attempt, session_id),
@@ -207,6 +231,7 @@ class DurableChatTurnEngine:
             heartbeat_ms=self.heartbeat_ms,
             after_seq=after_seq,
             detach_on_close=self.detach_on_close,
+            loaded=loaded,
         )
         frame = TurnFrame(
             completed=lambda: {"replayed": turn.mode == "replayed"},

@@ -8,14 +8,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx2
 import orjson
 
 from ..errors import ChatTurnError, ValidationError
 from ..profiles import ChatTurnOverlay, compose_turn_profile
 from ..types import AbortSignal
+
+if TYPE_CHECKING:  # loaded by the first sandbox turn, not by every importer of chat
+    import httpx2
 
 __all__ = [
     "DEFAULT_SANDBOX_BACKEND_TYPE",
@@ -187,6 +189,8 @@ async def run_chat_turn(
     url = f"{sandbox.runtime_url}/runtime/agents/run/stream"
     _check_aborted(signal)
     own = http_client is None
+    if http_client is None:
+        import httpx2
     client = http_client or httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None))
     try:
         request = client.stream("POST", url, content=body, headers=headers)

@@ -21,7 +21,7 @@ from typing import Any, Literal, NamedTuple, Protocol, TypeAlias, runtime_checka
 
 from ..durable._manifest import DurableRunManifest
 from ..durable._records import RunHandle
-from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore
+from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore, is_durable_store
 from ..durable._validate import check_id, check_lease_ms, error_to_dict
 from ..errors import (
     DurableRunLeaseLostError,
@@ -309,7 +309,7 @@ def run_supervised_turn(
     check_id(run_id, "run_id")
     check_id(worker_id, "worker_id")
     check_lease_ms(lease_ms)
-    if not isinstance(store, DurableRunStore):
+    if not is_durable_store(store):
         raise DurableValueError("store must be a DurableRunStore", path="store")
     if not isinstance(manifest, DurableRunManifest):
         raise DurableValueError("manifest must be a DurableRunManifest", path="manifest")

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from ..durable._manifest import DurableRunManifest, derive_worker_id
 from ..durable._records import RunRecord, now_ms
-from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore
+from ..durable._store import DEFAULT_LEASE_MS, DurableRunStore, is_durable_store
 from ..durable._validate import check_id, check_lease_ms
 from ..errors import DurableRunLeaseHeldError, DurableRunNotFoundError, DurableValueError
 from ._durable_turn import DurableTurn, Finish, Produce, RestartEvent, run_durable_turn
@@ -74,7 +74,7 @@ class TurnSupervisor:
         sweep_limit: int = 100,
         concurrency: int = 4,
     ) -> None:
-        if not isinstance(store, DurableRunStore):
+        if not is_durable_store(store):
             raise DurableValueError("store must be a DurableRunStore", path="store")
         if not callable(resolve):
             raise DurableValueError("resolve must be callable", path="resolve")

@@ -19,7 +19,7 @@ from ._records import (
     StreamEventRecord,
 )
 
-__all__ = ["DEFAULT_LEASE_MS", "DurableRunStore"]
+__all__ = ["DEFAULT_LEASE_MS", "DurableRunStore", "is_durable_store"]
 
 DEFAULT_LEASE_MS = 15_000
 
@@ -195,3 +195,18 @@ class DurableRunStore(Protocol):
     async def close(self) -> None:
         """Release connections and caches (`StoreBase`: nothing to release)."""
         ...
+
+
+_STORE_TYPES: set[type] = set()
+
+
+def is_durable_store(value: object) -> bool:
+    """`isinstance(value, DurableRunStore)`, remembered per class: the protocol check walks
+    every member on each call (tens of microseconds), and it guards per-turn entry points."""
+    kind = type(value)
+    if kind in _STORE_TYPES:
+        return True
+    if not isinstance(value, DurableRunStore):
+        return False
+    _STORE_TYPES.add(kind)
+    return True

@@ -3,62 +3,127 @@ scoring, user questions and acquisition plans, the budgeted control loop, trace 
 `AgentEvalError` family. Re-exported from the package root, as the original re-exports them.
 """
 
-from ..errors import (
-    AGENT_EVAL_ERROR_CODES,
-    AgentEvalError,
-    AgentEvalErrorCode,
-    CaptureIntegrityError,
-    ConfigError,
-    JudgeError,
-    NotFoundError,
-    ReplayError,
-    ValidationError,
-    VerificationError,
-)
-from ._control import ActionFailure, ControlContext, StepHistory, run_agent_control_loop
-from ._readiness import (
-    IMPORTANCE_WEIGHTS,
-    acquisition_plans_for_knowledge_gaps,
-    blocking_knowledge_eval,
-    is_blocking,
-    is_expired,
-    is_missing,
-    score_knowledge_readiness,
-    user_questions_for_knowledge_gaps,
-)
-from ._records import (
-    ACQUISITION_MODES,
-    EVENT_KINDS,
-    FAILURE_CLASSES,
-    FALLBACK_POLICIES,
-    IMPORTANCES,
-    RECOMMENDED_ACTIONS,
-    SENSITIVITIES,
-    AcquisitionMode,
-    ControlBudget,
-    ControlDecision,
-    ControlEvalResult,
-    ControlRunResult,
-    ControlRuntimeError,
-    ControlStep,
-    DataAcquisitionPlan,
-    EvalSeverity,
-    EventKind,
-    FailureClass,
-    FallbackPolicy,
-    Importance,
-    KnowledgeBundle,
-    KnowledgeReadinessReport,
-    KnowledgeRequirement,
-    ReadinessSeverity,
-    RecommendedAction,
-    RunRecord,
-    Sensitivity,
-    StoppedBy,
-    TraceEvent,
-    UserQuestion,
-)
-from ._trace_store import InMemoryTraceStore, TraceRun, TraceStore
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the names, for type checkers; at run time each loads on first use
+    from ..errors import (
+        AGENT_EVAL_ERROR_CODES,
+        AgentEvalError,
+        AgentEvalErrorCode,
+        CaptureIntegrityError,
+        ConfigError,
+        JudgeError,
+        NotFoundError,
+        ReplayError,
+        ValidationError,
+        VerificationError,
+    )
+    from ._control import ActionFailure, ControlContext, StepHistory, run_agent_control_loop
+    from ._readiness import (
+        IMPORTANCE_WEIGHTS,
+        acquisition_plans_for_knowledge_gaps,
+        blocking_knowledge_eval,
+        is_blocking,
+        is_expired,
+        is_missing,
+        score_knowledge_readiness,
+        user_questions_for_knowledge_gaps,
+    )
+    from ._records import (
+        ACQUISITION_MODES,
+        EVENT_KINDS,
+        FAILURE_CLASSES,
+        FALLBACK_POLICIES,
+        IMPORTANCES,
+        RECOMMENDED_ACTIONS,
+        SENSITIVITIES,
+        AcquisitionMode,
+        ControlBudget,
+        ControlDecision,
+        ControlEvalResult,
+        ControlRunResult,
+        ControlRuntimeError,
+        ControlStep,
+        DataAcquisitionPlan,
+        EvalSeverity,
+        EventKind,
+        FailureClass,
+        FallbackPolicy,
+        Importance,
+        KnowledgeBundle,
+        KnowledgeReadinessReport,
+        KnowledgeRequirement,
+        ReadinessSeverity,
+        RecommendedAction,
+        RunRecord,
+        Sensitivity,
+        StoppedBy,
+        TraceEvent,
+        UserQuestion,
+    )
+    from ._trace_store import InMemoryTraceStore, TraceRun, TraceStore
+
+# every name above, by the module it comes from (tests/core/test_lazy_exports.py checks both agree)
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "..errors": (
+        "AGENT_EVAL_ERROR_CODES",
+        "AgentEvalError",
+        "AgentEvalErrorCode",
+        "CaptureIntegrityError",
+        "ConfigError",
+        "JudgeError",
+        "NotFoundError",
+        "ReplayError",
+        "ValidationError",
+        "VerificationError",
+    ),
+    "._control": ("ActionFailure", "ControlContext", "StepHistory", "run_agent_control_loop"),
+    "._readiness": (
+        "IMPORTANCE_WEIGHTS",
+        "acquisition_plans_for_knowledge_gaps",
+        "blocking_knowledge_eval",
+        "is_blocking",
+        "is_expired",
+        "is_missing",
+        "score_knowledge_readiness",
+        "user_questions_for_knowledge_gaps",
+    ),
+    "._records": (
+        "ACQUISITION_MODES",
+        "EVENT_KINDS",
+        "FAILURE_CLASSES",
+        "FALLBACK_POLICIES",
+        "IMPORTANCES",
+        "RECOMMENDED_ACTIONS",
+        "SENSITIVITIES",
+        "AcquisitionMode",
+        "ControlBudget",
+        "ControlDecision",
+        "ControlEvalResult",
+        "ControlRunResult",
+        "ControlRuntimeError",
+        "ControlStep",
+        "DataAcquisitionPlan",
+        "EvalSeverity",
+        "EventKind",
+        "FailureClass",
+        "FallbackPolicy",
+        "Importance",
+        "KnowledgeBundle",
+        "KnowledgeReadinessReport",
+        "KnowledgeRequirement",
+        "ReadinessSeverity",
+        "RecommendedAction",
+        "RunRecord",
+        "Sensitivity",
+        "StoppedBy",
+        "TraceEvent",
+        "UserQuestion",
+    ),
+    "._trace_store": ("InMemoryTraceStore", "TraceRun", "TraceStore"),
+}
 
 __all__ = [
     "ACQUISITION_MODES",
@@ -117,3 +182,6 @@ __all__ = [
     "score_knowledge_readiness",
     "user_questions_for_knowledge_gaps",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -256,8 +256,10 @@ def create_app(
         sessions = SessionHistory(conversations, project_id)
         if isinstance(turns, TurnRunner):
 
-            async def record(request: ChatRequest, run_id: str, text: str) -> None:
-                await sessions.record(opened, request, run_id, text)
+            async def record(
+                request: ChatRequest, run_id: str, text: str, lines: list[Any] | None
+            ) -> None:
+                await sessions.record(opened, request, run_id, text, lines)
 
             turns.persist = record
         svc = ChatService(

@@ -13,13 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx2
-
-from ..backends import AgentExecutionBackend, create_echo_backend, create_openai_compatible_backend
+from ..backends import AgentExecutionBackend, create_echo_backend
 from ..errors import AgentRuntimeError, ConfigurationError
 from ..sanitize import sanitize_text
 
 if TYPE_CHECKING:
+    import httpx2
+
     from ._turns import TurnRunner
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_STORE_URL", "BackendConfig", "backend_from_env"]
@@ -70,6 +70,10 @@ def backend_from_env(env: Mapping[str, str] | None = None) -> BackendConfig:
         return BackendConfig(backend=create_echo_backend(), model="echo", runner=runner)
     api_key = values.get("OPENAI_API_KEY") or None
     model = values.get("OPENAI_MODEL", "").strip() or DEFAULT_MODEL
+    import httpx2  # only a server with an endpoint loads the HTTP client
+
+    from ..backends.openai_compatible import create_openai_compatible_backend
+
     client = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None))
 
     def for_model(model_id: str) -> AgentExecutionBackend:

@@ -223,12 +223,18 @@ class SessionHistory:
             _log.warning("session key %s is owned by another caller", request.session_id)
 
     async def record(
-        self, runs: DurableRunStore, request: ChatRequest, run_id: str, text: str
+        self,
+        runs: DurableRunStore,
+        request: ChatRequest,
+        run_id: str,
+        text: str,
+        lines: list[Mapping[str, Any]] | None = None,
     ) -> None:
         """Record a finished turn: its user message, the assistant's text, and whether it was
-        stopped, with its usage read from its stream log."""
+        stopped, with its usage from the lines of its last attempt (`lines`, when this process
+        produced them; else read from its stream log)."""
         principal = Principal(request.tenant_id, request.user_id)
-        records = await _last_attempt(runs, run_id)
+        records = lines if lines is not None else await _last_attempt(runs, run_id)
         stopped = any(p.get("type") == "final" and p.get("status") == "aborted" for p in records)
         assistant: dict[str, Any] = {
             "role": "assistant",

@@ -12,7 +12,6 @@ answers differently the second time).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,8 +70,9 @@ _log = logging.getLogger("agent_runtime.server")
 CLOSING_EVENT_TYPES = frozenset(
     ("session.run.completed", "session.run.failed", "session.run.interrupted")
 )
-TurnPersist = Callable[[ChatRequest, str, str], Awaitable[None]]
-"""Records a finished turn: its request, durable run id and final text."""
+TurnPersist = Callable[[ChatRequest, str, str, "list[ChatStreamEvent] | None"], Awaitable[None]]
+"""Records a finished turn: its request, durable run id, final text and the lines of its last
+attempt when this process produced them (None: read them from the stream log)."""
 
 
 class _BackendProducer:
@@ -96,6 +96,8 @@ class _BackendProducer:
         self._redactor = redactor  # the service's: sanitized lines, scrubbed final text
         self._cancels = cancels
         self._parts: list[str] = []
+        self.lines: list[ChatStreamEvent] = []  # what the stream yielded (and the turn logged)
+        self.finished = False  # the stream ended normally
         self._stream = self._run()
 
     @property
@@ -119,6 +121,7 @@ class _BackendProducer:
         kind = self._backend.kind
         events = self._backend.stream(self._input, ctx)
         done = False
+        lines = self.lines
         try:
             redactor = self._redactor
             try:
@@ -126,10 +129,12 @@ class _BackendProducer:
                     line = _wire(event, kind)
                     if redactor is not None:
                         for clean in redactor.lines(event):
+                            lines.append(clean)
                             yield clean
                         continue
                     if isinstance(event, TextDeltaEvent):
                         self._parts.append(event.text)
+                    lines.append(line)
                     yield line
                 if controller.signal.aborted:  # stopped: the partial text is the answer
                     stopped = FinalEvent(
@@ -139,16 +144,21 @@ class _BackendProducer:
                     )
                     if redactor is not None:
                         for clean in redactor.lines(stopped):
+                            lines.append(clean)
                             yield clean
                     else:
-                        yield _wire(stopped, kind)
+                        line = _wire(stopped, kind)
+                        lines.append(line)
+                        yield line
             except Exception:
                 for clean in redactor.flush() if redactor is not None else ():
                     yield clean  # the text held back so far, scrubbed, before the failure
                 raise
             for clean in redactor.flush() if redactor is not None else ():
+                lines.append(clean)
                 yield clean
             done = True
+            self.finished = True
         finally:
             if cancels is not None:
                 cancels.release(run_id, controller)
@@ -163,28 +173,51 @@ async def _until_aborted(
     events: AsyncIterator[Any], controller: AbortController
 ) -> AsyncIterator[Any]:
     """The backend's events until it ends or `controller` is aborted; an abort cancels the
-    pending read (the backend's stream is closed, and with it its upstream request)."""
-    if controller.signal.aborted:  # stopped before it started: read nothing
+    pending read (the backend's stream is closed, and with it its upstream request).
+
+    The reads run in the caller's task, no task per event: an abort during a read cancels
+    that task and the cancellation is taken back here (`uncancel`), so a cancellation from
+    anyone else (a lost lease, a shutdown) still propagates."""
+    signal = controller.signal
+    if signal.aborted:  # stopped before it started: read nothing
         return
-    stop = asyncio.ensure_future(controller.signal.wait())
     iterator = aiter(events)
+    reading: asyncio.Task[Any] | None = None  # the task blocked in a read, while it is
+    ours = False  # the abort cancelled `reading`
+
+    def on_abort() -> None:
+        nonlocal ours
+        if reading is not None and not ours:
+            ours = True
+            reading.cancel()
+
+    remove = signal.add_listener(on_abort)
     try:
-        while not stop.done():
-            pending = asyncio.ensure_future(anext(iterator))
-            await asyncio.wait((pending, stop), return_when=asyncio.FIRST_COMPLETED)
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await pending
-                return
-            if pending.cancelled() and controller.signal.aborted:
-                return  # the backend saw the abort first (an HTTP backend raises CancelledError)
+        while not signal.aborted:
+            task = asyncio.current_task()
+            reading = task
             try:
-                yield pending.result()
+                event = await anext(iterator)
             except StopAsyncIteration:
                 return
+            except asyncio.CancelledError:
+                if task is None:
+                    raise
+                if ours:
+                    if task.uncancel() == 0:
+                        return  # our abort's cancellation, and nobody else's
+                elif signal.aborted and task.cancelling() == 0:
+                    return  # the backend saw the abort first (an HTTP backend raises)
+                raise
+            finally:
+                reading = None
+            if ours:  # the backend swallowed our cancellation and answered: stop anyway
+                if task is not None and task.uncancel() > 0:
+                    raise asyncio.CancelledError
+                return
+            yield event
     finally:
-        stop.cancel()
+        remove()
 
 
 def _wire(event: Any, kind: str) -> ChatStreamEvent:
@@ -225,10 +258,21 @@ class _Hooks:
         self._redactor = redactor
         self._cancels = cancels
         self._persist = persist
+        self._producer: _BackendProducer | None = None  # the last one this process ran
 
     def produce(self) -> _BackendProducer:
         redactor = self._redactor() if self._redactor is not None else None
-        return _BackendProducer(self._backend, self._input, self._session, redactor, self._cancels)
+        producer = _BackendProducer(
+            self._backend, self._input, self._session, redactor, self._cancels
+        )
+        self._producer = producer
+        return producer
+
+    def lines(self) -> list[ChatStreamEvent] | None:
+        """The lines of the attempt this process produced to its end (the ones the turn
+        logged), or None: the text was checkpointed elsewhere, read the log."""
+        producer = self._producer
+        return producer.lines if producer is not None and producer.finished else None
 
     async def persist_assistant_message(self, _identity: ChatTurnIdentity, final_text: str) -> None:
         if self._persist is not None:
@@ -299,9 +343,10 @@ class TurnRunner:
 
         async def persisted(text: str) -> None:
             if persist is not None:
-                await persist(request, run_id, text)
+                await persist(request, run_id, text, hooks.lines())
 
-        return _Hooks(backend, backend_input, session, self.redactor, self.cancels, persisted)
+        hooks = _Hooks(backend, backend_input, session, self.redactor, self.cancels, persisted)
+        return hooks
 
     def resolve(self, run: RunRecord, manifest: DurableRunManifest) -> SweepTarget | None:
         """How the orphan sweeper re-drives one of this service's turns (None for other
@@ -375,7 +420,15 @@ class TurnRunner:
                 f"turn {shown!r} was already asked with other input", run_id=shown
             )
         hooks = self._hooks(request, run_id)
-        return run_id, engine.run_turn(identity, hooks, input=request.to_input(), log=self.log)
+        body = engine.run_turn(
+            identity,
+            hooks,
+            input=manifest.input["input"],
+            log=self.log,
+            manifest=manifest,
+            loaded=run,
+        )
+        return run_id, body
 
     async def tail(self, run_id: str, after: int | None) -> AsyncIterator[StreamEventRecord]:
         """The records a client that got the log up to `after` still needs (see

@@ -18,6 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from ..backends import AgentExecutionBackend
 from ..durable import DurableRunStore
+from ..durable._store import is_durable_store
 from ..errors import DurableValueError
 from ._activities import StepActivities, WorkerResources
 from ._registry import register_step, register_task
@@ -73,7 +74,7 @@ def create_worker(
     extra = list(activities)  # plain Temporal activities beside ours
     resources = WorkerResources(project_id=project_id)
     if store is not None:
-        if not isinstance(store, DurableRunStore):
+        if not is_durable_store(store):
             raise DurableValueError("store must be a DurableRunStore", path="store")
         from ._chat import BUILTIN_STEPS, BUILTIN_TASKS, turn_resources
 
