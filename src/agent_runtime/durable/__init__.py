@@ -1,8 +1,8 @@
 """The durable-run substrate: checkpointed steps, replay, leases, events and a stream log."""
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from ._filesystem import FileSystemDurableRunStore
 from ._manifest import DurableRunManifest, derive_worker_id, manifest_hash, step_id
 from ._memory import InMemoryDurableRunStore
@@ -75,17 +75,17 @@ __all__ = [
 # Durable chat turns live in `agent_runtime.chat` (they speak its event vocabulary) and are part
 # of the durable substrate's surface, so they are reachable from here too -- resolved on first
 # use, so that importing the durable core never imports chat.
-_CHAT_NAMES = {
-    "DurableChatTurnEngine": "_engine",
-    "DurableTurn": "_durable_turn",
-    "SandboxReconnectAdapter": "_supervised",
-    "SubstrateEvent": "_supervised",
-    "SupervisedStart": "_supervised",
-    "SupervisedTurn": "_supervised",
-    "SweepTarget": "_supervisor",
-    "TurnSupervisor": "_supervisor",
-    "run_durable_turn": "_durable_turn",
-    "run_supervised_turn": "_supervised",
+_CHAT_EXPORTS: dict[str, tuple[str, ...]] = {
+    "..chat._durable_turn": ("DurableTurn", "run_durable_turn"),
+    "..chat._engine": ("DurableChatTurnEngine",),
+    "..chat._supervised": (
+        "SandboxReconnectAdapter",
+        "SubstrateEvent",
+        "SupervisedStart",
+        "SupervisedTurn",
+        "run_supervised_turn",
+    ),
+    "..chat._supervisor": ("SweepTarget", "TurnSupervisor"),
 }
 __all__ += [
     "DurableChatTurnEngine",
@@ -112,11 +112,4 @@ if TYPE_CHECKING:
     )
     from ..chat._supervisor import SweepTarget, TurnSupervisor
 
-
-def __getattr__(name: str) -> Any:
-    module = _CHAT_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"agent_runtime.chat.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _CHAT_EXPORTS, globals())
