@@ -36,3 +36,5 @@ def test_the_page_references_only_its_own_files(echo_server: str) -> None:
         r = httpx2.get(f"{echo_server}/{ref}")
         assert r.status_code == 200, ref
     assert "vendor/purify.min.js" in refs and "favicon.svg" in refs
+    icon = httpx2.get(f"{echo_server}/favicon.ico")  # asked for without reading the page
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"

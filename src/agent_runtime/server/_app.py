@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -125,6 +125,12 @@ async def _sse_records(
 ) -> AsyncIterator[bytes]:
     async for seq, _event_id, payload in service.records(ref, after):
         yield _sse_frame(payload, seq)
+
+
+async def _favicon(_request: Request) -> Response:
+    """What clients that ask `/favicon.ico` without reading the page's `<link rel=icon>` get:
+    the page's SVG icon."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
 class _PageMount(Mount):
@@ -413,6 +419,7 @@ def create_app(
             *session_routes(service, chosen),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/favicon.ico", _favicon, methods=["GET", "HEAD"]),
             _PageMount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
         ],
         middleware=[
