@@ -558,19 +558,9 @@ class DurableTurn:
         )
         try:
             producer = await _call(self._produce)
-            stream = producer.stream
-            batcher = writer.batcher
-            push, room = batcher.push, batcher.room
-            try:
-                async for raw in stream:
-                    if push(_check_event(raw)):  # the pending batch is full: the store is behind
-                        await room()
-                    if batcher.failed:
-                        break  # the store refused a write: stop the producer, report below
-            finally:
-                aclose = getattr(stream, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+            # in a task of its own, each event resumes the pump alone, not every frame of the
+            # run's step; cancelling this step cancels the pump (and so closes the producer)
+            await asyncio.get_running_loop().create_task(_pump(producer.stream, writer.batcher))
             text = producer.final_text()
             if not isinstance(text, str):
                 raise InvalidArgumentError("final_text() must return a string", path="final_text")
@@ -582,6 +572,22 @@ class DurableTurn:
             raise
         await writer.close(complete=True)
         return {"text": text, "events": len(writer.events), "attempt": writer.attempt}
+
+
+async def _pump(stream: AsyncIterator[Any], batcher: AppendBatcher[ChatStreamEvent]) -> None:
+    """Push the producer's events to the batcher until it ends or the store refuses a write
+    (then the producer is stopped: the step reports the refusal); the producer is closed."""
+    push, room = batcher.push, batcher.room
+    try:
+        async for raw in stream:
+            if push(_check_event(raw)):  # the pending batch is full: the store is behind
+                await room()
+            if batcher.failed:
+                break
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class _Contended(Exception):
