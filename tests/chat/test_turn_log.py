@@ -107,3 +107,12 @@ def test_parsed_event_ids() -> None:
     assert parse_turn_event_id("turn:3:restart") == (3, True)
     assert parse_turn_event_id("turn:²") == (1, False)  # not a position: another log's id
     assert parse_turn_event_id("substrate-7") == (1, False)
+
+
+@given(st.integers(0, 50), st.integers(0, 20), st.integers(1, 4))
+def test_event_ids_in_bulk_are_the_ids_one_by_one(start: int, count: int, attempt: int) -> None:
+    from agent_runtime.chat._turn_log import turn_event_ids
+
+    ids = turn_event_ids(start, start + count, attempt)
+    assert ids == [turn_event_id(p, attempt) for p in range(start, start + count)]
+    assert all(parse_turn_event_id(i) == (attempt, False) for i in ids)

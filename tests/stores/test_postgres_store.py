@@ -315,3 +315,37 @@ async def test_the_database_refuses_to_change_a_completed_step(pg_dsn: str) -> N
         with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="step_completed"):
             await conn.execute("UPDATE durable_steps SET result = '2' WHERE step_index = 0")
         await conn.execute("UPDATE durable_steps SET status = 'failed' WHERE step_index = 1")
+
+
+async def test_a_batch_of_new_ids_is_one_row_and_a_conflict_takes_the_exact_path(
+    pg_dsn: str,
+) -> None:
+    """The append function answers a batch of new distinct ids with one summary row; a batch
+    with a logged or repeated id is undone whole and answered per input by the exact path,
+    the head moved once per event kept."""
+    store = await PostgresDurableRunStore.from_dsn(pg_dsn)
+    await store.close()
+    append = "SELECT * FROM durable_stream_append(%s, %s, %s)"
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+        rows = await (
+            await conn.execute(append, ("x", ["a", "b", "c"], ["1", "2", "3"]))
+        ).fetchall()
+        assert [r[:3] for r in rows] == [(True, 0, None)]
+        rows = await (
+            await conn.execute(append, ("x", ["d", "b", "d"], ["4", "5", "6"]))
+        ).fetchall()
+        assert [r[:3] for r in rows] == [(True, 3, None), (False, 1, "2"), (False, 3, "4")]
+        rows = await (await conn.execute(append, ("x", ["e"], ["7"]))).fetchall()
+        assert [r[:3] for r in rows] == [(True, 4, None)]
+        cur = await conn.execute(
+            "SELECT seq, event_id, payload FROM durable_stream WHERE run_id = 'x' ORDER BY seq"
+        )
+        assert await cur.fetchall() == [
+            (0, "a", "1"),
+            (1, "b", "2"),
+            (2, "c", "3"),
+            (3, "d", "4"),
+            (4, "e", "7"),
+        ]
+        cur = await conn.execute("SELECT next_seq FROM durable_stream_heads WHERE run_id = 'x'")
+        assert await cur.fetchone() == (5,)

@@ -18,6 +18,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from operator import attrgetter, itemgetter
 from types import EllipsisType
 from typing import Any, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
@@ -39,7 +40,13 @@ from ..errors import (
 from ..jsoncanon import dumps_json, loads_json
 from ._batcher import AppendBatcher
 from ._turn import ChatStreamEvent, ChatTurnProducer
-from ._turn_log import TurnLogCursor, parse_turn_event_id, turn_event_id, turn_restart_id
+from ._turn_log import (
+    TurnLogCursor,
+    parse_turn_event_id,
+    turn_event_id,
+    turn_event_ids,
+    turn_restart_id,
+)
 
 __all__ = [
     "FINISH_INTENT",
@@ -61,6 +68,7 @@ ReplayEvent: TypeAlias = Callable[[str], ChatStreamEvent]
 RestartEvent: TypeAlias = Callable[[int], ChatStreamEvent]
 
 _log = logging.getLogger("agent_runtime.chat")
+_payload = attrgetter("payload")
 # turns whose client went away keep running headless; hold a reference until they end
 _HEADLESS: set[asyncio.Task[Any]] = set()
 
@@ -98,7 +106,9 @@ def _same(event: ChatStreamEvent, logged: Any) -> bool:
     return bool(loads_json(dumps_json(event, root="event")) == logged)
 
 
-Deliver: TypeAlias = Callable[[StreamEventRecord], None]
+Deliver: TypeAlias = Callable[[Sequence[StreamEventRecord], bool], None]
+"""Hands the client log records, in log order, once they are committed; the flag says every
+record is a new event of the first attempt, in consecutive seqs (the common case, in bulk)."""
 
 
 class _Batching(NamedTuple):
@@ -147,7 +157,7 @@ class _TurnWriter:
         self._deliver = deliver
         self._restart_payload = restart_payload
         self.events: list[ChatStreamEvent] = []
-        self._batcher: AppendBatcher[ChatStreamEvent] = AppendBatcher(
+        self.batcher: AppendBatcher[ChatStreamEvent] = AppendBatcher(
             self._flush,
             max_items=batching.size,
             max_bytes=batching.bytes,
@@ -158,21 +168,16 @@ class _TurnWriter:
     @property
     def failed(self) -> bool:
         """The store refused a write (the producer should stop; `close` raises the error)."""
-        return self._batcher.failed
-
-    async def push(self, event: ChatStreamEvent) -> None:
-        """Queue `event`; waits while the pending batch is full (the store is behind)."""
-        if self._batcher.push(event):
-            await self._batcher.room()
+        return self.batcher.failed
 
     async def close(self, complete: bool) -> None:
         """Log what is queued and wait for it; `complete` says the attempt ended normally (an
         attempt shorter than the logged one then restarts). Raises a refused write's error."""
-        await self._batcher.close(complete)
+        await self.batcher.close(complete)
 
     def cancel(self) -> None:
         """Stop at once, logging nothing more: nothing unlogged has been delivered."""
-        self._batcher.cancel()
+        self.batcher.cancel()
 
     def _restart(self) -> list[tuple[str, Any]]:
         self._matching = False
@@ -196,13 +201,15 @@ class _TurnWriter:
 
     async def _flush(self, events: list[ChatStreamEvent], end: bool | None) -> None:
         batch: list[tuple[str, Any]] = []
-        for event in events:
-            if self._matching:
-                batch += self._plan(event)
-            else:  # the common case: every event new, in order
-                position = len(self.events)
-                self.events.append(event)
-                batch.append((turn_event_id(position, self.attempt), event))
+        done = 0
+        while self._matching and done < len(events):
+            batch += self._plan(events[done])
+            done += 1
+        if done < len(events):  # the common case: every event new, in order
+            rest = events[done:] if done else events
+            start = len(self.events)
+            self.events += rest
+            batch += zip(turn_event_ids(start, start + len(rest), self.attempt), rest, strict=True)
         if end and self._matching and len(self.events) < len(self._logged):
             batch += self._restart()  # the re-run said less than the logged attempt
         await self._append(batch)
@@ -211,12 +218,15 @@ class _TurnWriter:
         if not batch:
             return
         results = await self._store.append_stream_events(self._run_id, batch)
+        records = list(map(itemgetter(1), results))
+        if all(map(itemgetter(0), results)):  # every event new: the common case
+            self._deliver(records, self.attempt == 1)
+            return
         conflict = False
-        deliver = self._deliver
         for (_event_id, payload), res in zip(batch, results, strict=True):
             if not res.accepted and not _same(payload, res.record.payload):
                 conflict = True  # a fenced writer logged this position first, differently
-            deliver(res.record)
+        self._deliver(records, False)
         if conflict:
             await self._append(self._restart())
 
@@ -344,6 +354,26 @@ class DurableTurn:
         payload: ChatStreamEvent = record.payload
         return payload
 
+    def _admit_all(
+        self, records: Sequence[StreamEventRecord], plain: bool
+    ) -> list[ChatStreamEvent]:
+        """The payloads to hand the client for log records, in order (see `_admit`); `plain`
+        records (new first-attempt events, consecutive seqs) are admitted as a range."""
+        n = len(records)
+        if plain and n and records[-1].seq - records[0].seq == n - 1:
+            cursor = self._cursor
+            skip = cursor.seq - records[0].seq + 1  # at or before the cursor: seen
+            if cursor.attempt != 1 or skip >= n:
+                return []  # a client on a later attempt takes none of the first's
+            cursor.seq = records[-1].seq
+            return list(map(_payload, records[skip:] if skip > 0 else records))
+        out = []
+        for record in records:
+            payload = self._admit(record)
+            if payload is not None:
+                out.append(payload)
+        return out
+
     async def _load(self) -> RunRecord | None:
         loaded, self._loaded = self._loaded, ...
         run = await self.store.load_run(self.run_id) if loaded is ... else loaded
@@ -426,17 +456,16 @@ class DurableTurn:
         queue: _Mailbox[tuple[str, Any]] = _Mailbox()
         state = {"detached": False, "started": False}
 
-        def deliver(record: StreamEventRecord) -> None:
-            payload = self._admit(record)
-            if payload is not None and not state["detached"]:
-                queue.put(("event", payload))
+        def deliver(records: Sequence[StreamEventRecord], plain: bool) -> None:
+            payloads = self._admit_all(records, plain)
+            if payloads and not state["detached"]:
+                queue.put(("events", payloads))
 
         async def task_fn(ctx: DurableContext) -> Any:
             state["started"] = True
             self.mode = "fresh" if fresh else "resumed"
             if ctx.replaying:  # the producer finished before a crash; its events are logged
-                for rec in await self.store.read_stream_events(self.run_id):
-                    deliver(rec)
+                deliver(await self.store.read_stream_events(self.run_id), False)
             out = await ctx.step(PRODUCE_INTENT, lambda: self._produce_step(deliver), kind="llm")
             text: str = out["text"]
             finish_result = None
@@ -480,8 +509,9 @@ class DurableTurn:
         try:
             while True:
                 kind, value = await queue.get()
-                if kind == "event":
-                    yield value
+                if kind == "events":
+                    for payload in value:
+                        yield payload
                 elif kind == "error":
                     finished = True
                     if isinstance(value, DurableRunLeaseHeldError) and not state["started"]:
@@ -510,8 +540,8 @@ class DurableTurn:
         logged = await self.store.read_stream_events(self.run_id)
         attempt = 1
         current: list[Any] = []
+        deliver(logged, False)
         for rec in logged:
-            deliver(rec)
             rec_attempt, restart = parse_turn_event_id(rec.event_id)
             if restart and rec_attempt > attempt:
                 attempt, current = rec_attempt, []
@@ -528,16 +558,9 @@ class DurableTurn:
         )
         try:
             producer = await _call(self._produce)
-            stream = producer.stream
-            try:
-                async for raw in stream:
-                    await writer.push(_check_event(raw))
-                    if writer.failed:
-                        break  # the store refused a write: stop the producer, report below
-            finally:
-                aclose = getattr(stream, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+            # in a task of its own, each event resumes the pump alone, not every frame of the
+            # run's step; cancelling this step cancels the pump (and so closes the producer)
+            await asyncio.get_running_loop().create_task(_pump(producer.stream, writer.batcher))
             text = producer.final_text()
             if not isinstance(text, str):
                 raise InvalidArgumentError("final_text() must return a string", path="final_text")
@@ -549,6 +572,22 @@ class DurableTurn:
             raise
         await writer.close(complete=True)
         return {"text": text, "events": len(writer.events), "attempt": writer.attempt}
+
+
+async def _pump(stream: AsyncIterator[Any], batcher: AppendBatcher[ChatStreamEvent]) -> None:
+    """Push the producer's events to the batcher until it ends or the store refuses a write
+    (then the producer is stopped: the step reports the refusal); the producer is closed."""
+    push, room = batcher.push, batcher.room
+    try:
+        async for raw in stream:
+            if push(_check_event(raw)):  # the pending batch is full: the store is behind
+                await room()
+            if batcher.failed:
+                break
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class _Contended(Exception):

@@ -24,6 +24,7 @@ __all__ = [
     "TurnLogId",
     "parse_turn_event_id",
     "turn_event_id",
+    "turn_event_ids",
     "turn_restart_id",
 ]
 
@@ -41,6 +42,13 @@ def turn_event_id(position: int, attempt: int = 1) -> str:
     """The event id of the producer event at `position` of `attempt` (stable across retries,
     so a re-logged event is a duplicate the store drops)."""
     return f"turn:{position}" if attempt == 1 else f"turn:{attempt}:{position}"
+
+
+def turn_event_ids(start: int, stop: int, attempt: int = 1) -> list[str]:
+    """`turn_event_id` of each position in `range(start, stop)` of `attempt`, in bulk."""
+    if attempt == 1:
+        return [f"turn:{position}" for position in range(start, stop)]
+    return [f"turn:{attempt}:{position}" for position in range(start, stop)]
 
 
 def turn_restart_id(attempt: int) -> str:

@@ -14,7 +14,7 @@ from ..errors import StoreUnavailableError
 
 __all__ = ["DURABLE_SCHEMA_VERSION", "Migration", "check_applied"]
 
-DURABLE_SCHEMA_VERSION = 4
+DURABLE_SCHEMA_VERSION = 5
 """The durable schema version this library writes and reads (its migration count)."""
 
 

@@ -5,7 +5,7 @@ statement, hence one transaction and one round trip. A start or resume is one ca
 `durable_claim_run` (create or claim, and the completed steps); a step commit is one call of
 `durable_write_step`, which locks the run row, checks the fence (lease holder) and upserts
 the step; a batch of stream appends is one call of `durable_stream_append`, which serializes
-appenders of a run on its head row.
+appenders of a run on its head row and answers a batch of new events with one row.
 
 A lost connection (server restart, failover) is retried until `reconnect_timeout_s`: the pool
 replaces broken connections. A retried write that had in fact committed is recognised (same
@@ -448,11 +448,10 @@ class PostgresDurableRunStore(StoreBase):
         self, run_id: str, event_ids: list[str], payloads: list[str]
     ) -> list[AppendStreamResult]:
         rows = await self._fetchall(_APPEND, (run_id, event_ids, payloads))
-        created = ms_dt(rows[0][3])
-        first = rows[0][1]
-        if all(r[0] for r in rows) and rows[-1][1] == first + len(rows) - 1:
-            # every event was new (one time, consecutive seqs): the common case, in bulk
-            return accepted_batch(run_id, first, event_ids, decode_all(payloads), created)
+        if len(rows) == 1 and rows[0][0]:
+            # every event was new: one summary row (seq of the first, one time), in bulk
+            first, created_ms = rows[0][1], rows[0][3]
+            return accepted_batch(run_id, first, event_ids, decode_all(payloads), ms_dt(created_ms))
         out: list[AppendStreamResult] = []
         seen: dict[int, datetime] = {}
         for event_id, payload, (accepted, seq, stored, created_ms) in zip(

@@ -442,4 +442,46 @@ END
 $fn$;
 """,
     ),
+    Migration(
+        5,
+        "a batched stream append of new distinct ids is one set insert and one summary row; "
+        "any conflict falls back to the exact append (renamed durable_stream_append_exact)",
+        r"""
+ALTER FUNCTION durable_stream_append(text, text[], text[])
+    RENAME TO durable_stream_append_exact;
+
+CREATE FUNCTION durable_stream_append(p_run_id text, p_ids text[], p_payloads text[])
+RETURNS TABLE (o_accepted boolean, o_seq bigint, o_payload text, o_created_at_ms bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_now bigint := durable_now_ms();
+    v_n bigint := COALESCE(cardinality(p_ids), 0);
+    v_next bigint;
+BEGIN
+    IF v_n > 0 THEN
+        BEGIN
+            -- the head row, locked until commit, serializes appenders of one run (seq stays
+            -- gapless and in commit order); it is moved past the whole batch at once
+            INSERT INTO durable_stream_heads AS h (run_id, next_seq) VALUES (p_run_id, v_n)
+                ON CONFLICT (run_id) DO UPDATE SET next_seq = h.next_seq + v_n
+                RETURNING h.next_seq - v_n INTO v_next;
+            -- every id new and distinct: seq follows the batch order
+            INSERT INTO durable_stream (run_id, seq, event_id, payload, created_at_ms)
+            SELECT p_run_id, v_next + u.ord - 1, u.id, u.payload, v_now
+            FROM unnest(p_ids, p_payloads) WITH ORDINALITY AS u(id, payload, ord);
+            -- one row for the batch: accepted, from seq v_next on (for one event, its row)
+            o_accepted := true; o_seq := v_next; o_payload := NULL; o_created_at_ms := v_now;
+            RETURN NEXT;
+            RETURN;
+        EXCEPTION WHEN unique_violation THEN
+            -- an id logged already or repeated in the batch: undone, and the exact path
+            -- (one row per input, the original record for a duplicate) takes the batch
+            NULL;
+        END;
+    END IF;
+    RETURN QUERY SELECT * FROM durable_stream_append_exact(p_run_id, p_ids, p_payloads);
+END
+$fn$;
+""",
+    ),
 )

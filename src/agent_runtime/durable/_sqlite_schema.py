@@ -88,6 +88,14 @@ END;
 SELECT 1;
 """,
     ),
+    Migration(
+        5,
+        "no change here (PostgreSQL's version 5 adds a fast stream append): one schema version "
+        "for both",
+        """
+SELECT 1;
+""",
+    ),
 )
 
 DURABLE_SCHEMA_SQL = "".join(m.sql for m in SQLITE_MIGRATIONS)
