@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -33,9 +34,29 @@ def connect_sqlite(
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise StoreUnavailableError(f"cannot open SQLite file {name}: {reason}") from exc
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    db.execute("PRAGMA journal_mode = WAL")
+    _use_wal(db, busy_timeout_ms / 1000)
     db.execute(f"PRAGMA synchronous = {synchronous}")
     return db
+
+
+def _use_wal(db: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the file in WAL mode (it stays so). Switching needs the file to itself, and SQLite
+    does not wait for that: two processes opening a new file at once can see `database is
+    locked` here, so the switch is retried for the busy timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            row = db.execute("PRAGMA journal_mode").fetchone()
+            if row is not None and str(row[0]).lower() == "wal":
+                return
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 class SQLiteTransaction:
