@@ -19,7 +19,9 @@ from typing import Any
 import orjson
 
 from ...durable import StreamEventRecord
-from ._timeline import MUTED, PartKind, Timeline, TimelineState
+from ._frames import FrameEncoder
+from ._frames import sse_frame as _frame
+from ._timeline import PartKind, TimelineState
 
 __all__ = ["AGUI_HEADERS", "AguiStream", "interrupts_for"]
 
@@ -36,10 +38,6 @@ _ANSWER_SCHEMA = {
     "properties": {"answer": {"type": "string"}},
     "required": ["answer"],
 }
-
-
-def _frame(event: dict[str, Any]) -> bytes:
-    return b"data: " + _dumps(event) + b"\n\n"
 
 
 def interrupts_for(reason: str, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -69,14 +67,14 @@ def interrupts_for(reason: str, questions: list[dict[str, Any]]) -> list[dict[st
     return out
 
 
-class AguiStream:
+class AguiStream(FrameEncoder):
     """Encoder of one turn's log as AG-UI SSE frames; see the module docstring.
 
     `thread_id`/`run_id` are echoed on the lifecycle events; `prefix` (the turn's execution id
     and a colon) starts every message and tool call id, so they are unique on the thread. `after` (what the client already has) is folded
     silently; `start()`, `encode(record)` and `finish(closing)` as `VercelStream`."""
 
-    __slots__ = ("_delta_head", "_frames", "prefix", "run_id", "thread_id", "timeline")
+    __slots__ = ("prefix", "run_id", "thread_id")
 
     def __init__(
         self,
@@ -90,14 +88,7 @@ class AguiStream:
         self.thread_id = thread_id
         self.run_id = run_id
         self.prefix = prefix
-        self._frames: list[bytes] = []
-        self._delta_head: tuple[str, bytes] | None = None
-        self.timeline = Timeline(MUTED)
-        if state is not None:
-            self.timeline.restore(state)
-        for record in after:
-            self.timeline.feed(record)
-        self.timeline.sink = self
+        super().__init__(after=after, state=state)
 
     def start(self) -> bytes:
         """`RUN_STARTED`, then the text or reasoning message open at the cursor re-opened."""
@@ -108,17 +99,6 @@ class AguiStream:
             self.part_start(timeline.open_kind, timeline.open_id)  # type: ignore[arg-type]
             self._frames = []
         return b"".join(frames)
-
-    def encode(self, record: StreamEventRecord) -> bytes:
-        """The frames of one log record; the last carries `id: <seq>`."""
-        frames = self._frames
-        self.timeline.feed(record)
-        if not frames:
-            return b""
-        frames[-1] = b"id: %d\n" % record.seq + frames[-1]
-        out = b"".join(frames)
-        frames.clear()
-        return out
 
     def finish(self, closing: Mapping[str, Any]) -> bytes:
         """`RUN_FINISHED`/`RUN_ERROR` for the run's closing line; `b""` when it is not over."""

@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 
 from ...durable import StreamEventRecord
-from ._timeline import MUTED, PartKind, Timeline, TimelineState
+from ._frames import FrameEncoder
+from ._frames import sse_frame as _frame
+from ._timeline import PartKind, TimelineState
 
 __all__ = ["UI_MESSAGE_STREAM_HEADERS", "VERCEL_DONE", "VercelStream"]
 
@@ -38,18 +40,14 @@ _START = {"text": b"text-start", "reasoning": b"reasoning-start"}
 _END = {"text": "text-end", "reasoning": "reasoning-end"}
 
 
-def _frame(chunk: dict[str, Any]) -> bytes:
-    return b"data: " + _dumps(chunk) + b"\n\n"
-
-
-class VercelStream:
+class VercelStream(FrameEncoder):
     """Encoder of one turn's log as UI message stream frames; see the module docstring.
 
     `after` (the records up to the cursor a client already has) is folded silently, so
     `start()` re-opens what is open there. Then `encode(record)` for each later record and
     `finish(closing)` with the run's closing line (`b""` while the turn is not over)."""
 
-    __slots__ = ("_delta_head", "_frames", "message_id", "timeline")
+    __slots__ = ("message_id",)
 
     def __init__(
         self,
@@ -59,14 +57,7 @@ class VercelStream:
         state: TimelineState | None = None,
     ) -> None:
         self.message_id = message_id
-        self._frames: list[bytes] = []
-        self._delta_head: tuple[str, bytes] | None = None
-        self.timeline = Timeline(MUTED)
-        if state is not None:
-            self.timeline.restore(state)
-        for record in after:
-            self.timeline.feed(record)
-        self.timeline.sink = self
+        super().__init__(after=after, state=state)
 
     # -- the stream --------------------------------------------------------------------------
 
@@ -89,17 +80,6 @@ class VercelStream:
                 + b"}\n\n"
             )
         return b"".join(frames)
-
-    def encode(self, record: StreamEventRecord) -> bytes:
-        """The frames of one log record; the last carries `id: <seq>`."""
-        frames = self._frames
-        self.timeline.feed(record)
-        if not frames:
-            return b""
-        frames[-1] = b"id: %d\n" % record.seq + frames[-1]
-        out = b"".join(frames)
-        frames.clear()
-        return out
 
     def finish(self, closing: Mapping[str, Any]) -> bytes:
         """The terminal frames and `[DONE]` for the run's closing line; `b""` when the turn is
