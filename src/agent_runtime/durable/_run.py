@@ -30,7 +30,7 @@ from ._heartbeat import Heartbeat
 from ._manifest import DurableRunManifest, derive_worker_id
 from ._records import RunRecord, StepKind, StepRecord
 from ._store import DEFAULT_LEASE_MS, DurableRunStore
-from ._validate import check_id, check_kind, check_lease_ms, error_to_dict
+from ._validate import check_id, check_lease_ms, check_step_call, error_to_dict
 
 __all__ = ["DurableContext", "EmitOutcome", "RunDurableResult", "RunOutcome", "run_durable"]
 
@@ -190,11 +190,7 @@ class DurableContext:
         """Run `fn(*args)` once for this position and checkpoint its JSON result; replay it
         after. A module-level `fn` with its inputs in `args` also crosses to other engines'
         workers (`agent_runtime.temporal`), where a closure cannot."""
-        if type(intent) is not str or not intent:
-            raise DurableValueError("step intent must be a non-empty string", path="intent")
-        if not isinstance(args, tuple | list):
-            raise DurableValueError("step args must be a tuple or a list", path="args")
-        check_kind(kind)
+        check_step_call(intent, args, kind)
         input_hash = (
             None
             if input_fingerprint is None

@@ -83,6 +83,16 @@ def check_kind(value: Any) -> StepKind:
     return value  # type: ignore[return-value]
 
 
+def check_step_call(intent: Any, args: Any, kind: Any) -> None:
+    """The arguments of `ctx.step` every `DurableContext` takes: a non-empty intent, `args` a
+    tuple or list, a known kind."""
+    if type(intent) is not str or not intent:
+        raise DurableValueError("step intent must be a non-empty string", path="intent")
+    if not isinstance(args, tuple | list):
+        raise DurableValueError("step args must be a tuple or a list", path="args")
+    check_kind(kind)
+
+
 def check_status(value: Any) -> RunStatus:
     if type(value) is not str or value not in RUN_STATUSES:
         raise DurableValueError(

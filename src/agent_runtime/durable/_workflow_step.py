@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 from ..errors import DurableRunError, DurableValueError
 from ._records import StepKind
 from ._run import DurableContext, EmitOutcome
-from ._validate import check_id, check_kind
+from ._validate import check_id, check_step_call
 
 __all__ = [
     "WorkflowStepConfig",
@@ -114,13 +114,9 @@ class WorkflowStepContext(DurableContext):
     ) -> Any:
         """`step.do("<workflow>/<n>:<intent>", [config,] fn)`: the engine runs `fn(*args)`
         once and replays its result."""
-        if type(intent) is not str or not intent:
-            raise DurableValueError("step intent must be a non-empty string", path="intent")
+        check_step_call(intent, args, kind)
         if not callable(fn):
             raise DurableValueError("step fn must be callable", path="fn")
-        if not isinstance(args, tuple | list):
-            raise DurableValueError("step args must be a tuple or a list", path="args")
-        check_kind(kind)
         call_args = tuple(args)
 
         async def thunk() -> Any:

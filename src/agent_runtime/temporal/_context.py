@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from ..durable import DurableContext, EmitOutcome, StepKind
+from ..durable._validate import check_id, check_step_call
 from ..errors import (
     DurableAwaitEventTimeoutError,
     DurableRunDivergenceError,
@@ -35,16 +36,7 @@ __all__ = ["STEP_ACTIVITY", "TemporalContext"]
 STEP_ACTIVITY = "agent_runtime.step"
 """The activity every `ctx.step` runs as (one type: the step function travels by name)."""
 
-_KINDS = frozenset(("logic", "llm", "tool", "readiness", "deterministic", "event"))
 _NON_RETRYABLE_TYPES = [cls.__name__ for cls in NON_RETRYABLE]
-
-
-def _check_key(key: Any) -> str:
-    if not isinstance(key, str) or not key or "\x00" in key or len(key) > 512:
-        raise DurableValueError(
-            "key must be a non-empty string of at most 512 characters", path="key"
-        )
-    return key
 
 
 class TemporalContext(DurableContext):
@@ -91,12 +83,7 @@ class TemporalContext(DurableContext):
     ) -> Any:
         """Run `fn(*args)` once as an activity (retried per the task's step config) and return
         its JSON result; a replay returns the recorded one without running it."""
-        if type(intent) is not str or not intent:
-            raise DurableValueError("step intent must be a non-empty string", path="intent")
-        if not isinstance(args, tuple | list):
-            raise DurableValueError("step args must be a tuple or a list", path="args")
-        if kind not in _KINDS:
-            raise DurableValueError(f"unknown step kind {kind!r}", path="kind")
+        check_step_call(intent, args, kind)
         name = step_name(fn)
         call_args = list(args)
         ensure_json(call_args, root="args")
@@ -196,7 +183,7 @@ class TemporalContext(DurableContext):
     async def emit_event(self, key: str, payload: Any) -> EmitOutcome:
         """Record an event of this run; the first emit of a key wins (a signal sent before
         counts as the first)."""
-        _check_key(key)
+        check_id(key, "key")
         ensure_json(payload, root="payload")
         self._next()
         if key in self._events:
@@ -210,7 +197,7 @@ class TemporalContext(DurableContext):
         """Wait for the event `key` (a signal, sent before or after the call) and return its
         payload; `DurableAwaitEventTimeoutError` after `timeout_ms` (a durable timer).
         `poll_ms` and `max_poll_ms` are checked and unused: nothing polls."""
-        _check_key(key)
+        check_id(key, "key")
         if type(timeout_ms) is not int or timeout_ms < 0:
             raise DurableValueError("timeout_ms must be an int >= 0", path="timeout_ms")
         if type(poll_ms) is not int or poll_ms < 0:
