@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from ..chat._turn import ChatTurnIdentity
 from ..errors import InvalidArgumentError
 from ..models import clean_model_id, is_well_formed_model_id
 from ..types import AgentMessage
@@ -47,6 +48,16 @@ class ChatRequest:
     user_id: str = "local"
     from_text: bool = False
     """The body gave only the new message (`text`): the session's history is its context."""
+
+    @property
+    def identity(self) -> ChatTurnIdentity:
+        """Who asks which turn, as the chat engine names it."""
+        return ChatTurnIdentity(
+            tenant_id=self.tenant_id,
+            session_id=self.session_id,
+            user_id=self.user_id,
+            turn_index=self.turn_index,
+        )
 
     @property
     def prompt(self) -> str:

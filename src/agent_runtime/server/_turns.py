@@ -374,9 +374,7 @@ class TurnRunner:
         if len(parts) == 4:  # {project}:{tenant}:{user}:{session}:{turn}: whose turn it is
             request = dataclasses.replace(request, tenant_id=parts[0], user_id=parts[1])
         hooks = self._hooks(request, run.run_id)
-        identity = ChatTurnIdentity(
-            request.tenant_id, request.session_id, request.user_id, request.turn_index
-        )
+        identity = request.identity
 
         async def finish(text: str) -> dict[str, Any]:  # what the engine's finish step records
             try:
@@ -398,12 +396,7 @@ class TurnRunner:
         the same or other input, is restarted as its next attempt (`restart_failed_turn`);
         `DurableRunInputMismatchError` up front when a completed or running turn was asked
         with other input."""
-        identity = ChatTurnIdentity(
-            tenant_id=request.tenant_id,
-            session_id=request.session_id,
-            user_id=request.user_id,
-            turn_index=request.turn_index,
-        )
+        identity = request.identity
         run_id = self.execution_id(request)
         engine = self._engine(request)
         run = await self.store.load_run(run_id)

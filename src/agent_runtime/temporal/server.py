@@ -138,12 +138,7 @@ class TemporalTurnRunner(TurnRunner):
     async def run_turn(self, request: ChatRequest) -> tuple[str, ChatTurnResult]:
         """Start (or attach to) the turn's Temporal run and stream its log as NDJSON;
         `DurableRunInputMismatchError` when the turn was asked with other input."""
-        identity = ChatTurnIdentity(
-            tenant_id=request.tenant_id,
-            session_id=request.session_id,
-            user_id=request.user_id,
-            turn_index=request.turn_index,
-        )
+        identity = request.identity
         run_id = self.execution_id(request)
         handle = await start_task(
             await self.client(),
