@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +35,7 @@ from ._gate import principal_of
 from ._ids import TurnRef, parse_execution_id
 from ._limits import read_body
 from ._redact import scrub_line
-from ._request import ChatRequest, parse_chat_request
+from ._request import ChatRequest, is_client_id, parse_chat_request
 from ._service import ChatService
 from ._settings import ServerSettings
 from .dialects import (
@@ -61,7 +60,6 @@ _log = logging.getLogger("agent_runtime.server")
 _DRAINS: set[asyncio.Task[None]] = set()  # native bodies drained so their turns run
 _MAX_CURSOR = 2**63 - 1
 _RUN_WAIT_S = 10.0
-_SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}")
 
 
 class TurnRunningElsewhereError(HTTPRequestError):
@@ -274,7 +272,7 @@ def dialect_routes(
     async def ui_chat_stream(request: Request) -> Response:
         principal = principal_of(request)
         chat_id = request.path_params["chat_id"]
-        if not _SESSION.fullmatch(chat_id):
+        if not is_client_id(chat_id):
             raise InvalidArgumentError("is not a chat id", path="id")
         after = _cursor(request)
         svc = service()

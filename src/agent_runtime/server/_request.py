@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -31,6 +31,7 @@ __all__ = [
 MAX_MESSAGES = 200
 MAX_TEXT_CHARS = 100_000
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}")
+"""A session, chat, thread or run id a client names (it becomes part of a stored run id)."""
 _ROLES = ("system", "user", "assistant")
 _FIELDS = frozenset(("session_id", "turn_index", "text", "messages", "model"))
 
@@ -74,13 +75,19 @@ class ChatRequest:
         }
 
 
-def _ident(data: dict[str, Any], name: str, default: str | None) -> str:
-    value = data.get(name, default)
-    if not isinstance(value, str) or not _ID.fullmatch(value):
+def is_client_id(value: object) -> TypeGuard[str]:
+    """Whether `value` is a session, chat, thread or run id a client may name: 1-128 letters,
+    digits and `. _ @ + -`, starting with a letter or digit."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def check_client_id(value: Any, path: str) -> str:
+    """`value` when `is_client_id`; `InvalidArgumentError` at `path` otherwise."""
+    if not is_client_id(value):
         raise InvalidArgumentError(
             "must be 1-128 characters of letters, digits and . _ @ + - (starting with a letter "
             "or digit)",
-            path=name,
+            path=path,
         )
     return value
 
@@ -175,7 +182,7 @@ def parse_chat_request(
             raise InvalidArgumentError(f"Model id is malformed: {cleaned}", path="model")
         model = cleaned
     return ChatRequest(
-        session_id=_ident(data, "session_id", None),
+        session_id=check_client_id(data.get("session_id"), "session_id"),
         turn_index=turn,
         messages=_messages(data, max_messages, max_text_chars, allow_system),
         model=model,

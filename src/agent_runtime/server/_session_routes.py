@@ -22,7 +22,7 @@ from ._conversations import check_title
 from ._gate import principal_of
 from ._ids import principal_prefix
 from ._limits import read_body
-from ._request import json_object
+from ._request import is_client_id, json_object
 from ._service import ChatService
 from ._settings import ServerSettings
 
@@ -31,18 +31,11 @@ __all__ = ["MAX_SESSIONS_LISTED", "session_routes"]
 MAX_SESSIONS_LISTED = 200
 _DEFAULT_LISTED = 50
 _PATCH_BYTES = 4096
-_SESSION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@+-")
 
 
 def _session_id(request: Request) -> str:
     raw = request.path_params["session_id"]
-    if (
-        not isinstance(raw, str)
-        or not 0 < len(raw) <= 128
-        or not raw[0].isalnum()
-        or not raw.isascii()
-        or not set(raw) <= _SESSION_CHARS
-    ):
+    if not is_client_id(raw):
         raise InvalidArgumentError("is not a session id", path="session_id")
     return raw
 

@@ -12,13 +12,12 @@ the field (422).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ...errors import InvalidArgumentError
 from ...types import AgentMessage
-from .._request import json_object
+from .._request import check_client_id, json_object
 
 __all__ = [
     "AguiResume",
@@ -29,7 +28,6 @@ __all__ = [
     "parse_ui_chat_request",
 ]
 
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}")
 _UI_ROLES = frozenset(("system", "user", "assistant"))
 _AGUI_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 _AGUI_SKIPPED = frozenset(("tool", "activity", "reasoning"))
@@ -89,16 +87,6 @@ def _object(body: bytes) -> dict[str, Any]:
     return json_object(body, DialectJSONError)
 
 
-def _ident(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise InvalidArgumentError(
-            "must be 1-128 characters of letters, digits and . _ @ + - (starting with a letter "
-            "or digit)",
-            path=path,
-        )
-    return value
-
-
 def _text(value: Any, path: str, max_chars: int) -> str:
     if not isinstance(value, str):
         raise InvalidArgumentError(f"must be a string, got {type(value).__name__}", path=path)
@@ -152,7 +140,7 @@ def parse_ui_chat_request(
 ) -> UiChatRequest:
     """Parse `useChat`'s body; see the module docstring."""
     data = _object(body)
-    chat_id = _ident(data.get("id"), "id")
+    chat_id = check_client_id(data.get("id"), "id")
     trigger = data.get("trigger", "submit-message")
     if trigger not in _TRIGGERS:
         raise InvalidArgumentError(f"must be one of {', '.join(_TRIGGERS)}", path="trigger")
@@ -203,8 +191,8 @@ def parse_run_agent_input(
     that a run re-posted to resume its stream (`resuming`) drops the assistant messages after
     the last user message (the client's partial copy of the answer being resumed)."""
     data = _object(body)
-    thread_id = _ident(data.get("threadId"), "threadId")
-    run_id = _ident(data.get("runId"), "runId")
+    thread_id = check_client_id(data.get("threadId"), "threadId")
+    run_id = check_client_id(data.get("runId"), "runId")
     raw = data.get("messages")
     if not isinstance(raw, list) or len(raw) > max_messages:
         raise InvalidArgumentError(f"must be a list of at most {max_messages}", path="messages")
