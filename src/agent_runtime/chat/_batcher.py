@@ -17,15 +17,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from .._aio import wake as _wake
+
 __all__ = ["AppendBatcher"]
 
 T = TypeVar("T")
 Flush = Callable[[list[T], "bool | None"], Awaitable[None]]
-
-
-def _wake(future: asyncio.Future[None] | None) -> None:
-    if future is not None and not future.done():
-        future.set_result(None)
 
 
 class AppendBatcher(Generic[T]):

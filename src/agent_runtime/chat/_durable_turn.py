@@ -24,6 +24,7 @@ from typing import Any, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
 import orjson
 
+from .._aio import wake
 from ..durable._manifest import DurableRunManifest
 from ..durable._records import RunRecord, StreamEventRecord, now_ms
 from ..durable._run import DurableContext, run_durable
@@ -246,9 +247,7 @@ class _Mailbox(Generic[T]):
 
     def put(self, item: T) -> None:
         self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        wake(self._waiter)
 
     async def get(self) -> T:
         while not self._items:

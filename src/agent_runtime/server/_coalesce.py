@@ -14,14 +14,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from .._aio import wake as _wake
+
 __all__ = ["MAX_COALESCED_BYTES", "coalesce"]
 
 MAX_COALESCED_BYTES = 256 * 1024
-
-
-def _wake(future: asyncio.Future[None] | None) -> None:
-    if future is not None and not future.done():
-        future.set_result(None)
 
 
 class _Pump:
