@@ -11,7 +11,7 @@ from typing import Literal
 
 from .errors import StoreUnavailableError
 
-__all__ = ["SQLiteTransaction", "connect_sqlite"]
+__all__ = ["SQLiteTransaction", "connect_sqlite", "split_statements"]
 
 
 def connect_sqlite(
@@ -37,6 +37,21 @@ def connect_sqlite(
     _use_wal(db, busy_timeout_ms / 1000)
     db.execute(f"PRAGMA synchronous = {synchronous}")
     return db
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of a SQL script (a migration), in order; semicolons inside comments or
+    strings do not split, and a last statement without one is kept."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
 
 
 def _use_wal(db: sqlite3.Connection, timeout_s: float) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
-from .._sqlite import SQLiteTransaction, connect_sqlite
+from .._sqlite import SQLiteTransaction, connect_sqlite, split_statements
 from ..errors import ConfigurationError, DurableValueError, StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._base import StoreBase, decode_all
@@ -147,20 +147,6 @@ def dumps_ids(ids: list[str]) -> str:
     return orjson.dumps(ids).decode()
 
 
-def _statements(script: str) -> list[str]:
-    """Split a SQL script into statements; semicolons inside comments or strings are safe."""
-    out: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        out.append(buf.strip())
-    return out
-
-
 class SQLiteDurableRunStore(StoreBase):
     """A `DurableRunStore` in one SQLite file (WAL), safe across processes on one host.
 
@@ -203,7 +189,7 @@ class SQLiteDurableRunStore(StoreBase):
             applied = dict(db.execute("SELECT version, checksum FROM durable_schema_info"))
             for m in check_applied(SQLITE_MIGRATIONS, applied, self.path):
                 # statement by statement: executescript() would COMMIT mid-transaction
-                for statement in _statements(m.sql):
+                for statement in split_statements(m.sql):
                     db.execute(statement)
                 db.execute(
                     "INSERT INTO durable_schema_info VALUES (?, ?, ?, ?)",

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .._sqlite import SQLiteTransaction, connect_sqlite
+from .._sqlite import SQLiteTransaction, connect_sqlite, split_statements
 from ..durable._migrations import check_applied
 from ..errors import StoreUnavailableError
 from ..jsoncanon import dumps_json, loads_json
@@ -26,17 +26,6 @@ from ._schema import SCHEMA_TABLE, SQLITE_LEDGER_MIGRATIONS
 __all__ = ["SQLiteRuntimeRunPersistence"]
 
 _T = TypeVar("_T")
-
-
-def _statements(script: str) -> list[str]:
-    out: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    return out
 
 
 class SQLiteRuntimeRunPersistence:
@@ -69,7 +58,7 @@ class SQLiteRuntimeRunPersistence:
             )
             applied = dict(db.execute(f"SELECT version, checksum FROM {SCHEMA_TABLE}"))
             for m in check_applied(SQLITE_LEDGER_MIGRATIONS, applied, f"run ledger {self.path}"):
-                for statement in _statements(m.sql):
+                for statement in split_statements(m.sql):
                     db.execute(statement)
                 db.execute(
                     f"INSERT INTO {SCHEMA_TABLE} VALUES (?, ?, ?, ?)",

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from typing import Any
 
-from .._sqlite import SQLiteTransaction, connect_sqlite
+from .._sqlite import SQLiteTransaction, connect_sqlite, split_statements
 from ..durable._migrations import check_applied
 from ..errors import StoreUnavailableError
 from ..types import RuntimeSession, RuntimeStreamEvent
@@ -39,20 +39,6 @@ _APPEND = (
     "INSERT INTO backend_session_events (session_id, type, event, created_at_ms) "
     "VALUES (?, ?, ?, ?)"
 )
-
-
-def _statements(script: str) -> list[str]:
-    """The statements of a migration script, in order."""
-    out: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        out.append(buf.strip())
-    return out
 
 
 class SQLiteRuntimeSessionStore:
@@ -82,7 +68,7 @@ class SQLiteRuntimeSessionStore:
             applied = dict(db.execute(f"SELECT version, checksum FROM {SCHEMA_INFO_TABLE}"))
             for m in check_applied(SQLITE_MIGRATIONS, applied, self._label):
                 # statement by statement: executescript() would COMMIT mid-transaction
-                for statement in _statements(m.sql):
+                for statement in split_statements(m.sql):
                     db.execute(statement)
                 db.execute(
                     f"INSERT INTO {SCHEMA_INFO_TABLE} VALUES (?, ?, ?, ?)",
