@@ -13,12 +13,13 @@ not complete), 2 a wrong option, URL or setting.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
@@ -803,11 +804,39 @@ def main() -> None:
     line and exit 1; `-v` prints its traceback."""
     try:
         app()
+    except SystemExit as exc:
+        _exit(exc.code)
     except Exception as exc:
         _fail(f"internal error: {type(exc).__name__}: {exc}", 1, exc)
         if not _Settings.verbose:
             _err.print(Text("(agent-runtime -v ... prints the traceback)", style="dim"))
-        sys.exit(1)
+        _exit(1)
+    _exit(0)
+
+
+_TEMPORAL_BRIDGE = "temporalio.bridge.temporal_sdk_bridge"
+
+
+def _exit(code: object) -> NoReturn:
+    """Exit with `code` as `sys.exit` would. Once the Temporal SDK's native bridge is loaded,
+    its Tokio threads can call into Python while the interpreter finalizes and abort or crash
+    the process after the command succeeded (temporalio/sdk-python#300), so then the exit
+    handlers run, the streams are flushed and the process ends without finalization."""
+    if _TEMPORAL_BRIDGE not in sys.modules:
+        raise SystemExit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"{code}\n")
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
