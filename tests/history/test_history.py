@@ -128,6 +128,66 @@ async def test_concurrent_appends_keep_every_message(store: Any) -> None:
     )
 
 
+async def test_add_messages_appends_and_counts_without_reading_back(store: Any) -> None:
+    assert await store.add_messages("a", [{"n": 1}, {"n": 2}], tenant_id="t", user_id="u") == 2
+    assert await store.add_messages("a", [{"n": 3}], tenant_id="t", user_id="u") == 3
+    assert await store.add_messages("a", [], tenant_id="t", user_id="u") == 3
+    s = await store.load("a", tenant_id="t", user_id="u")
+    assert [m["n"] for m in s.messages] == [1, 2, 3] and s.message_count == 3
+    with pytest.raises(ConversationOwnerError):
+        await store.add_messages("a", [{"n": 4}], tenant_id="t", user_id="v")
+    assert (await store.load("a", tenant_id="t", user_id="u")).message_count == 3
+
+
+async def test_advance_metadata_raises_floors_and_fills_defaults(store: Any) -> None:
+    await store.advance_metadata("m", at_least={"turns": 2}, defaults={"title": "a"}, tenant_id="t")
+    s = await store.load("m", tenant_id="t")
+    assert s.metadata == {"turns": 2, "title": "a"} and s.messages == ()
+    await store.advance_metadata("m", at_least={"turns": 1}, defaults={"title": "b"}, tenant_id="t")
+    assert (await store.load("m", tenant_id="t")).metadata == {"turns": 2, "title": "a"}
+    await store.update_metadata("m", {"turns": "x", "keep": [1]}, tenant_id="t")
+    await store.advance_metadata("m", at_least={"turns": 1}, tenant_id="t")
+    assert (await store.load("m", tenant_id="t")).metadata == {
+        "turns": 1,
+        "title": "a",
+        "keep": [1],
+    }, "a value that is not an int counts as below the floor"
+    with pytest.raises(ConversationOwnerError):
+        await store.advance_metadata("m", at_least={"turns": 9}, tenant_id="t", user_id="u")
+    assert (await store.load("m", tenant_id="t")).metadata["turns"] == 1
+
+
+async def test_concurrent_advances_keep_the_highest_floor(store: Any) -> None:
+    await asyncio.gather(
+        *(
+            store.advance_metadata("c", at_least={"turns": n}, tenant_id="t")
+            for n in (3, 9, 1, 7, 9, 2, 5)
+        )
+    )
+    assert (await store.load("c", tenant_id="t")).metadata == {"turns": 9}
+
+
+@pytest.mark.parametrize(
+    ("at_least", "defaults", "path"),
+    [
+        ([1], None, "at_least"),
+        ({"turns": -1}, None, "at_least.turns"),
+        ({"turns": True}, None, "at_least.turns"),
+        ({"turns": 1.0}, None, "at_least.turns"),
+        ({1: 1}, None, "at_least"),
+        ({"turns": 1}, [1], "metadata"),
+        ({"turns": 1}, {"v": float("nan")}, "metadata.v"),
+    ],
+)
+async def test_bad_advance_is_typed_and_writes_nothing(
+    store: Any, at_least: Any, defaults: Any, path: str
+) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        await store.advance_metadata("s", at_least=at_least, defaults=defaults, tenant_id="t")
+    assert info.value.path == path
+    assert await store.list_sessions(tenant_id="t") == []
+
+
 @pytest.mark.parametrize(
     ("call", "path"),
     [

@@ -1,5 +1,6 @@
 """Conversation histories shared by several processes: concurrent appends keep every message in
-each writer's order, and two tenants racing to create one session id end with a single owner."""
+each writer's order, concurrent `advance_metadata` calls keep the highest floor, and two
+tenants racing to create one session id end with a single owner."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def _writer(kind: str, target: str, worker: int, tenant: str, start: Any, out: A
             for i in range(APPENDS):
                 try:
                     await store.append_messages("shared", [{"w": worker, "i": i}], tenant_id=tenant)
+                    await store.advance_metadata(
+                        "shared", at_least={"top": worker * APPENDS + i}, tenant_id=tenant
+                    )
                     written += 1
                 except ConversationOwnerError:
                     refused += 1
@@ -73,6 +77,8 @@ async def _messages(kind: str, target: str, tenant: str) -> list[dict[str, Any]]
     finally:
         await store.close()
     assert session is not None and session.message_count == len(session.messages)
+    tops = {m["w"] * APPENDS + m["i"] for m in session.messages}
+    assert session.metadata == {"top": max(tops)}, "a raise is never undone by another's"
     return list(session.messages)
 
 

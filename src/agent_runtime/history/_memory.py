@@ -9,6 +9,8 @@ from typing import Any
 from ..jsoncanon import loads_json
 from ._records import (
     Conversation,
+    advanced,
+    check_at_least,
     check_limit,
     check_owner,
     check_owner_args,
@@ -94,6 +96,26 @@ class InMemoryConversationHistory:
         tenant_id: str,
         user_id: str | None = None,
     ) -> Conversation:
+        entry = self._append(session_id, messages, tenant_id, user_id)
+        return self._record(session_id, entry)
+
+    async def add_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> int:
+        return len(self._append(session_id, messages, tenant_id, user_id).messages)
+
+    def _append(
+        self,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        tenant_id: str,
+        user_id: str | None,
+    ) -> _Entry:
         encoded = encode_messages(messages)
         entry = self._owned(session_id, tenant_id, user_id)
         if entry is None:
@@ -101,7 +123,26 @@ class InMemoryConversationHistory:
         if encoded:
             entry.messages.extend(encoded)
             entry.updated_at_ms = max(entry.updated_at_ms, now_ms())
-        return self._record(session_id, entry)
+        return entry
+
+    async def advance_metadata(
+        self,
+        session_id: str,
+        *,
+        at_least: Mapping[str, int],
+        defaults: Mapping[str, Any] | None = None,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> None:
+        floors = check_at_least(at_least)
+        fallback = encode_patch(defaults or {})
+        entry = self._owned(session_id, tenant_id, user_id)
+        if entry is None:
+            entry = self._create(session_id, tenant_id, user_id, "{}")
+        merged = advanced(loads_json(entry.metadata), floors, fallback)
+        if merged is not None:
+            entry.metadata = encode_metadata(merged)
+            entry.updated_at_ms = max(entry.updated_at_ms, now_ms())
 
     async def update_metadata(
         self,

@@ -18,6 +18,8 @@ from ..errors import StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._records import (
     Conversation,
+    advanced,
+    check_at_least,
     check_limit,
     check_owner,
     check_owner_args,
@@ -226,22 +228,65 @@ class PostgresConversationHistory:
         check_owner_args(session_id, tenant_id, user_id)
         encoded = encode_messages(messages)
         async with self._conn() as conn:
-            row = await self._claim(conn, session_id, tenant_id, user_id, "{}")
-            if encoded:
-                count, now = row[6], now_ms()
-                async with conn.cursor() as cur:
-                    await cur.executemany(
-                        "INSERT INTO runtime_session_messages VALUES (%s, %s, %s, %s)",
-                        [(session_id, count + i, m, now) for i, m in enumerate(encoded)],
-                    )
-                cur2 = await conn.execute(
-                    "UPDATE runtime_sessions SET message_count = %s, "
-                    "updated_at_ms = GREATEST(updated_at_ms, %s) WHERE session_id = %s "
-                    f"RETURNING {_COLUMNS}",
-                    (count + len(encoded), now, session_id),
-                )
-                row = await cur2.fetchone()
+            row = await self._append(conn, session_id, encoded, tenant_id, user_id)
             return await self._record(conn, row)
+
+    async def add_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> int:
+        check_owner_args(session_id, tenant_id, user_id)
+        encoded = encode_messages(messages)
+        async with self._conn() as conn:
+            row = await self._append(conn, session_id, encoded, tenant_id, user_id)
+            return int(row[6])
+
+    async def _append(
+        self, conn: Conn, session_id: str, encoded: list[str], tenant_id: str, user_id: str | None
+    ) -> Row:
+        """Append `encoded` in the open transaction; the session's row after."""
+        row = await self._claim(conn, session_id, tenant_id, user_id, "{}")
+        if encoded:
+            count, now = row[6], now_ms()
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO runtime_session_messages VALUES (%s, %s, %s, %s)",
+                    [(session_id, count + i, m, now) for i, m in enumerate(encoded)],
+                )
+            cur2 = await conn.execute(
+                "UPDATE runtime_sessions SET message_count = %s, "
+                "updated_at_ms = GREATEST(updated_at_ms, %s) WHERE session_id = %s "
+                f"RETURNING {_COLUMNS}",
+                (count + len(encoded), now, session_id),
+            )
+            row = await cur2.fetchone()
+        return row
+
+    async def advance_metadata(
+        self,
+        session_id: str,
+        *,
+        at_least: Mapping[str, int],
+        defaults: Mapping[str, Any] | None = None,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> None:
+        check_owner_args(session_id, tenant_id, user_id)
+        floors = check_at_least(at_least)
+        fallback = encode_patch(defaults or {})
+        async with self._conn() as conn:
+            row = await self._claim(conn, session_id, tenant_id, user_id, "{}")
+            merged = advanced(loads_json(row[5]), floors, fallback)
+            if merged is not None:
+                await conn.execute(
+                    "UPDATE runtime_sessions SET metadata = %s, "
+                    "updated_at_ms = GREATEST(updated_at_ms, %s) WHERE session_id = %s",
+                    (encode_metadata(merged), now_ms(), session_id),
+                )
 
     async def update_metadata(
         self,

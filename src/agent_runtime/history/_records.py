@@ -139,3 +139,33 @@ def encode_patch(metadata: Any) -> dict[str, Any]:
     if not isinstance(metadata, Mapping):
         raise InvalidArgumentError("must be a JSON object", path="metadata")
     return loads_json(encode_json(dict(metadata), "metadata"))  # type: ignore[no-any-return]
+
+
+def check_at_least(at_least: Any) -> dict[str, int]:
+    """`advance_metadata`'s floors: a mapping of keys to non-negative ints."""
+    if not isinstance(at_least, Mapping):
+        raise InvalidArgumentError("must be a mapping of keys to ints", path="at_least")
+    out: dict[str, int] = {}
+    for key, value in at_least.items():
+        if not isinstance(key, str):
+            raise InvalidArgumentError("keys must be strings", path="at_least")
+        if type(value) is not int or value < 0:
+            raise InvalidArgumentError("must be an int >= 0", path=f"at_least.{key}")
+        out[key] = value
+    return out
+
+
+def advanced(
+    current: dict[str, Any], at_least: dict[str, int], defaults: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`current` with each `at_least` key raised to its floor (a missing or non-int value
+    counts as below it) and each `defaults` key set where absent; None when nothing changes."""
+    merged = dict(current)
+    for key, floor in at_least.items():
+        value = merged.get(key)
+        if type(value) is not int or value < floor:
+            merged[key] = floor
+    for key, value in defaults.items():
+        if key not in merged and value is not None:
+            merged[key] = value
+    return None if merged == current else merged

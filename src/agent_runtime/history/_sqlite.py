@@ -17,6 +17,8 @@ from ..errors import StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._records import (
     Conversation,
+    advanced,
+    check_at_least,
     check_limit,
     check_owner,
     check_owner_args,
@@ -149,24 +151,73 @@ class SQLiteConversationHistory:
         check_owner_args(session_id, tenant_id, user_id)
         encoded = encode_messages(messages)
         with self._tx() as db:
+            self._append(db, session_id, encoded, tenant_id, user_id)
+            return self._reload(db, session_id)
+
+    async def add_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> int:
+        check_owner_args(session_id, tenant_id, user_id)
+        encoded = encode_messages(messages)
+        with self._tx() as db:
+            return self._append(db, session_id, encoded, tenant_id, user_id)
+
+    def _append(
+        self,
+        db: sqlite3.Connection,
+        session_id: str,
+        encoded: list[str],
+        tenant_id: str,
+        user_id: str | None,
+    ) -> int:
+        """Append `encoded` in the open transaction; the session's message count after."""
+        row = self._owned(db, session_id, tenant_id, user_id)
+        if row is None:
+            self._insert(db, session_id, tenant_id, user_id, "{}")
+            count = 0
+        else:
+            count = row[6]
+        if encoded:
+            now = now_ms()
+            db.executemany(
+                "INSERT INTO runtime_session_messages VALUES (?, ?, ?, ?)",
+                [(session_id, count + i, m, now) for i, m in enumerate(encoded)],
+            )
+            db.execute(
+                "UPDATE runtime_sessions SET message_count = ?, "
+                "updated_at_ms = MAX(updated_at_ms, ?) WHERE session_id = ?",
+                (count + len(encoded), now, session_id),
+            )
+        return count + len(encoded)
+
+    async def advance_metadata(
+        self,
+        session_id: str,
+        *,
+        at_least: Mapping[str, int],
+        defaults: Mapping[str, Any] | None = None,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> None:
+        check_owner_args(session_id, tenant_id, user_id)
+        floors = check_at_least(at_least)
+        fallback = encode_patch(defaults or {})
+        with self._tx() as db:
             row = self._owned(db, session_id, tenant_id, user_id)
             if row is None:
                 self._insert(db, session_id, tenant_id, user_id, "{}")
-                count = 0
-            else:
-                count = row[6]
-            if encoded:
-                now = now_ms()
-                db.executemany(
-                    "INSERT INTO runtime_session_messages VALUES (?, ?, ?, ?)",
-                    [(session_id, count + i, m, now) for i, m in enumerate(encoded)],
-                )
+            merged = advanced({} if row is None else loads_json(row[5]), floors, fallback)
+            if merged is not None:
                 db.execute(
-                    "UPDATE runtime_sessions SET message_count = ?, "
+                    "UPDATE runtime_sessions SET metadata = ?, "
                     "updated_at_ms = MAX(updated_at_ms, ?) WHERE session_id = ?",
-                    (count + len(encoded), now, session_id),
+                    (encode_metadata(merged), now_ms(), session_id),
                 )
-            return self._reload(db, session_id)
 
     async def update_metadata(
         self,

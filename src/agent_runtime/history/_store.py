@@ -48,6 +48,33 @@ class ConversationHistoryStore(Protocol):
         """Append JSON-object messages in one transaction (creating the session if new)."""
         ...
 
+    async def add_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> int:
+        """`append_messages` without reading the conversation back: returns its message
+        count (what a writer needs on a long conversation)."""
+        ...
+
+    async def advance_metadata(
+        self,
+        session_id: str,
+        *,
+        at_least: Mapping[str, int],
+        defaults: Mapping[str, Any] | None = None,
+        tenant_id: str,
+        user_id: str | None = None,
+    ) -> None:
+        """In one atomic write, without reading messages: raise each `at_least` key of the
+        session's metadata to its int floor (never lower it) and set each `defaults` key
+        that is absent, creating the session when new. Concurrent callers never undo each
+        other's raise, as a read-then-`update_metadata` could."""
+        ...
+
     async def update_metadata(
         self,
         session_id: str,

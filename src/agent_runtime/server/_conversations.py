@@ -205,20 +205,14 @@ class SessionHistory:
 
     async def admitted(self, principal: Principal, request: ChatRequest) -> None:
         """Record that the session has this turn (and a title from its first message)."""
-        key = self.key(principal, request.session_id)
-        owner = {"tenant_id": principal.tenant_id, "user_id": principal.user_id}
         try:
-            found = await self.store.load(key, **owner)
-            meta = found.metadata if found is not None else {}
-            recorded = meta.get("turns")
-            turns = recorded if isinstance(recorded, int) else 0
-            patch: dict[str, Any] = {}
-            if request.turn_index + 1 > turns:
-                patch["turns"] = request.turn_index + 1
-            if not isinstance(meta.get("title"), str):
-                patch["title"] = _default_title(request.prompt)
-            if patch or found is None:
-                await self.store.update_metadata(key, patch, **owner)
+            await self.store.advance_metadata(
+                self.key(principal, request.session_id),
+                at_least={"turns": request.turn_index + 1},
+                defaults={"title": _default_title(request.prompt)},
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+            )
         except ConversationOwnerError:
             _log.warning("session key %s is owned by another caller", request.session_id)
 
@@ -245,7 +239,7 @@ class SessionHistory:
         }
         user = {"role": "user", "content": request.prompt, "turn": request.turn_index}
         try:
-            await self.store.append_messages(
+            await self.store.add_messages(
                 self.key(principal, request.session_id),
                 [user, assistant],
                 tenant_id=principal.tenant_id,
