@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from agent_runtime.errors import InvalidArgumentError
+from agent_runtime.server import BodyTooLargeError
 from agent_runtime.server.dialects import (
     DialectJSONError,
     parse_run_agent_input,
@@ -80,10 +81,15 @@ def test_a_malformed_use_chat_body_names_its_field(body: bytes, path: str) -> No
 
 
 def test_limits_and_non_json_bodies() -> None:
-    with pytest.raises(InvalidArgumentError, match="at most 2"):
+    with pytest.raises(BodyTooLargeError, match="at most 2"):
         parse_ui_chat_request(_ui(), max_messages=2)
-    with pytest.raises(InvalidArgumentError, match="at most 3 characters"):
+    with pytest.raises(BodyTooLargeError, match="at most 3 characters"):
         parse_ui_chat_request(_ui(), max_text_chars=3)
+    two = [{"type": "text", "text": "ab"}, {"type": "text", "text": "cd"}]
+    with pytest.raises(BodyTooLargeError, match=r"messages\[0\]\.parts: text must be at most 3"):
+        parse_ui_chat_request(_ui(messages=[{"role": "user", "parts": two}]), max_text_chars=3)
+    with pytest.raises(BodyTooLargeError, match="at most 3 characters"):
+        parse_run_agent_input(_agui(), max_text_chars=3)
     for body in (b"{", b"[1]"):
         with pytest.raises(DialectJSONError):
             parse_ui_chat_request(body)

@@ -97,6 +97,31 @@ def test_bodies_and_messages_over_the_limits_are_413(small: str) -> None:
     assert httpx2.post(f"{small}/api/chat", json=_body("ok", "y" * 400)).status_code == 200
 
 
+def test_the_dialect_bodies_answer_413_as_api_chat_does(small: str) -> None:
+    def ui(chat: str, *texts: str) -> dict[str, Any]:
+        messages = [
+            {"id": f"u{i}", "role": "user", "parts": [{"type": "text", "text": t}]}
+            for i, t in enumerate(texts)
+        ]
+        return {"id": chat, "trigger": "submit-message", "messages": messages}
+
+    def agui(thread: str, *texts: str) -> dict[str, Any]:
+        messages = [{"id": f"u{i}", "role": "user", "content": t} for i, t in enumerate(texts)]
+        return {"threadId": thread, "runId": "r1", "messages": messages}
+
+    for path, make in (("/api/ui/chat", ui), ("/api/agui", agui)):
+        long_text = httpx2.post(f"{small}{path}", json=make("long", "y" * 600))
+        assert long_text.status_code == 413, (path, long_text.text)
+        error = long_text.json()["error"]
+        assert error["code"] == "body_too_large" and "500 characters" in error["message"]
+        many = httpx2.post(f"{small}{path}", json=make("many", *"abcd"))
+        assert many.status_code == 413 and "messages" in many.json()["error"]["message"]
+        nothing_ran = httpx2.get(f"{small}/api/sessions")
+        assert {"long", "many"}.isdisjoint(s["sessionId"] for s in nothing_ran.json()["sessions"])
+    ok = httpx2.post(f"{small}/api/ui/chat", json=ui("fits", "y" * 400))
+    assert ok.status_code == 200
+
+
 def test_a_body_that_does_not_arrive_in_time_is_408(small: str) -> None:
     sock = _raw(small)
     sock.sendall(

@@ -7,7 +7,8 @@ Each conversation becomes our `AgentMessage`s: the text parts of a UI message jo
 message's string content or its text parts; tool, reasoning and activity messages are the
 client's record of what the server sent and are not sent back to the model. A body that is not
 a JSON object is a `DialectJSONError` (400); a wrong shape an `InvalidArgumentError` naming
-the field (422).
+the field (422); more messages or longer text than the limits a `BodyTooLargeError` (413), as
+on `/api/chat`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from ...errors import InvalidArgumentError
 from ...types import AgentMessage
+from .._errors import BodyTooLargeError
 from .._request import check_client_id, json_object
 
 __all__ = [
@@ -91,7 +93,7 @@ def _text(value: Any, path: str, max_chars: int) -> str:
     if not isinstance(value, str):
         raise InvalidArgumentError(f"must be a string, got {type(value).__name__}", path=path)
     if len(value) > max_chars:
-        raise InvalidArgumentError(f"must be at most {max_chars} characters", path=path)
+        raise BodyTooLargeError(f"{path}: must be at most {max_chars} characters")
     if "\x00" in value:
         raise InvalidArgumentError("must not contain NUL", path=path)
     return value
@@ -101,7 +103,7 @@ def _list(value: Any, path: str, max_items: int) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise InvalidArgumentError("must be a non-empty list", path=path)
     if len(value) > max_items:
-        raise InvalidArgumentError(f"at most {max_items} items", path=path)
+        raise BodyTooLargeError(f"{path}: at most {max_items} items")
     return value
 
 
@@ -118,7 +120,7 @@ def _text_parts(parts: Any, path: str, max_chars: int) -> str:
             texts.append(_text(part.get("text"), f"{path}[{j}].text", max_chars))
     joined = "".join(texts)
     if len(joined) > max_chars:
-        raise InvalidArgumentError(f"text must be at most {max_chars} characters", path=path)
+        raise BodyTooLargeError(f"{path}: text must be at most {max_chars} characters")
     return joined
 
 
@@ -194,8 +196,10 @@ def parse_run_agent_input(
     thread_id = check_client_id(data.get("threadId"), "threadId")
     run_id = check_client_id(data.get("runId"), "runId")
     raw = data.get("messages")
-    if not isinstance(raw, list) or len(raw) > max_messages:
+    if not isinstance(raw, list):
         raise InvalidArgumentError(f"must be a list of at most {max_messages}", path="messages")
+    if len(raw) > max_messages:
+        raise BodyTooLargeError(f"messages: at most {max_messages} messages")
     out: list[AgentMessage] = []
     for i, item in enumerate(raw):
         where = f"messages[{i}]"
@@ -215,8 +219,10 @@ def parse_run_agent_input(
     resume: list[AguiResume] = []
     raw_resume = data.get("resume")
     if raw_resume is not None:
-        if not isinstance(raw_resume, list) or len(raw_resume) > max_messages:
+        if not isinstance(raw_resume, list):
             raise InvalidArgumentError("must be a list of resume entries", path="resume")
+        if len(raw_resume) > max_messages:
+            raise BodyTooLargeError(f"resume: at most {max_messages} entries")
         for i, entry in enumerate(raw_resume):
             where = f"resume[{i}]"
             if not isinstance(entry, dict):
