@@ -239,6 +239,30 @@ async def test_postgres_two_stores_share_sessions(pg_dsn: str) -> None:
         await b.close()
 
 
+async def test_postgres_history_on_a_durable_store_pool_opens_no_pool_of_its_own(
+    pg_dsn: str,
+) -> None:
+    from agent_runtime.durable import PostgresDurableRunStore
+
+    runs = await PostgresDurableRunStore.from_dsn(pg_dsn, max_size=3)
+    try:
+        history = PostgresConversationHistory(pg_dsn, pool=runs.pool)
+        await history.append_messages("shared-pool", [{"n": 1}], tenant_id="t")
+        assert await history.add_messages("shared-pool", [{"n": 2}], tenant_id="t") == 2
+        assert runs.pool.get_stats()["pool_size"] <= 3
+        await history.close()  # the pool is the store's: still open, the store still works
+        assert not runs.pool.closed
+        assert await runs.load_run("no-such-run") is None
+        again = PostgresConversationHistory(pg_dsn, pool=runs.pool)
+        loaded = await again.load("shared-pool", tenant_id="t")
+        assert loaded is not None and [m["n"] for m in loaded.messages] == [1, 2]
+    finally:
+        await runs.close()
+    with pytest.raises(InvalidArgumentError) as info:
+        PostgresConversationHistory(pg_dsn, pool=object())
+    assert info.value.path == "pool"
+
+
 async def test_postgres_lost_connection_is_a_typed_error_and_the_store_recovers(
     pg_dsn: str,
 ) -> None:

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from .._pg import open_pool
-from ..errors import StoreUnavailableError
+from ..errors import InvalidArgumentError, StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._records import (
     Conversation,
@@ -63,26 +63,33 @@ Conn = Any  # psycopg.AsyncConnection[tuple[Any, ...]]
 
 class PostgresConversationHistory:
     """A `ConversationHistoryStore` in PostgreSQL; the pool opens and the schema is created on
-    first use (idempotently, under an advisory lock)."""
+    first use (idempotently, under an advisory lock).
+
+    With `pool` (an open psycopg `AsyncConnectionPool`, e.g. a durable store's `pool`) it runs
+    on that pool instead of opening its own, and `close` leaves it open for its owner."""
 
     def __init__(
         self,
         dsn: str,
         *,
+        pool: Any = None,
         min_size: int = 1,
         max_size: int = 10,
         connect_timeout_s: float = 10.0,
     ) -> None:
         try:
-            import psycopg_pool  # noqa: F401 - fail here, not at first use, without the extra
+            import psycopg_pool
         except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
             raise StoreUnavailableError(
                 "PostgresConversationHistory needs durable-agent-runtime[postgres]"
             ) from exc
+        if pool is not None and not isinstance(pool, psycopg_pool.AsyncConnectionPool):
+            raise InvalidArgumentError("must be a psycopg_pool.AsyncConnectionPool", path="pool")
         self.dsn = dsn
         self.connect_timeout_s = connect_timeout_s
         self._sizes = (min_size, max_size)
-        self._pool: Any = None  # opened by the first call (open_pool)
+        self._pool: Any = pool  # else opened by the first call (open_pool)
+        self._owns_pool = pool is None
         self._ready = False
         self._lock = asyncio.Lock()
 
@@ -333,6 +340,8 @@ class PostgresConversationHistory:
             return True
 
     async def close(self) -> None:
-        pool, self._pool, self._ready = self._pool, None, False
-        if pool is not None:
-            await pool.close()
+        pool, self._ready = self._pool, False
+        if self._owns_pool:
+            self._pool = None
+            if pool is not None:
+                await pool.close()

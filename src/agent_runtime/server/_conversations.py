@@ -26,7 +26,7 @@ from ..durable import (
     RunRecord,
     SQLiteDurableRunStore,
 )
-from ..errors import ConfigurationError, ConversationOwnerError, InvalidArgumentError
+from ..errors import ConversationOwnerError, InvalidArgumentError
 from ..history import (
     Conversation,
     ConversationHistoryStore,
@@ -142,14 +142,8 @@ def history_for(store: DurableRunStore) -> ConversationHistoryStore:
     PostgreSQL database, a SQLite file in a folder store; in memory beside a memory store."""
     if isinstance(store, SQLiteDurableRunStore):
         return SQLiteConversationHistory(store.path)
-    if isinstance(store, PostgresDurableRunStore):
-        conninfo = store.pool.conninfo
-        if not isinstance(conninfo, str) or not conninfo:
-            raise ConfigurationError(
-                "the PostgreSQL store's pool has no conninfo to open the conversation history "
-                "with; pass create_app(history=...)"
-            )
-        return PostgresConversationHistory(conninfo, max_size=4)
+    if isinstance(store, PostgresDurableRunStore):  # on the store's own pool
+        return PostgresConversationHistory(str(store.pool.conninfo or ""), pool=store.pool)
     if isinstance(store, FileSystemDurableRunStore):
         return SQLiteConversationHistory(store.root / "history.sqlite")
     return InMemoryConversationHistory()
