@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -122,8 +122,34 @@ _RULES: tuple[tuple[tuple[str, ...], str], ...] = (
         + r"(?P<s>(?(q)(?:(?!(?P=q))[^\n\\]|\\.){4,}|[^\s\"',;}{)(\]\[]{4,}))",
     ),
 )
-_PATTERNS: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
-    (frozenset(triggers), re.compile(pattern)) for triggers, pattern in _RULES
+_ASSIGNMENT = _RULES[-1][1]
+# The assignment rule's keywords all end with one of these (case-insensitively, as the rule).
+_KEY_TAIL = re.compile(r"(?i)(?:password|passwd|pwd|secret|key|token)\Z")
+_KEY_TAIL_CHARS = 8  # the longest tail: a case-folded match is one character per character
+_ASSIGN_MARK = re.compile(r"[:=]")
+
+
+def may_assign(text: str) -> bool:
+    """Whether the assignment rule can match `text`: some `:` or `=` follows, after optional
+    whitespace and one optional quote, a keyword tail. A necessary condition, checked with
+    a cheap scan instead of the rule's case-insensitive alternation at every position (most
+    prose that says "token" or "key" has no assignment at all)."""
+    for mark in _ASSIGN_MARK.finditer(text):
+        i = mark.start()
+        while i > 0 and text[i - 1].isspace():  # `\s*` (str.isspace is what `\s` matches)
+            i -= 1
+        if i > 0 and text[i - 1] in "\"'":  # the optional quote after the keyword
+            i -= 1
+        if _KEY_TAIL.search(text, max(0, i - _KEY_TAIL_CHARS), i) is not None:
+            return True
+    return False
+
+
+_PATTERNS: tuple[tuple[frozenset[str], re.Pattern[str], Callable[[str], bool] | None], ...] = (
+    tuple(
+        (frozenset(triggers), re.compile(pattern), may_assign if pattern is _ASSIGNMENT else None)
+        for triggers, pattern in _RULES
+    )
 )
 _ALL_TRIGGERS = sorted({t for triggers, _ in _RULES for t in triggers}, key=len, reverse=True)
 # one scan finds every anchor; a found trigger also counts for the triggers it contains
@@ -197,8 +223,8 @@ def sanitize_text(text: str, options: SanitizeOptions | None = None) -> str:
 
     present = _triggers_in(text.lower())
     if present:
-        for triggers, pattern in _PATTERNS:
-            if not triggers.isdisjoint(present):
+        for triggers, pattern, gate in _PATTERNS:
+            if not triggers.isdisjoint(present) and (gate is None or gate(text)):
                 text = pattern.sub(replace, text)
     for pattern in opts.extra_patterns:
         text = pattern.sub(replace, text)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent_runtime import _scrub
 from agent_runtime.errors import InvalidArgumentError
 from agent_runtime.sanitize import (
     SanitizeOptions,
@@ -167,3 +168,72 @@ def test_secrets_inside_long_text_never_survive(secret: str, at: int) -> None:
     assert secret not in out and MARKER.search(out)
     assert out.startswith(filler * at) and out.endswith(filler * (40 - at))
     assert sanitize_text(filler * 40) == filler * 40
+
+
+_ASSIGNMENT_RULE = re.compile(_scrub._ASSIGNMENT)
+# keyword pieces, separators, quotes, whitespace (Unicode too) and the four non-ASCII letters
+# that case-insensitive matching folds onto ASCII ones (U+0130, U+0131, U+017F, U+212A)
+_ASSIGN_PIECES = st.sampled_from(
+    ["password", "PassWd", "pwd", "secret", "api_key", "API-KEY", "apikey", "access_token",
+     "auth-token", "refresh_token", "client_secret", "secret_access_key", "private-key",
+     "key", "token", "Token", "pa\u017fsword", "\u212aey", "s\u0131", "\u0130", "word", "wd",
+     ":", "=", " ", "  ", "\t", "\n", "\u00a0", "\u2003", '"', "'", "x", "hunter2", "$X",
+     "<k>", "null", ",", "[REDACTED:0123abcd]"]
+)  # fmt: skip
+
+
+_KEYWORDS = st.sampled_from(
+    ["password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "access_token",
+     "authtoken", "refresh-token", "client_secret", "secret_access_key", "private_key"]
+)  # fmt: skip
+_FOLDS = {"s": "\u017f", "k": "\u212a", "i": "\u0131"}
+
+
+@st.composite
+def _assignments(draw: st.DrawFn) -> str:
+    """`keyword [quote] [space] (: or =) [space] [quote] value` in random case, with folded
+    letters, inside random pieces."""
+    word = "".join(draw(st.sampled_from([c, c.upper(), _FOLDS.get(c, c)])) for c in draw(_KEYWORDS))
+    space = st.sampled_from(["", " ", "  ", "\t", "\u00a0", "\u2003", "\n"])
+    quote = st.sampled_from(["", '"', "'"])
+    parts = [
+        draw(st.lists(_ASSIGN_PIECES, max_size=4).map("".join)),
+        word,
+        draw(quote),
+        draw(space),
+        draw(st.sampled_from([":", "="])),
+        draw(space),
+        draw(quote),
+        draw(st.sampled_from(["hunter22", "a b c d", "sk1234567890", "$X", "null", "x"])),
+        draw(st.lists(_ASSIGN_PIECES, max_size=4).map("".join)),
+    ]
+    return "".join(parts)
+
+
+@settings(max_examples=600)
+@given(st.one_of(st.lists(_ASSIGN_PIECES, max_size=12).map("".join), _assignments()))
+def test_the_assignment_gate_never_skips_text_the_rule_matches(text: str) -> None:
+    if _ASSIGNMENT_RULE.search(text) is not None:
+        assert _scrub.may_assign(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'password = "hunter2 xyz"',
+        "api_key: sk12345678",
+        'client_secret"  :  abcd1234',
+        "pa\u017fsword=hunter22",
+        "\u212aEY: x",
+        "secret_access_key\u2003=\u00a0abcd",
+    ],
+)
+def test_the_assignment_gate_passes_assignments(text: str) -> None:
+    assert _scrub.may_assign(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["The key idea passes by: a token of trust.", "ratio = 3", "no marks at all"]
+)
+def test_the_assignment_gate_skips_prose_without_assignments(text: str) -> None:
+    assert not _scrub.may_assign(text) and sanitize_text(text) == text
