@@ -16,7 +16,10 @@ Target on PostgreSQL: durable <= ENGINE_TARGET x store-free. Beside it, the floo
 turn on PostgreSQL: the same producer, its events logged by plain psycopg in batches gathered
 while the previous batch commits (one multi-row INSERT and a commit per batch, each event
 forwarded once its batch committed) -- what logging every event before the client sees it
-costs with no runtime at all.
+costs with no runtime at all -- and that floor's events framed by the store-free body
+(`handle_chat_turn` over a producer that yields each event once the plain-psycopg batch
+holding it committed): the least a durable NDJSON turn can cost, store-free body plus
+plain-driver log, to set the ratio against.
 """
 
 from __future__ import annotations
@@ -141,6 +144,11 @@ class _FloorTurn:
                 return
 
     async def run(self) -> None:
+        async for _event in self.events():
+            pass
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The producer's events, each once the batch holding it committed."""
         import orjson
 
         task = asyncio.get_running_loop().create_task(self.writer())
@@ -150,16 +158,41 @@ class _FloorTurn:
             i += 1
             self.wake.set()
             while not self.committed.empty():
-                self.committed.get_nowait()  # forwarded: committed
+                for raw in self.committed.get_nowait() or ():  # forwarded: committed
+                    yield orjson.loads(raw)
         self.done = True
         self.wake.set()
-        while await self.committed.get() is not None:
-            pass
+        while (batch := await self.committed.get()) is not None:
+            for raw in batch:
+                yield orjson.loads(raw)
         await task
 
 
-async def floor_turns(dsn: str, tag: str) -> float:
-    """Per event of the plain-psycopg durable turn (see the module docstring)."""
+class _FloorProducer:
+    """A producer whose stream is the plain-psycopg floor's committed events."""
+
+    def __init__(self, turn: _FloorTurn) -> None:
+        self.turn = turn
+
+    @property
+    def stream(self) -> AsyncIterator[dict[str, Any]]:
+        return self.turn.events()
+
+    def final_text(self) -> str:
+        return Producer(EVENTS).final_text()
+
+
+class _FloorHooks(Hooks):
+    def __init__(self, turn: _FloorTurn) -> None:
+        self.turn = turn
+
+    def produce(self) -> _FloorProducer:  # type: ignore[override]
+        return _FloorProducer(self.turn)
+
+
+async def floor_turns(dsn: str, tag: str, *, body: bool = False) -> float:
+    """Per event of the plain-psycopg durable turn (see the module docstring); with `body`,
+    its events framed by the store-free NDJSON body."""
     import psycopg
 
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
@@ -169,7 +202,13 @@ async def floor_turns(dsn: str, tag: str) -> float:
         )
         t0 = time.perf_counter()
         for t in range(ENGINE_TURNS):
-            await _FloorTurn(conn, f"floor-{tag}-{t}").run()
+            turn = _FloorTurn(conn, f"floor-{tag}-{'b' if body else 'p'}-{t}")
+            if not body:
+                await turn.run()
+                continue
+            identity = ChatTurnIdentity("t", f"f{t}", "u", 0)
+            async for _line in handle_chat_turn(identity, _FloorHooks(turn)).body:  # type: ignore[arg-type]
+                pass
     return (time.perf_counter() - t0) / (ENGINE_TURNS * EVENTS)
 
 
@@ -208,21 +247,25 @@ async def durable(store: DurableRunStore, tag: str) -> tuple[float, float]:
     return per, (time.perf_counter() - t1) / reps
 
 
-async def one_store(name: str, url: str) -> tuple[float, float, float, float, float, float | None]:
+async def one_store(
+    name: str, url: str
+) -> tuple[float, float, float, float, float, tuple[float, float] | None]:
     store = await open_store(url)
     try:
         tag = f"{os.getpid()}-{time.time_ns()}"
         pe = await per_event(store, tag)
         du, replay = await durable(store, tag)
-        free, eng, floor = [], [], []
+        free, eng, floor, framed = [], [], [], []
         for r in range(3):  # interleaved: the store-free floor beside ours, round by round
             free.append(await engine_turns(None, tag))
             eng.append(await engine_turns(store, f"{tag}-{r}"))
             if name == "postgres":
                 floor.append(await floor_turns(url, f"{tag}-{r}"))
+                framed.append(await floor_turns(url, f"{tag}-{r}", body=True))
     finally:
         await store.close()
-    return pe, du, replay, min(free), min(eng), min(floor) if floor else None
+    floors = (min(floor), min(framed)) if floor else None
+    return pe, du, replay, min(free), min(eng), floors
 
 
 async def main() -> int:
@@ -249,8 +292,8 @@ async def main() -> int:
         status = 0
         engine_rows = []
         for name, url in stores:
-            pe, du, replay, free, eng, logged_floor = await one_store(name, url)
-            engine_rows.append((name, free, eng, logged_floor))
+            pe, du, replay, free, eng, floors = await one_store(name, url)
+            engine_rows.append((name, free, eng, floors))
             speedup = pe / du
             print(
                 f"{name:<9} {floor * 1e6:>12.2f} {pe * 1e6:>16.1f} {du * 1e6:>14.1f} "
@@ -268,13 +311,18 @@ async def main() -> int:
         )
         print(
             f"{'store':<9} {'store-free us/ev':>17} {'durable us/ev':>14} {'durable/free':>13} "
-            f"{'plain-driver floor us/ev':>25} {'durable/floor':>14}"
+            f"{'plain-driver floor us/ev':>25} {'durable/floor':>14} "
+            f"{'floor + body us/ev':>19} {'(floor+body)/free':>18}"
         )
-        for name, free, eng, logged_floor in engine_rows:
+        for name, free, eng, floors in engine_rows:
             ratio = eng / free
             tail = ""
-            if logged_floor is not None:
-                tail = f" {logged_floor * 1e6:>25.2f} {eng / logged_floor:>13.2f}x"
+            if floors is not None:
+                logged_floor, framed = floors
+                tail = (
+                    f" {logged_floor * 1e6:>25.2f} {eng / logged_floor:>13.2f}x"
+                    f" {framed * 1e6:>19.2f} {framed / free:>17.2f}x"
+                )
             print(f"{name:<9} {free * 1e6:>17.2f} {eng * 1e6:>14.2f} {ratio:>12.2f}x{tail}")
             if name == "postgres" and ratio > ENGINE_TARGET:
                 print(f"  MISSED on {name}: target durable/store-free <= {ENGINE_TARGET}x")
