@@ -145,11 +145,9 @@ def may_assign(text: str) -> bool:
     return False
 
 
-_PATTERNS: tuple[tuple[frozenset[str], re.Pattern[str], Callable[[str], bool] | None], ...] = (
-    tuple(
-        (frozenset(triggers), re.compile(pattern), may_assign if pattern is _ASSIGNMENT else None)
-        for triggers, pattern in _RULES
-    )
+_PATTERNS: tuple[tuple[frozenset[str], re.Pattern[str], Callable[[str], bool] | None], ...] = tuple(
+    (frozenset(triggers), re.compile(pattern), may_assign if pattern is _ASSIGNMENT else None)
+    for triggers, pattern in _RULES
 )
 _ALL_TRIGGERS = sorted({t for triggers, _ in _RULES for t in triggers}, key=len, reverse=True)
 # one scan finds every anchor; a found trigger also counts for the triggers it contains
