@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..jsoncanon import loads_json
 from ._records import (
     Conversation,
-    advanced,
-    check_at_least,
+    advancing,
     check_limit,
     check_owner,
     check_owner_args,
@@ -134,15 +133,7 @@ class InMemoryConversationHistory:
         tenant_id: str,
         user_id: str | None = None,
     ) -> None:
-        floors = check_at_least(at_least)
-        fallback = encode_patch(defaults or {})
-        entry = self._owned(session_id, tenant_id, user_id)
-        if entry is None:
-            entry = self._create(session_id, tenant_id, user_id, "{}")
-        merged = advanced(loads_json(entry.metadata), floors, fallback)
-        if merged is not None:
-            entry.metadata = encode_metadata(merged)
-            entry.updated_at_ms = max(entry.updated_at_ms, now_ms())
+        self._change_metadata(session_id, tenant_id, user_id, advancing(at_least, defaults))
 
     async def update_metadata(
         self,
@@ -153,13 +144,28 @@ class InMemoryConversationHistory:
         user_id: str | None = None,
     ) -> Conversation:
         patch = encode_patch(metadata)
+        entry = self._change_metadata(
+            session_id, tenant_id, user_id, lambda current: merge_metadata(current, patch)
+        )
+        return self._record(session_id, entry)
+
+    def _change_metadata(
+        self,
+        session_id: str,
+        tenant_id: str,
+        user_id: str | None,
+        change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> _Entry:
+        """The owner-checked session (created when new) with `change(its metadata)` set,
+        unless that is None."""
         entry = self._owned(session_id, tenant_id, user_id)
         if entry is None:
             entry = self._create(session_id, tenant_id, user_id, "{}")
-        merged = merge_metadata(loads_json(entry.metadata), patch)
-        entry.metadata = encode_metadata(merged)
-        entry.updated_at_ms = max(entry.updated_at_ms, now_ms())
-        return self._record(session_id, entry)
+        merged = change(loads_json(entry.metadata))
+        if merged is not None:
+            entry.metadata = encode_metadata(merged)
+            entry.updated_at_ms = max(entry.updated_at_ms, now_ms())
+        return entry
 
     async def list_sessions(
         self, *, tenant_id: str, user_id: str | None = None, limit: int = 50

@@ -9,7 +9,7 @@ stored as text (not jsonb) so every string, including NUL characters, round-trip
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,8 +18,7 @@ from ..errors import InvalidArgumentError, StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._records import (
     Conversation,
-    advanced,
-    check_at_least,
+    advancing,
     check_limit,
     check_owner,
     check_owner_args,
@@ -283,17 +282,9 @@ class PostgresConversationHistory:
         user_id: str | None = None,
     ) -> None:
         check_owner_args(session_id, tenant_id, user_id)
-        floors = check_at_least(at_least)
-        fallback = encode_patch(defaults or {})
+        change = advancing(at_least, defaults)
         async with self._conn() as conn:
-            row = await self._claim(conn, session_id, tenant_id, user_id, "{}")
-            merged = advanced(loads_json(row[5]), floors, fallback)
-            if merged is not None:
-                await conn.execute(
-                    "UPDATE runtime_sessions SET metadata = %s, "
-                    "updated_at_ms = GREATEST(updated_at_ms, %s) WHERE session_id = %s",
-                    (encode_metadata(merged), now_ms(), session_id),
-                )
+            await self._change_metadata(conn, session_id, tenant_id, user_id, change)
 
     async def update_metadata(
         self,
@@ -306,15 +297,33 @@ class PostgresConversationHistory:
         check_owner_args(session_id, tenant_id, user_id)
         patch = encode_patch(metadata)
         async with self._conn() as conn:
-            row = await self._claim(conn, session_id, tenant_id, user_id, "{}")
-            merged = encode_metadata(merge_metadata(loads_json(row[5]), patch))
-            cur = await conn.execute(
-                "UPDATE runtime_sessions SET metadata = %s, "
-                "updated_at_ms = GREATEST(updated_at_ms, %s) WHERE session_id = %s "
-                f"RETURNING {_COLUMNS}",
-                (merged, now_ms(), session_id),
+            row = await self._change_metadata(
+                conn, session_id, tenant_id, user_id, lambda current: merge_metadata(current, patch)
             )
-            return await self._record(conn, await cur.fetchone())
+            return await self._record(conn, row)
+
+    async def _change_metadata(
+        self,
+        conn: Conn,
+        session_id: str,
+        tenant_id: str,
+        user_id: str | None,
+        change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> Row:
+        """In the open transaction: the locked, owner-checked session (created when new) gets
+        `change(its metadata)`, unless that is None; its row after."""
+        row = await self._claim(conn, session_id, tenant_id, user_id, "{}")
+        merged = change(loads_json(row[5]))
+        if merged is None:
+            return row
+        cur = await conn.execute(
+            "UPDATE runtime_sessions SET metadata = %s, "
+            "updated_at_ms = GREATEST(updated_at_ms, %s) WHERE session_id = %s "
+            f"RETURNING {_COLUMNS}",
+            (encode_metadata(merged), now_ms(), session_id),
+        )
+        updated: Row = await cur.fetchone()
+        return updated
 
     async def list_sessions(
         self, *, tenant_id: str, user_id: str | None = None, limit: int = 50

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -155,17 +155,22 @@ def check_at_least(at_least: Any) -> dict[str, int]:
     return out
 
 
-def advanced(
-    current: dict[str, Any], at_least: dict[str, int], defaults: dict[str, Any]
-) -> dict[str, Any] | None:
-    """`current` with each `at_least` key raised to its floor (a missing or non-int value
-    counts as below it) and each `defaults` key set where absent; None when nothing changes."""
-    merged = dict(current)
-    for key, floor in at_least.items():
-        value = merged.get(key)
-        if type(value) is not int or value < floor:
-            merged[key] = floor
-    for key, value in defaults.items():
-        if key not in merged and value is not None:
-            merged[key] = value
-    return None if merged == current else merged
+def advancing(at_least: Any, defaults: Any) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    """`advance_metadata`'s change, its arguments checked: each `at_least` key raised to its
+    floor (a missing or non-int value counts as below it), each `defaults` key set where
+    absent; None when nothing changes."""
+    floors = check_at_least(at_least)
+    fallback = encode_patch(defaults or {})
+
+    def change(current: dict[str, Any]) -> dict[str, Any] | None:
+        merged = dict(current)
+        for key, floor in floors.items():
+            value = merged.get(key)
+            if type(value) is not int or value < floor:
+                merged[key] = floor
+        for key, value in fallback.items():
+            if key not in merged and value is not None:
+                merged[key] = value
+        return None if merged == current else merged
+
+    return change

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._sqlite import SQLiteTransaction, connect_sqlite
@@ -17,8 +17,7 @@ from ..errors import StoreUnavailableError
 from ..jsoncanon import loads_json
 from ._records import (
     Conversation,
-    advanced,
-    check_at_least,
+    advancing,
     check_limit,
     check_owner,
     check_owner_args,
@@ -205,19 +204,9 @@ class SQLiteConversationHistory:
         user_id: str | None = None,
     ) -> None:
         check_owner_args(session_id, tenant_id, user_id)
-        floors = check_at_least(at_least)
-        fallback = encode_patch(defaults or {})
+        change = advancing(at_least, defaults)
         with self._tx() as db:
-            row = self._owned(db, session_id, tenant_id, user_id)
-            if row is None:
-                self._insert(db, session_id, tenant_id, user_id, "{}")
-            merged = advanced({} if row is None else loads_json(row[5]), floors, fallback)
-            if merged is not None:
-                db.execute(
-                    "UPDATE runtime_sessions SET metadata = ?, "
-                    "updated_at_ms = MAX(updated_at_ms, ?) WHERE session_id = ?",
-                    (encode_metadata(merged), now_ms(), session_id),
-                )
+            self._change_metadata(db, session_id, tenant_id, user_id, change)
 
     async def update_metadata(
         self,
@@ -230,16 +219,31 @@ class SQLiteConversationHistory:
         check_owner_args(session_id, tenant_id, user_id)
         patch = encode_patch(metadata)
         with self._tx() as db:
-            row = self._owned(db, session_id, tenant_id, user_id)
-            current = {} if row is None else loads_json(row[5])
-            if row is None:
-                self._insert(db, session_id, tenant_id, user_id, "{}")
+            self._change_metadata(
+                db, session_id, tenant_id, user_id, lambda current: merge_metadata(current, patch)
+            )
+            return self._reload(db, session_id)
+
+    def _change_metadata(
+        self,
+        db: sqlite3.Connection,
+        session_id: str,
+        tenant_id: str,
+        user_id: str | None,
+        change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> None:
+        """In the open transaction: the owner-checked session (created when new) gets
+        `change(its metadata)`, unless that is None."""
+        row = self._owned(db, session_id, tenant_id, user_id)
+        if row is None:
+            self._insert(db, session_id, tenant_id, user_id, "{}")
+        merged = change({} if row is None else loads_json(row[5]))
+        if merged is not None:
             db.execute(
                 "UPDATE runtime_sessions SET metadata = ?, updated_at_ms = MAX(updated_at_ms, ?) "
                 "WHERE session_id = ?",
-                (encode_metadata(merge_metadata(current, patch)), now_ms(), session_id),
+                (encode_metadata(merged), now_ms(), session_id),
             )
-            return self._reload(db, session_id)
 
     async def list_sessions(
         self, *, tenant_id: str, user_id: str | None = None, limit: int = 50
