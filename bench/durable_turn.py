@@ -115,8 +115,8 @@ class _FloorTurn:
     def __init__(self, conn: Any, run_id: str) -> None:
         self.conn = conn
         self.run_id = run_id
-        self.pending: list[tuple[str, bytes]] = []
-        self.committed: asyncio.Queue[list[bytes] | None] = asyncio.Queue()
+        self.pending: list[tuple[str, bytes, dict[str, Any]]] = []
+        self.committed: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue()
         self.wake = asyncio.Event()
         self.done = False
 
@@ -138,7 +138,7 @@ class _FloorTurn:
                         ),
                     )
                 seq += len(batch)
-                self.committed.put_nowait([b[1] for b in batch])
+                self.committed.put_nowait([b[2] for b in batch])
             if self.done and not self.pending:
                 self.committed.put_nowait(None)
                 return
@@ -154,17 +154,17 @@ class _FloorTurn:
         task = asyncio.get_running_loop().create_task(self.writer())
         i = 0
         async for event in Paced(EVENTS).stream:
-            self.pending.append((f"turn:{i}", orjson.dumps(event)))
+            self.pending.append((f"turn:{i}", orjson.dumps(event), event))
             i += 1
             self.wake.set()
             while not self.committed.empty():
-                for raw in self.committed.get_nowait() or ():  # forwarded: committed
-                    yield orjson.loads(raw)
+                for committed in self.committed.get_nowait() or ():  # forwarded: committed
+                    yield committed
         self.done = True
         self.wake.set()
         while (batch := await self.committed.get()) is not None:
-            for raw in batch:
-                yield orjson.loads(raw)
+            for committed in batch:
+                yield committed
         await task
 
 
